@@ -1,0 +1,184 @@
+"""Library entry points behind the CLI: ``train`` and ``evaluate_run``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from .backbones import backbone_input_kind, build_backbone
+from .config import TrainConfig, config_from_dict
+from .dataset import DeviceData, LabelledFeatures, load_labelled_features, resolve_split
+from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
+                       split_id)
+from .errors import CheckpointError, ConfigError, EpisodeError
+from .features import feature_shape
+from .harness import evaluate, load_checkpoint, meta_train
+from .io_utils import atomic_write_json, atomic_write_text
+from .metrics import mean_ci95
+from .progress import log
+from .report import plot_training_curve
+from .runtime import pick_device, seed_everything, tune_cpu
+from .strategies import strategy_class
+
+EVAL_SEED = 0  # frozen evaluation episodes do not depend on the training seed
+
+
+def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, split_name: str, n_way: int, n_shot: int,
+                    n_query: int, n_episodes: int, episodes_dir: str | Path, seed: int = EVAL_SEED) -> tuple[Episodes, Path]:
+    """Load the frozen episodes for these parameters, freezing them first if no file exists."""
+    folder = Path(episodes_dir) / data.name / f"split-{split_id(split)}"
+    path = folder / episode_file_name(split_name, n_way, n_shot, n_query, n_episodes, seed)
+    if not path.exists():
+        sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=data.classes_of(split[split_name]),
+                                 class_names=data.class_names, n_way=n_way, n_shot=n_shot, n_query=n_query, seed=seed)
+        header = {"dataset": data.name, "manifest_hash": data.manifest.content_hash(), "split": split_name,
+                  "split_id": split_id(split), "classes": split[split_name], "ways": n_way, "shots": n_shot,
+                  "queries": n_query, "seed": seed}
+        freeze_episodes(path, episodes=sampler.sample(n_episodes), ids=data.ids, class_names=data.class_names,
+                        header=header)
+        split_path = folder.with_suffix(".yaml")
+        if not split_path.exists():
+            save_split(split_path, split)
+        log(f"froze {n_episodes} {split_name} episodes to {path}")
+    episodes, _ = read_episodes(path, manifest_hash=data.manifest.content_hash(), ids=data.ids,
+                                class_names=data.class_names)
+    return episodes, path
+
+
+def _default_out(config: TrainConfig) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"
+
+
+def _build_strategy(config: TrainConfig, data: LabelledFeatures, device: torch.device, *, backbone: str | None = None,
+                    strategy: str | None = None, n_classes: int = 0):
+    name = backbone or config.backbone
+    kind = backbone_input_kind(name)
+    if kind != config.features.kind:
+        raise ConfigError(f"backbone {name!r} needs {kind} inputs but features.kind is {config.features.kind!r}; "
+                          f"set features.kind: {kind} in the config")
+    shape = feature_shape(config.features)[:-1] + (config.features.crop_size(),)
+    model = build_backbone(name, input_shape=shape, channels=config.channels)
+    if kind == "logmel":
+        model = model.to(memory_format=torch.channels_last)
+    cls = strategy_class(strategy or config.strategy)
+    return cls(backbone=model, device=device, lr=config.lr, weight_decay=config.weight_decay, n_classes=n_classes,
+               seed=config.seed)
+
+
+def _prepare(strategy, data: LabelledFeatures, dev: DeviceData, base: list[int]) -> None:
+    idx = torch.from_numpy(np.nonzero(np.isin(data.labels, base))[0])
+    strategy.prepare(dev.eval_inputs(idx), torch.from_numpy(data.labels[idx.numpy()]))
+
+
+def _test(strategy, dev: DeviceData, episodes: Episodes, *, amp: bool) -> dict:
+    t0 = time.perf_counter()
+    accs = evaluate(strategy, dev, episodes, amp=amp).numpy()
+    mean, ci = mean_ci95(accs)
+    return {"accuracy": mean, "ci95": ci, "episodes": len(episodes), "ways": episodes.n_way,
+            "shots": int(episodes.support.shape[2]), "queries": int(episodes.query.shape[2]),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
+          on_step: Callable[[int], None] | None = None) -> dict:
+    """Meta-train ``config.strategy`` on the base classes and test it on frozen novel-class episodes.
+
+    Returns the metrics dict also written to ``<out>/metrics.json``.
+    """
+    config.validate()
+    run_dir = Path(config.out) if config.out else _default_out(config)
+    saved = run_dir / "config.yaml"
+    if resume:
+        if not config.out:
+            raise ConfigError("--resume needs --out RUN_DIR naming the interrupted run")
+        if not saved.exists():
+            raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without --resume")
+        previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
+        if previous.fingerprint() != config.fingerprint():
+            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same flags "
+                              f"(see {saved}) or choose a new --out")
+    elif (run_dir / "checkpoint.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    tune_cpu()
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
+                                  strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    train_ways = config.train_ways or config.ways
+    train_queries = config.train_queries or config.queries
+    for name in ("val", "novel"):
+        if len(split[name]) < config.ways:
+            raise EpisodeError(f"{config.ways}-way episodes need {config.ways} {name} classes but the {name} split has "
+                               f"{len(split[name])}; lower --ways or change the split ratios")
+    episodes_kw = dict(n_way=config.ways, n_shot=config.shots, n_query=config.queries, episodes_dir=config.episodes_dir)
+    val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **episodes_kw)
+    test_eps, test_path = frozen_episodes(data, split, split_name="novel", n_episodes=config.test_episodes, **episodes_kw)
+    base = data.classes_of(split["base"])
+    sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=base, class_names=data.class_names,
+                             n_way=min(train_ways, len(base)), n_shot=config.shots, n_query=train_queries,
+                             seed=config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_split(run_dir / "split.yaml", split)
+    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    strategy = _build_strategy(config, data, device, n_classes=len(data.class_names))
+    _prepare(strategy, data, dev, base)
+    log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
+        f"{len(split['novel'])} novel classes; device {device}")
+    history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
+                         meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
+                         amp=config.amp, quiet=quiet, on_step=on_step)
+    strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
+    metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp)}
+    metrics["test"].update({"strategy": config.strategy, "backbone": config.backbone})
+    if config.baseline and config.features.kind == "logmel":
+        baseline = _build_strategy(config, data, device, backbone="mfcc", strategy="prototypical")
+        _prepare(baseline, data, dev, base)
+        metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False), "strategy": "prototypical",
+                               "backbone": "mfcc"}
+    metrics["training"] = {"episodes": config.episodes, "seconds": round(history.seconds, 1),
+                           "best_step": history.best_step, "best_val_accuracy": history.best_val}
+    metrics["dataset"] = {"name": data.name, "manifest_hash": data.manifest.content_hash(), "clips": len(data.ids),
+                          "classes": len(data.class_names), "test_episodes_file": str(test_path)}
+    metrics["device"] = str(device)
+    metrics["config_hash"] = config.fingerprint()
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    plot_training_curve(run_dir / "training_curve.png", history,
+                        title=f"{config.strategy} / {config.backbone}, {config.ways}-way {config.shots}-shot, {data.name}")
+    metrics["run_dir"] = str(run_dir)
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | None = None, queries: int | None = None,
+                 episodes: int = 1000, device: str = "auto", episodes_dir: str | None = None, quiet: bool = False) -> dict:
+    """Score a trained run's best checkpoint on frozen novel-class episodes."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); pass a folder written by 'train'")
+    config = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
+    tune_cpu()
+    dev_name = pick_device(device)
+    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
+                                  strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    eps, path = frozen_episodes(data, split, split_name="novel", n_way=ways or config.ways, n_shot=shots or config.shots,
+                                n_query=queries or config.queries, n_episodes=episodes,
+                                episodes_dir=episodes_dir or config.episodes_dir)
+    dev = DeviceData(data.store.array, device=dev_name, crop=config.features.crop_size(), seed=config.seed)
+    strategy = _build_strategy(config, data, dev_name, n_classes=len(data.class_names))
+    strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
+    result = {**_test(strategy, dev, eps, amp=config.amp), "strategy": config.strategy, "backbone": config.backbone,
+              "episodes_file": str(path)}
+    atomic_write_json(run_dir / f"evaluate-{result['ways']}way-{result['shots']}shot-{result['queries']}query.json",
+                      result)
+    return result

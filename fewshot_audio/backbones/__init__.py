@@ -1,0 +1,45 @@
+"""Backbones map model inputs to embeddings ``(n, d)``.
+
+Each backbone class declares ``input_kind`` (``"logmel"`` or ``"waveform"``) and
+is built from the feature shape by ``build_backbone(name, input_shape=..., channels=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError
+from .conv4 import Conv4
+from .mfcc import MFCCStats
+from .musically_motivated import MusicallyMotivatedCNN
+from .samplecnn import SampleCNN
+from .vgg import VGGish
+
+BACKBONES: dict[str, Callable[..., torch.nn.Module]] = {
+    "conv4": Conv4,
+    "musically-motivated": MusicallyMotivatedCNN,
+    "vgg": VGGish,
+    "samplecnn": SampleCNN,
+    "mfcc": MFCCStats,
+}
+
+
+def backbone_input_kind(name: str) -> str:
+    return _lookup(name).input_kind
+
+
+def _lookup(name: str):
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def build_backbone(name: str, *, input_shape: tuple[int, ...], channels: int = 64) -> torch.nn.Module:
+    """Construct backbone ``name`` for per-clip inputs of ``input_shape`` (without the batch axis)."""
+    return _lookup(name)(input_shape=tuple(input_shape), channels=channels)
+
+
+def describe_backbones() -> dict[str, str]:
+    return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in BACKBONES.items()}

@@ -1,0 +1,189 @@
+"""Configuration: dataclasses, YAML loading and command-line overrides.
+
+Unknown keys are errors that list the valid ones, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class FeatureConfig:
+    """How audio becomes model input.
+
+    ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB) or
+    ``"waveform"`` (tensor ``(1, samples)``). Clips are centre-cropped or
+    zero-padded to ``duration`` seconds when the store is built; training
+    takes random ``crop`` second windows of that when ``crop`` is shorter.
+    """
+
+    kind: str = "logmel"
+    sample_rate: int = 16000
+    duration: float = 1.0
+    crop: float | None = None
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float = 80.0
+
+    def validate(self) -> None:
+        if self.kind not in ("logmel", "waveform"):
+            raise ConfigError(f"features.kind {self.kind!r} is not valid; use 'logmel' or 'waveform'")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"features.{name} must be > 0, got {getattr(self, name)}")
+        if self.duration <= 0:
+            raise ConfigError(f"features.duration must be > 0 seconds, got {self.duration}")
+        if self.crop is not None and not 0 < self.crop <= self.duration:
+            raise ConfigError(f"features.crop must be in (0, duration={self.duration}], got {self.crop}")
+        fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
+        if not 0 <= self.fmin < fmax <= self.sample_rate / 2:
+            raise ConfigError(
+                f"features.fmin={self.fmin} / fmax={self.fmax} must satisfy 0 <= fmin < fmax <= sample_rate/2"
+            )
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.duration * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.n_samples // self.hop_length
+
+    def crop_size(self) -> int:
+        """Length, along the last axis, of the training crop (frames or samples)."""
+        full = self.n_frames if self.kind == "logmel" else self.n_samples
+        if self.crop is None:
+            return full
+        if self.kind == "logmel":
+            return min(full, 1 + int(round(self.crop * self.sample_rate)) // self.hop_length)
+        return min(full, int(round(self.crop * self.sample_rate)))
+
+
+@dataclass
+class TrainConfig:
+    """Everything a meta-training run needs; saved resolved in the run folder."""
+
+    dataset: str | None = None  # None: the built-in synthetic dataset
+    format: str | None = None  # dataset layout; None: auto-detect
+    label: str | None = None  # which label an adapter uses (e.g. fsdd: digit|speaker)
+    strategy: str = "prototypical"
+    backbone: str = "conv4"
+    channels: int = 64
+    ways: int = 5
+    shots: int = 5
+    queries: int = 15
+    train_ways: int | None = None  # None: same as ways
+    train_queries: int | None = None  # None: same as queries
+    episodes: int = 600
+    meta_batch: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_every: int = 100
+    val_episodes: int = 200
+    test_episodes: int = 1000
+    split: list[float] = field(default_factory=lambda: [0.6, 0.15, 0.25])
+    split_file: str | None = None
+    min_clips: int | None = None  # drop classes with fewer clips than this
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    episodes_dir: str = "episodes"
+    out: str | None = None
+    strict: bool = False
+    baseline: bool = True  # score the mfcc baseline on the same test episodes
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def validate(self) -> None:
+        self.features.validate()
+        for name in ("ways", "shots", "queries", "episodes", "meta_batch", "val_every", "val_episodes",
+                     "test_episodes", "channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.ways < 2:
+            raise ConfigError(f"ways must be >= 2 for a classification episode, got {self.ways}")
+        for name in ("train_ways", "train_queries"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(f"split must be three non-negative ratios summing to 1 (base, val, novel), got {self.split}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device {self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that changes what a run computes."""
+        keep = self.to_dict()
+        for k in ("out", "device", "episodes_dir", "strict"):
+            keep.pop(k, None)
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _from_mapping(cls, data: dict[str, Any], where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    valid = _field_names(cls)
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+    kwargs = dict(data)
+    if cls is TrainConfig and "features" in kwargs:
+        kwargs["features"] = _from_mapping(FeatureConfig, kwargs["features"] or {}, f"{where}: features")
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
+    return _from_mapping(TrainConfig, data, where)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML preset (``yaml.safe_load``); unknown keys are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; see configs/ for presets")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return config_from_dict(data, where=str(path))
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Return a copy of ``config`` with non-None ``overrides`` applied.
+
+    Keys ``features.X`` set feature options.
+    """
+    data = config.to_dict()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("features."):
+            data["features"][key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    return config_from_dict(data, where="command line")

@@ -1,0 +1,233 @@
+"""Dataset adapters: turn a folder in a known layout into a :class:`Manifest`.
+
+One ``prepare_<format>(root, label=...)`` per layout; :func:`detect_format`
+picks one from the files present; :func:`load_dataset` does both and validates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from ..errors import DataError
+from .audio import AUDIO_EXTENSIONS
+from .manifest import Clip, Manifest, check_duplicates
+
+FORMATS = ("folder", "csv", "esc50", "urbansound8k", "fsdd", "nsynth")
+
+
+def _is_audio(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _check_label_choice(fmt: str, label: str | None, valid: tuple[str, ...]) -> str:
+    if label is None:
+        return valid[0]
+    if label not in valid:
+        raise DataError(f"--label {label!r} is not valid for format {fmt}; choose one of {', '.join(valid)}")
+    return label
+
+
+def prepare_folder(root: Path, label: str | None = None) -> Manifest:
+    """``root/<class>/<clip>.wav``: one sub-folder per class (audio may be nested deeper)."""
+    _check_label_choice("folder", label, ("folder",))
+    clips = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if _is_audio(f):
+                rel = f.relative_to(root).as_posix()
+                clips.append(Clip(id=rel, path=str(f), labels=(class_dir.name,)))
+    return Manifest(root.name, str(root), clips)
+
+
+def _find_csv(root: Path) -> Path:
+    if root.is_file():
+        return root
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) != 1:
+        raise DataError(f"{root} holds {len(csvs)} CSV files; pass the CSV file itself as --dataset")
+    return csvs[0]
+
+
+def prepare_csv(root: Path, label: str | None = None) -> Manifest:
+    """A CSV with a ``path`` column and ``label`` (one) or ``labels`` (``;``-separated) column.
+
+    Optional ``fold`` and ``id`` columns. Paths are relative to the CSV's folder.
+    """
+    _check_label_choice("csv", label, ("labels",))
+    path = _find_csv(root)
+    base = path.parent
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        if "path" not in cols or not ({"label", "labels"} & set(cols)):
+            raise DataError(f"CSV {path} needs columns 'path' and 'label' or 'labels'; found {', '.join(cols) or 'none'}")
+        col = "labels" if "labels" in cols else "label"
+        clips = []
+        for line, row in enumerate(reader, start=2):
+            raw = (row.get(col) or "").strip()
+            labels = tuple(t.strip() for t in raw.split(";") if t.strip()) if col == "labels" else ((raw,) if raw else ())
+            if not labels:
+                raise DataError(f"CSV {path} line {line}: empty {col} for {row['path']!r}; give at least one label")
+            file = Path(row["path"])
+            full = file if file.is_absolute() else base / file
+            clips.append(Clip(id=row.get("id") or row["path"], path=str(full), labels=labels,
+                              fold=(row.get("fold") or None)))
+    return Manifest(path.stem, str(base), clips)
+
+
+def prepare_esc50(root: Path, label: str | None = None) -> Manifest:
+    """ESC-50: ``meta/esc50.csv`` (filename, fold, category) and ``audio/``; 5 official folds."""
+    _check_label_choice("esc50", label, ("category",))
+    clips = []
+    with open(root / "meta" / "esc50.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            clips.append(Clip(id=row["filename"], path=str(root / "audio" / row["filename"]),
+                              labels=(row["category"],), fold=row["fold"]))
+    return Manifest("esc50", str(root), clips)
+
+
+def prepare_urbansound8k(root: Path, label: str | None = None) -> Manifest:
+    """UrbanSound8K: ``metadata/UrbanSound8K.csv`` and ``audio/fold1..10/``; 10 official folds."""
+    _check_label_choice("urbansound8k", label, ("class",))
+    clips = []
+    with open(root / "metadata" / "UrbanSound8K.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            fold = row["fold"]
+            clips.append(Clip(id=row["slice_file_name"], path=str(root / "audio" / f"fold{fold}" / row["slice_file_name"]),
+                              labels=(row["class"],), fold=fold))
+    return Manifest("urbansound8k", str(root), clips)
+
+
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
+
+
+def prepare_fsdd(root: Path, label: str | None = None) -> Manifest:
+    """Free Spoken Digit Dataset: ``recordings/{digit}_{speaker}_{i}.wav``.
+
+    ``label``: ``digit`` (10 classes, default), ``speaker`` or ``digit-speaker`` (60 classes).
+    """
+    label = _check_label_choice("fsdd", label, ("digit", "speaker", "digit-speaker"))
+    rec = root / "recordings" if (root / "recordings").is_dir() else root
+    clips = []
+    for f in sorted(rec.glob("*.wav")):
+        m = _FSDD_NAME.match(f.stem)
+        if not m:
+            continue
+        digit, speaker, _ = m.groups()
+        tag = {"digit": digit, "speaker": speaker, "digit-speaker": f"{digit}-{speaker}"}[label]
+        clips.append(Clip(id=f.name, path=str(f), labels=(tag,)))
+    return Manifest(f"fsdd-{label}", str(root), clips)
+
+
+def prepare_nsynth(root: Path, label: str | None = None) -> Manifest:
+    """NSynth: ``examples.json`` and ``audio/{note}.wav``; label by ``family`` (default) or ``instrument``."""
+    label = _check_label_choice("nsynth", label, ("family", "instrument"))
+    try:
+        meta = json.loads((root / "examples.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{root / 'examples.json'} is not valid JSON: {exc}") from None
+    key = "instrument_family_str" if label == "family" else "instrument_str"
+    clips = [Clip(id=note, path=str(root / "audio" / f"{note}.wav"), labels=(str(info[key]),))
+             for note, info in sorted(meta.items())]
+    return Manifest(f"nsynth-{label}", str(root), clips)
+
+
+PREPARERS = {
+    "folder": prepare_folder,
+    "csv": prepare_csv,
+    "esc50": prepare_esc50,
+    "urbansound8k": prepare_urbansound8k,
+    "fsdd": prepare_fsdd,
+    "nsynth": prepare_nsynth,
+}
+
+
+def detect_format(root: Path) -> str:
+    """Guess the layout of ``root`` from the files it holds."""
+    if root.is_file():
+        if root.suffix.lower() == ".csv":
+            return "csv"
+        raise DataError(f"dataset path {root} is a file but not a CSV; pass a folder or a CSV manifest")
+    if (root / "meta" / "esc50.csv").is_file():
+        return "esc50"
+    if (root / "metadata" / "UrbanSound8K.csv").is_file():
+        return "urbansound8k"
+    if (root / "examples.json").is_file():
+        return "nsynth"
+    rec = root / "recordings" if (root / "recordings").is_dir() else root
+    wavs = list(rec.glob("*.wav"))[:50]
+    if wavs and all(_FSDD_NAME.match(w.stem) for w in wavs):
+        return "fsdd"
+    if any(p.is_dir() and any(_is_audio(f) for f in p.rglob("*")) for p in root.iterdir()):
+        return "folder"
+    if len(list(root.glob("*.csv"))) == 1:
+        return "csv"
+    raise DataError(
+        f"cannot tell the layout of {root}: expected one sub-folder of audio per class, a CSV with path,label "
+        f"columns, or a known dataset layout; name one with --format ({', '.join(FORMATS)})"
+    )
+
+
+def build_manifest(path: str | Path, *, format: str | None = None, label: str | None = None) -> Manifest:
+    """Build (without validating audio) the manifest of the dataset at ``path``."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"dataset path {root} does not exist; pass a folder of audio or a CSV with --dataset")
+    if root.is_dir() and not any(root.iterdir()):
+        raise DataError(f"dataset folder {root} is empty; it needs audio in one sub-folder per class or a CSV")
+    fmt = format or detect_format(root)
+    if fmt not in PREPARERS:
+        raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    try:
+        manifest = PREPARERS[fmt](root, label)
+    except FileNotFoundError as exc:
+        raise DataError(f"{fmt} dataset at {root} is missing {exc.filename}; is --format {fmt} right?") from None
+    except (KeyError, csv.Error) as exc:
+        raise DataError(f"{fmt} metadata under {root} lacks the expected column or key {exc}") from None
+    if not manifest.clips:
+        raise DataError(f"no audio clips found in {root} (format {fmt}); audio extensions read: {', '.join(AUDIO_EXTENSIONS)}")
+    check_duplicates(manifest.clips)
+    return manifest
+
+
+def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
+    """Probe every file's header; drop missing, unreadable or empty files, noting each in ``problems``.
+
+    With ``strict`` the first such problem raises :class:`DataError` instead.
+    """
+    import soundfile as sf
+
+    keep, problems = [], list(manifest.problems)
+    for clip in manifest.clips:
+        problem = None
+        if not Path(clip.path).is_file():
+            problem = f"{clip.path}: file not found"
+        else:
+            try:
+                info = sf.info(clip.path)
+                if info.frames == 0:
+                    problem = f"{clip.path}: zero-length audio"
+                else:
+                    clip = Clip(clip.id, clip.path, clip.labels, clip.fold, info.frames / info.samplerate, info.samplerate)
+            except Exception:  # noqa: BLE001
+                try:
+                    import librosa
+
+                    dur = librosa.get_duration(path=clip.path)
+                    clip = Clip(clip.id, clip.path, clip.labels, clip.fold, dur, None)
+                    if dur <= 0:
+                        problem = f"{clip.path}: zero-length audio"
+                except Exception as exc:  # noqa: BLE001
+                    problem = f"{clip.path}: unreadable audio ({type(exc).__name__})"
+        if problem:
+            if strict:
+                raise DataError(f"{problem}; fix or remove the file, or drop --strict to skip it")
+            problems.append(problem)
+        else:
+            keep.append(clip)
+    if not keep:
+        raise DataError(f"none of the {len(manifest.clips)} clips in {manifest.root} could be read; first problem: {problems[0]}")
+    return Manifest(manifest.name, manifest.root, keep, problems)

@@ -1,0 +1,129 @@
+"""From a dataset path (or none: the built-in dataset) to features, labels and splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import FeatureConfig
+from .data.adapters import build_manifest, validate_manifest
+from .data.manifest import Manifest
+from .data.synthetic import ensure_synthetic
+from .episodes import load_split, make_split
+from .errors import DataError, EpisodeError
+from .features import FeatureStore
+from .progress import log, warn
+from .runtime import cache_dir
+
+BUILTIN = "builtin-synthetic"
+
+
+@dataclass
+class LabelledFeatures:
+    """A dataset ready for episodes: the store's array and one class index per clip (-1: excluded)."""
+
+    manifest: Manifest
+    store: FeatureStore
+    labels: np.ndarray
+    class_names: list[str]
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.manifest.clips]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def classes_of(self, names: list[str]) -> list[int]:
+        index = {c: i for i, c in enumerate(self.class_names)}
+        return [index[n] for n in names if n in index]
+
+
+def resolve_manifest(dataset: str | None, *, format: str | None = None, label: str | None = None,
+                     strict: bool = False, quiet: bool = False) -> Manifest:
+    """The validated manifest of ``dataset`` (a path), or of the built-in synthetic dataset when ``None``."""
+    if dataset in (None, "", BUILTIN):
+        root = ensure_synthetic(cache_dir(), quiet=quiet)
+        manifest = build_manifest(root, format="folder")
+        manifest.name = BUILTIN
+    else:
+        manifest = build_manifest(dataset, format=format, label=label)
+    manifest = validate_manifest(manifest, strict=strict)
+    if manifest.problems:
+        warn(f"skipped {len(manifest.problems)} unreadable clip(s): " + "; ".join(manifest.problems))
+    return manifest
+
+
+def load_labelled_features(dataset: str | None, *, features: FeatureConfig, format: str | None = None,
+                           label: str | None = None, strict: bool = False, min_clips: int | None = None,
+                           quiet: bool = False) -> LabelledFeatures:
+    manifest = resolve_manifest(dataset, format=format, label=label, strict=strict, quiet=quiet)
+    labels_str = manifest.single_labels()
+    store = FeatureStore.open_or_build(manifest, features, cache_dir=cache_dir(), quiet=quiet)
+    if store.meta["silent"] or store.meta["failed"]:
+        bad = store.meta["silent"] + store.meta["failed"]
+        if strict:
+            raise DataError(f"{bad[0]}: silent or undecodable clip; remove it or drop --strict to skip it")
+    class_names = sorted(set(labels_str))
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = np.array([index[s] for s in labels_str], dtype=np.int64)
+    labels[~store.ok] = -1
+    if min_clips:
+        counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
+        dropped = [class_names[c] for c in np.nonzero(counts < min_clips)[0]]
+        if dropped:
+            log(f"--min-clips {min_clips}: dropping {len(dropped)} class(es): {', '.join(dropped)}")
+            labels[np.isin(labels, np.nonzero(counts < min_clips)[0])] = -1
+    return LabelledFeatures(manifest, store, labels, class_names)
+
+
+def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, split_file: str | None) -> dict[str, list[str]]:
+    present = sorted({data.class_names[c] for c in np.unique(data.labels[data.labels >= 0])})
+    if split_file:
+        split = load_split(split_file, data.class_names)
+        split = {k: [c for c in v if c in present] for k, v in split.items()}
+    else:
+        split = make_split(present, ratios=ratios, seed=seed)
+    for name in ("base", "novel"):
+        if len(split[name]) < 2:
+            raise EpisodeError(f"the {name} split has {len(split[name])} class(es) of {len(present)}; "
+                               "a few-shot dataset needs more classes or other --split ratios")
+    return split
+
+
+class DeviceData:
+    """The feature array as one tensor on the training device; episodes are gathered by index.
+
+    ``crop`` (frames or samples along the last axis) is taken at a random offset in training
+    and in the centre in evaluation; ``channels_last`` applies to 4-D log-mel batches.
+    """
+
+    def __init__(self, array: np.ndarray, *, device: torch.device, crop: int, seed: int = 0):
+        self.x = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)  # a writable copy in RAM
+        self.device, self.crop = device, crop
+        self.full = self.x.shape[-1]
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+
+    def _window(self, idx: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        offsets = start.to(self.device).unsqueeze(-1) + torch.arange(self.crop, device=self.device)
+        x = self.x[idx.to(self.device)]  # (..., 1, [n_mels,] full)
+        offsets = offsets.view(*offsets.shape[:-1], *([1] * (x.ndim - idx.ndim - 1)), self.crop)
+        return torch.gather(x, -1, offsets.expand(*x.shape[:-1], self.crop))
+
+    def inputs(self, idx: torch.Tensor, *, train: bool = False) -> torch.Tensor:
+        """Model inputs ``(*idx.shape, *feature_shape)`` for clip indices ``idx``."""
+        if self.crop >= self.full:
+            x = self.x[idx.to(self.device)]
+        elif train:
+            start = torch.randint(0, self.full - self.crop + 1, idx.shape, generator=self.generator)
+            x = self._window(idx, start)
+        else:
+            x = self.x[idx.to(self.device)][..., (self.full - self.crop) // 2 : (self.full - self.crop) // 2 + self.crop]
+        return x
+
+    def eval_inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.inputs(idx, train=False)

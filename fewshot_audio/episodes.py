@@ -1,0 +1,195 @@
+"""Class splits, the N-way K-shot Q-query episode sampler and frozen episode files.
+
+The sampler works on integer index tensors only: a class-to-clips table is
+built once, and an episode (or a batch of episodes) is drawn with a handful of
+vectorized tensor operations, with no per-item Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .errors import EpisodeError
+from .io_utils import atomic_write_text
+
+SPLITS = ("base", "val", "novel")
+EPISODE_FORMAT = "fewshot-audio-episodes"
+EPISODE_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- splits
+def make_split(classes: list[str], *, ratios: list[float], seed: int) -> dict[str, list[str]]:
+    """Seeded class-disjoint split of ``classes`` into base / val / novel by ``ratios``."""
+    classes = sorted(classes)
+    order = np.random.default_rng(seed).permutation(len(classes))
+    n_base = int(round(ratios[0] * len(classes)))
+    n_val = int(round(ratios[1] * len(classes)))
+    shuffled = [classes[i] for i in order]
+    return {"base": sorted(shuffled[:n_base]), "val": sorted(shuffled[n_base : n_base + n_val]),
+            "novel": sorted(shuffled[n_base + n_val :])}
+
+
+def split_id(split: dict[str, list[str]]) -> str:
+    return hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def load_split(path: str | Path, classes: list[str]) -> dict[str, list[str]]:
+    """Read a YAML split file (``base:``, ``val:``, ``novel:`` lists of class names) and check it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise EpisodeError(f"split file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise EpisodeError(f"split file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict) or set(data) - set(SPLITS) or "novel" not in data:
+        raise EpisodeError(f"split file {path} must map base, val and novel to lists of class names")
+    split = {k: [str(c) for c in (data.get(k) or [])] for k in SPLITS}
+    known, seen = set(classes), {}
+    for name, members in split.items():
+        for c in members:
+            if c not in known:
+                raise EpisodeError(f"split file {path}: class {c!r} ({name}) is not in the dataset")
+            if c in seen:
+                raise EpisodeError(f"split file {path}: class {c!r} is in both {seen[c]} and {name}; splits must be disjoint")
+            seen[c] = name
+    return split
+
+
+def save_split(path: str | Path, split: dict[str, list[str]]) -> None:
+    atomic_write_text(path, yaml.safe_dump({k: split[k] for k in SPLITS}, sort_keys=False))
+
+
+# ----------------------------------------------------------------------------- sampler
+@dataclass
+class Episodes:
+    """A batch of episodes as clip-index tensors.
+
+    ``support``: ``(n_episodes, n_way, n_shot)``; ``query``: ``(n_episodes, n_way, n_query)``;
+    ``classes``: ``(n_episodes, n_way)`` class indices. Row ``w`` of each is way ``w``,
+    so the labels are implicit: ``arange(n_way)``.
+    """
+
+    support: torch.Tensor
+    query: torch.Tensor
+    classes: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.support.shape[0]
+
+    def __getitem__(self, item) -> "Episodes":
+        return Episodes(self.support[item], self.query[item], self.classes[item])
+
+    @property
+    def n_way(self) -> int:
+        return self.support.shape[1]
+
+
+class EpisodeSampler:
+    """Draws N-way K-shot Q-query episodes from the clips of ``classes``.
+
+    Parameters
+    ----------
+    labels : int tensor ``(n_clips,)``
+        Class index of every clip in the feature array (``-1``: excluded clip).
+    classes : list of int
+        The class indices this sampler draws from (one split).
+    class_names : list of str
+        Names of all classes, for error messages.
+    """
+
+    def __init__(self, *, labels: torch.Tensor, classes: list[int], class_names: list[str], n_way: int,
+                 n_shot: int, n_query: int, seed: int = 0):
+        for name, value in (("ways", n_way), ("shots", n_shot), ("queries", n_query)):
+            if int(value) <= 0:
+                raise EpisodeError(f"--{name} must be a positive integer, got {value}")
+        if n_way > len(classes):
+            raise EpisodeError(f"{n_way}-way episodes need {n_way} classes but this split has {len(classes)}; "
+                               "lower --ways or change the split ratios")
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        need = n_shot + n_query
+        members = [torch.nonzero(labels == c).flatten() for c in classes]
+        for c, m in zip(classes, members):
+            if len(m) < need:
+                raise EpisodeError(
+                    f"class {class_names[c]!r} has {len(m)} clips but {n_shot}-shot {n_query}-query episodes need "
+                    f"{need}; lower --queries or drop the class with --min-clips {need}")
+        self.n_way, self.n_shot, self.n_query = n_way, n_shot, n_query
+        self.classes = torch.as_tensor(classes, dtype=torch.long)
+        self.counts = torch.tensor([len(m) for m in members])
+        self.table = torch.full((len(classes), int(self.counts.max())), -1, dtype=torch.long)
+        for i, m in enumerate(members):
+            self.table[i, : len(m)] = m
+        self._col = torch.arange(self.table.shape[1])
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, n_episodes: int = 1) -> Episodes:
+        """Draw ``n_episodes`` independent episodes in one vectorized step."""
+        g = self.generator
+        n_cls = len(self.classes)
+        rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
+        keys = torch.rand(n_episodes, self.n_way, self.table.shape[1], generator=g)
+        keys = keys.masked_fill(self._col >= self.counts[rows].unsqueeze(-1), 2.0)
+        pick = keys.topk(self.n_shot + self.n_query, dim=-1, largest=False, sorted=False).indices  # (E, W, K+Q)
+        clips = torch.gather(self.table[rows], 2, pick)
+        return Episodes(clips[..., : self.n_shot], clips[..., self.n_shot :], self.classes[rows])
+
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
+
+# ----------------------------------------------------------------------------- frozen episode files
+def episode_file_name(split: str, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int) -> str:
+    return f"{split}-{n_way}way-{n_shot}shot-{n_query}query-{n_episodes}ep-seed{seed}.json"
+
+
+def freeze_episodes(path: str | Path, *, episodes: Episodes, ids: list[str], class_names: list[str],
+                    header: dict) -> None:
+    """Write ``episodes`` as clip ids (never indices) with a ``header`` describing how they were drawn."""
+    sup, qry, cls = episodes.support.tolist(), episodes.query.tolist(), episodes.classes.tolist()
+    rows = [json.dumps({"classes": [class_names[c] for c in cls[e]],
+                        "support": [[ids[i] for i in way] for way in sup[e]],
+                        "query": [[ids[i] for i in way] for way in qry[e]]}, separators=(",", ":"))
+            for e in range(len(episodes))]
+    head = {"format": EPISODE_FORMAT, "version": EPISODE_VERSION, **header, "n_episodes": len(episodes)}
+    text = "{\n" + "\n".join(f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items())
+    text += '\n  "episodes": [\n    ' + ",\n    ".join(rows) + "\n  ]\n}\n"
+    atomic_write_text(path, text)
+
+
+def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class_names: list[str]) -> tuple[Episodes, dict]:
+    """Load a frozen episode file, refusing one drawn from another manifest."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EpisodeError(f"episode file {path} does not exist; write it with 'fewshot-audio episodes freeze'") from None
+    except json.JSONDecodeError as exc:
+        raise EpisodeError(f"episode file {path} is not valid JSON ({exc}); delete it to re-freeze") from None
+    if data.get("format") != EPISODE_FORMAT:
+        raise EpisodeError(f"{path} is not a fewshot-audio episode file")
+    if data.get("manifest_hash") != manifest_hash:
+        raise EpisodeError(
+            f"episode file {path} was frozen from manifest {data.get('manifest_hash')} but this dataset's manifest is "
+            f"{manifest_hash}; use episodes frozen for this dataset (another --episodes-dir) or freeze new ones")
+    index = {cid: i for i, cid in enumerate(ids)}
+    cindex = {c: i for i, c in enumerate(class_names)}
+    try:
+        sup = [[[index[c] for c in way] for way in ep["support"]] for ep in data["episodes"]]
+        qry = [[[index[c] for c in way] for way in ep["query"]] for ep in data["episodes"]]
+        cls = [[cindex[c] for c in ep["classes"]] for ep in data["episodes"]]
+    except KeyError as exc:
+        raise EpisodeError(f"episode file {path} names clip or class {exc} that is missing or was skipped in this "
+                           "dataset; re-freeze the episodes") from None
+    header = {k: v for k, v in data.items() if k != "episodes"}
+    return Episodes(torch.tensor(sup), torch.tensor(qry), torch.tensor(cls)), header

@@ -1,0 +1,24 @@
+"""Error types. Every user mistake raises a subclass of :class:`FewshotError`;
+the CLI prints its message on one line and exits non-zero, without a traceback."""
+
+
+class FewshotError(Exception):
+    """Root of all errors caused by user input (bad files, flags, configs)."""
+
+    exit_code = 2
+
+
+class ConfigError(FewshotError):
+    """Invalid configuration value, YAML file or command-line flag."""
+
+
+class DataError(FewshotError):
+    """Missing, unreadable or inconsistent audio data or manifest."""
+
+
+class EpisodeError(FewshotError):
+    """Episodes cannot be sampled or a frozen episode file does not match."""
+
+
+class CheckpointError(FewshotError):
+    """A run folder or checkpoint is missing, corrupt or incompatible."""

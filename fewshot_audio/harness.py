@@ -1,0 +1,138 @@
+"""The meta-training loop and the evaluation loop, the same for every strategy.
+
+Checkpoints are written atomically at every validation; a run resumed from one ends
+exactly where an uninterrupted run with the same seed would (model, optimizer, sampler
+and crop RNG states are all restored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .dataset import DeviceData
+from .episodes import Episodes, EpisodeSampler
+from .errors import CheckpointError
+from .io_utils import atomic_write
+from .metrics import episode_accuracies, mean_ci95
+from .progress import log, progress
+from .strategies.base import Strategy
+
+CHECKPOINT_VERSION = 1
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; a no-op on the CPU."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False,
+             chunk: int = 1000) -> torch.Tensor:
+    """Per-episode accuracy ``(E,)`` of ``strategy`` on frozen ``episodes``."""
+    strategy.train_mode(False)
+    accs = []
+    with autocast(data.device, amp):
+        for start in range(0, len(episodes), chunk):
+            ep = episodes[start : start + chunk]
+            scores = strategy.score_episodes(data.eval_inputs, ep.support, ep.query)
+            accs.append(episode_accuracies(scores.float(), ep.query.shape[2]).cpu())
+    return torch.cat(accs)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}; start without --resume") from None
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over") from None
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}")
+    return state
+
+
+@dataclass
+class History:
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    val_ci95: list[float] = field(default_factory=list)
+    best_step: int = 0
+    best_val: float = -1.0
+    seconds: float = 0.0
+
+
+def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler, val_episodes: Episodes,
+               episodes: int, meta_batch: int = 1, val_every: int = 100, run_dir: Path, resume: bool = False,
+               amp: bool = True, quiet: bool = False,
+               on_step: Callable[[int], None] | None = None) -> History:
+    """Meta-train ``strategy`` for ``episodes`` steps of ``meta_batch`` episodes each.
+
+    Validates on ``val_episodes`` every ``val_every`` steps and at the end, keeping the
+    best validation state in ``run_dir/best.pt`` and the latest in ``run_dir/checkpoint.pt``.
+    ``on_step(step)`` is called after every step (used by tests to interrupt a run).
+    """
+    ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+    history, start = History(), 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        strategy.load_state_dict(state["strategy"])
+        sampler.set_state(state["sampler_rng"])
+        data.generator.set_state(state["crop_rng"])
+        history = History(**state["history"])
+        start = state["step"]
+        log(f"resuming from step {start} of {episodes} ({ckpt_path})")
+    if not strategy.trains:
+        episodes = 0
+    pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    t0 = time.perf_counter() - history.seconds
+    steps = progress(range(start, episodes), desc=f"meta-training {strategy.name}", total=episodes - start, quiet=quiet)
+    for step in steps:
+        strategy.train_mode(True)
+        ep = sampler.sample(meta_batch)
+        support, query = data.inputs(ep.support, train=True), data.inputs(ep.query, train=True)
+        with autocast(data.device, amp):
+            loss, acc = strategy.train_step(support, query, ep.classes.to(data.device))
+        pending.append((step + 1, loss, acc))
+        done = step + 1
+        if done % val_every == 0 or done == episodes:
+            for s, l, a in pending:  # one host sync per validation interval
+                history.steps.append(s)
+                history.train_loss.append(float(l))
+                history.train_acc.append(float(a))
+            pending.clear()
+            val_mean, val_ci = mean_ci95(evaluate(strategy, data, val_episodes, amp=amp).numpy())
+            history.val_steps.append(done)
+            history.val_acc.append(val_mean)
+            history.val_ci95.append(val_ci)
+            history.seconds = time.perf_counter() - t0
+            if val_mean > history.best_val:
+                history.best_val, history.best_step = val_mean, done
+                save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(),
+                                            "step": done})
+            save_checkpoint(ckpt_path, {
+                "version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done,
+                "sampler_rng": sampler.state(), "crop_rng": data.generator.get_state(),
+                "history": history.__dict__})
+            log(f"step {done}/{episodes}: train loss {sum(history.train_loss[-val_every:]) / len(history.train_loss[-val_every:]):.3f}, "
+                f"val acc {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")
+        if on_step is not None:
+            on_step(done)
+    if episodes == 0:
+        save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": 0})
+    history.seconds = time.perf_counter() - t0
+    return history

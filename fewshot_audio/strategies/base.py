@@ -1,0 +1,89 @@
+"""The one interface every strategy implements; the harness drives all of them the same way.
+
+Shapes: an episode batch holds ``support`` ``(E, n_way, n_shot, *x)`` and ``query``
+``(E, n_way, n_query, *x)`` inputs; ``classes`` ``(E, n_way)`` are the global class
+indices of the ways (for strategies that learn a classifier over all training classes).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+InputsFn = Callable[[torch.Tensor], torch.Tensor]
+"""Maps clip indices ``(...,)`` to model inputs ``(..., *x)`` on the strategy's device."""
+
+
+class Strategy:
+    """Base class. Subclasses implement ``fit``/``predict`` and may override the rest.
+
+    * ``prepare(train_inputs, train_labels)``: once before training, with the training clips.
+    * ``train_step(support, query, classes) -> (loss, accuracy)``: one optimisation step on an
+      episode batch; returns detached scalar tensors (no host sync). Strategies that do not
+      meta-train set ``trains = False`` and are never stepped.
+    * ``fit(support_x, support_y)`` then ``predict(query_x) -> scores (n_query, n_way)``.
+    * ``score_episodes(inputs, support, query) -> scores (E, n_way * n_query, n_way)``: the
+      evaluation entry point; the default fits and predicts episode by episode, strategies with
+      a frozen embedding override it to embed every clip once.
+    """
+
+    name = "base"
+    trains = True
+
+    def __init__(self, *, backbone: torch.nn.Module, device: torch.device, lr: float = 1e-3,
+                 weight_decay: float = 0.0, n_classes: int = 0, seed: int = 0):
+        self.backbone = backbone.to(device)
+        self.device = device
+        self.lr, self.weight_decay, self.n_classes, self.seed = lr, weight_decay, n_classes, seed
+
+    # -- training ---------------------------------------------------------------------------
+    def prepare(self, train_inputs: torch.Tensor, train_labels: torch.Tensor) -> None:
+        prepare = getattr(self.backbone, "prepare", None)
+        if prepare is not None:
+            prepare(train_inputs)
+
+    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
+        raise NotImplementedError
+
+    def train_mode(self, training: bool) -> None:
+        self.backbone.train(training)
+
+    # -- adaptation and inference -----------------------------------------------------------
+    def fit(self, support_x: torch.Tensor, support_y: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def predict(self, query_x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    @torch.no_grad()
+    def score_episodes(self, inputs: InputsFn, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        n_ep, n_way, n_shot = support.shape
+        y = torch.arange(n_way, device=self.device).repeat_interleave(n_shot)
+        out = []
+        for e in range(n_ep):
+            with torch.enable_grad():
+                self.fit(inputs(support[e].flatten()), y)
+            out.append(self.predict(inputs(query[e].flatten())))
+        return torch.stack(out)
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"backbone": self.backbone.state_dict()}
+        if getattr(self, "optimizer", None) is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict, *, with_optimizer: bool = True) -> None:
+        self.backbone.load_state_dict(state["backbone"])
+        if with_optimizer and "optimizer" in state and getattr(self, "optimizer", None) is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances ``(..., n, m)`` between ``a (..., n, d)`` and ``b (..., m, d)``, in float32."""
+    a, b = a.float(), b.float()
+    return (a.pow(2).sum(-1, keepdim=True) - 2 * a @ b.transpose(-1, -2) + b.pow(2).sum(-1).unsqueeze(-2)).clamp_min(0)
