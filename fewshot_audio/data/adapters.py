@@ -214,9 +214,13 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
                     clip = Clip(clip.id, clip.path, clip.labels, clip.fold, info.frames / info.samplerate, info.samplerate)
             except Exception:  # noqa: BLE001
                 try:
+                    import warnings
+
                     import librosa
 
-                    dur = librosa.get_duration(path=clip.path)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        dur = librosa.get_duration(path=clip.path)
                     clip = Clip(clip.id, clip.path, clip.labels, clip.fold, dur, None)
                     if dur <= 0:
                         problem = f"{clip.path}: zero-length audio"

@@ -1,0 +1,214 @@
+"""Pipeline speed, each figure a ratio against a baseline run side by side in this script.
+
+1. Feature extraction: the batched torch.stft + mel store front end vs per-clip librosa.
+2. Episode sampling (indices + gathering the episode tensor): the index sampler vs a plain
+   PyTorch Dataset + DataLoader + episode batch sampler with default settings, at 1 and 2 threads.
+3. Meta-training episodes/s: the toolkit's CPU path (glibc malloc thresholds + channels_last)
+   vs an untuned eager loop of the same model (run in a subprocess so mallopt is not shared).
+4. Evaluation episodes/s: embed-once batched scoring vs re-embedding each episode, with a
+   check that the predictions are identical.
+
+Usage: python benchmarks/bench_pipeline.py [--quick] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def timed(fn, *, repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+# ----------------------------------------------------------------------------- 1. features
+def bench_features(n_clips: int) -> dict:
+    import librosa
+
+    from fewshot_audio.config import FeatureConfig
+    from fewshot_audio.features import compute_features
+
+    cfg = FeatureConfig()
+    rng = np.random.default_rng(0)
+    waves = (rng.standard_normal((n_clips, cfg.n_samples)) * 0.1).astype(np.float32)
+
+    def ours():
+        for s in range(0, n_clips, 256):
+            compute_features(waves[s : s + 256], cfg)
+
+    def per_clip():
+        for w in waves:
+            librosa.power_to_db(librosa.feature.melspectrogram(y=w, sr=cfg.sample_rate, n_fft=cfg.n_fft,
+                                                               hop_length=cfg.hop_length, n_mels=cfg.n_mels),
+                                ref=1.0, amin=1e-10, top_db=80)
+
+    t_ours, t_ref = timed(ours, repeat=2, warmup=1), timed(per_clip, repeat=1, warmup=1)
+    return {"clips": n_clips, "toolkit_clips_per_s": n_clips / t_ours, "librosa_clips_per_s": n_clips / t_ref,
+            "ratio": t_ref / t_ours}
+
+
+# ----------------------------------------------------------------------------- 2. sampling
+class EpisodeBatchSampler(torch.utils.data.Sampler):
+    """The usual plain-PyTorch episode sampler: yields the item indices of one episode per batch."""
+
+    def __init__(self, labels: np.ndarray, n_way: int, n_shot: int, n_query: int, n_episodes: int):
+        self.by_class = {c: np.nonzero(labels == c)[0] for c in np.unique(labels)}
+        self.n_way, self.k, self.n_episodes = n_way, n_shot + n_query, n_episodes
+
+    def __len__(self):
+        return self.n_episodes
+
+    def __iter__(self):
+        for _ in range(self.n_episodes):
+            classes = np.random.choice(list(self.by_class), self.n_way, replace=False)
+            yield [int(i) for c in classes for i in np.random.choice(self.by_class[c], self.k, replace=False)]
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def bench_sampling(n_clips: int, n_episodes: int, threads: int) -> dict:
+    from fewshot_audio.dataset import DeviceData
+    from fewshot_audio.episodes import EpisodeSampler
+
+    torch.set_num_threads(threads)
+    n_classes = max(10, n_clips // 20)
+    labels = np.arange(n_clips) % n_classes
+    feats = np.random.default_rng(0).standard_normal((n_clips, 1, 64, 96), dtype=np.float32)
+    data = DeviceData(feats, device=torch.device("cpu"), crop=96)
+    sampler = EpisodeSampler(labels=torch.from_numpy(labels), classes=list(range(n_classes)),
+                             class_names=[str(c) for c in range(n_classes)], n_way=5, n_shot=5, n_query=15)
+
+    def ours():
+        for _ in range(n_episodes):
+            ep = sampler.sample(1)
+            data.inputs(ep.support), data.inputs(ep.query)
+
+    loader = torch.utils.data.DataLoader(FeatureDataset(torch.from_numpy(feats), torch.from_numpy(labels)),
+                                         batch_sampler=EpisodeBatchSampler(labels, 5, 5, 15, n_episodes))
+
+    def plain():
+        for _batch in loader:
+            pass
+
+    t_ours, t_plain = timed(ours, repeat=3, warmup=1), timed(plain, repeat=1, warmup=1)
+    return {"clips": n_clips, "threads": threads, "toolkit_episodes_per_s": n_episodes / t_ours,
+            "dataloader_episodes_per_s": n_episodes / t_plain, "ratio": t_plain / t_ours}
+
+
+# ----------------------------------------------------------------------------- 3. training
+TRAIN_SNIPPET = r"""
+import json, sys, time, torch
+tuned = sys.argv[1] == "1"
+from fewshot_audio.runtime import tune_cpu
+from fewshot_audio.backbones import build_backbone
+from fewshot_audio.strategies import Prototypical
+if tuned:
+    tune_cpu()
+torch.manual_seed(0)
+model = build_backbone("conv4", input_shape=(1, 64, 96), channels=64)
+if tuned:
+    model = model.to(memory_format=torch.channels_last)
+s = Prototypical(backbone=model, device=torch.device("cpu"))
+x = torch.randn(1, 5, 20, 1, 64, 96)
+def step():
+    s.train_step(x[:, :, :5], x[:, :, 5:], torch.arange(5)[None])
+for _ in range(3):
+    step()
+n = int(sys.argv[2]); t0 = time.perf_counter()
+for _ in range(n):
+    step()
+print(json.dumps({"episodes_per_s": n / (time.perf_counter() - t0)}))
+"""
+
+
+def bench_training(n_steps: int) -> dict:
+    out = {}
+    for name, flag in (("untuned", "0"), ("toolkit", "1")):
+        env = dict(os.environ, FEWSHOT_AUDIO_NO_MALLOPT="0")
+        r = subprocess.run([sys.executable, "-c", TRAIN_SNIPPET, flag, str(n_steps)], capture_output=True, text=True,
+                           env=env, check=True)
+        out[f"{name}_episodes_per_s"] = json.loads(r.stdout)["episodes_per_s"]
+    out["ratio"] = out["toolkit_episodes_per_s"] / out["untuned_episodes_per_s"]
+    out["model"] = "conv4 64ch, 5-way 5-shot 15-query, (1, 64, 96) log-mels"
+    return out
+
+
+# ----------------------------------------------------------------------------- 4. evaluation
+def bench_evaluation(n_clips: int, n_episodes: int) -> dict:
+    from fewshot_audio.backbones import build_backbone
+    from fewshot_audio.dataset import DeviceData
+    from fewshot_audio.episodes import EpisodeSampler
+    from fewshot_audio.metrics import episode_accuracies
+    from fewshot_audio.strategies import Prototypical
+    from fewshot_audio.strategies.base import Strategy
+
+    torch.manual_seed(0)
+    n_classes = n_clips // 20
+    labels = torch.arange(n_clips) % n_classes
+    data = DeviceData(np.random.default_rng(0).standard_normal((n_clips, 1, 64, 63), dtype=np.float32),
+                      device=torch.device("cpu"), crop=63)
+    eps = EpisodeSampler(labels=labels, classes=list(range(n_classes)), class_names=[str(c) for c in range(n_classes)],
+                         n_way=5, n_shot=5, n_query=15).sample(n_episodes)
+    s = Prototypical(backbone=build_backbone("conv4", input_shape=(1, 64, 63), channels=64), device=torch.device("cpu"))
+    s.train_mode(False)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        fast = s.score_episodes(data.eval_inputs, eps.support, eps.query)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slow = Strategy.score_episodes(s, data.eval_inputs, eps.support, eps.query)  # re-embeds every episode
+        t_slow = time.perf_counter() - t0
+    same = bool(torch.equal(fast.argmax(-1), slow.argmax(-1)))
+    acc_equal = bool(torch.equal(episode_accuracies(fast, 15), episode_accuracies(slow, 15)))
+    return {"clips": n_clips, "episodes": n_episodes, "embed_once_episodes_per_s": n_episodes / t_fast,
+            "reembed_episodes_per_s": n_episodes / t_slow, "ratio": t_slow / t_fast,
+            "identical_predictions": same and acc_equal,
+            "max_abs_score_diff": float((fast - slow).abs().max())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    q = args.quick
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
+    results["features"] = bench_features(64 if q else 512)
+    print("features", json.dumps(results["features"]), flush=True)
+    results["sampling"] = [bench_sampling(n, 50 if q else 300, t) for t in (1, 2) for n in ((2000,) if q else (1000, 100000))]
+    for r in results["sampling"]:
+        print("sampling", json.dumps(r), flush=True)
+    results["training"] = bench_training(3 if q else 15)
+    print("training", json.dumps(results["training"]), flush=True)
+    results["evaluation"] = bench_evaluation(400 if q else 2000, 50 if q else 1000)
+    print("evaluation", json.dumps(results["evaluation"]), flush=True)
+    if args.json:
+        from fewshot_audio.io_utils import atomic_write_json
+
+        atomic_write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()

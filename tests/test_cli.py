@@ -1,0 +1,116 @@
+"""The CLI end to end on tiny generated audio, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from fewshot_audio.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "fewshot_audio", *map(str, args)], capture_output=True, text=True)
+
+
+def test_train_evaluate_end_to_end(tiny_dataset, tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "prototypical/conv4: 3-way 2-shot accuracy" in printed and "prototypical/mfcc" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = metrics["test"]
+    assert set(test) >= {"accuracy", "ci95", "episodes", "ways", "shots", "queries"}
+    assert (test["episodes"], test["ways"], test["shots"], test["queries"]) == (20, 3, 2, 3)
+    assert 0 <= test["accuracy"] <= 1 and test["ci95"] > 0
+    assert metrics["baseline"]["backbone"] == "mfcc" and metrics["baseline"]["episodes"] == 20
+    for name in ("config.yaml", "checkpoint.pt", "best.pt", "training_curve.png", "split.yaml"):
+        assert (out / name).exists(), name
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["shots"] == 2 and saved["dataset"] == str(tiny_dataset)
+    # the frozen episodes were written under the configured episodes dir and are reused by evaluate
+    frozen = list((tmp_path / "episodes").rglob("novel-3way-2shot-3query-20ep-seed0.json"))
+    assert len(frozen) == 1
+    assert main(["evaluate", "--run", str(out), "--episodes", "20", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == pytest.approx(test["accuracy"])
+    assert main(["evaluate", "--run", str(out), "--shots", "1", "--episodes", "30", "--quiet"]) == 0
+    assert "3-way 1-shot accuracy" in capsys.readouterr().out
+
+
+def test_refuses_to_overwrite_a_run(tiny_dataset, tiny_config, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    r = run_cli("train", "--dataset", tiny_dataset, "--config", tiny_config, "--out", out, "--quiet")
+    assert r.returncode == 2 and "already holds a run; pass --resume" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_datasets_inspect_and_episode_freeze(tiny_dataset, tiny_config, tmp_path, capsys):
+    (tiny_dataset / "class00" / "broken.wav").write_bytes(b"garbage")
+    assert main(["datasets", "inspect", str(tiny_dataset), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "96 clips, 12 classes" in text and "1 problem(s)" in text and "broken.wav" in text
+    assert main(["episodes", "freeze", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--ways", "3",
+                 "--shots", "1", "--queries", "2", "--episodes", "15", "--quiet"]) == 0
+    path = capsys.readouterr().out.strip()
+    data = json.loads(open(path).read())
+    assert data["n_episodes"] == 15 and data["ways"] == 3 and len(data["episodes"][0]["support"][0]) == 1
+    assert all(isinstance(i, str) for i in data["episodes"][0]["query"][0])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--shots", "0"], "shots must be a positive integer, got 0"),
+    (["--queries", "-2"], "queries must be a positive integer, got -2"),
+    (["--ways", "4"], "4-way episodes need 4"),
+    (["--shots", "5", "--queries", "5"], "has 8 clips but 5-shot 5-query episodes need 10; lower --queries or drop the class with --min-clips 10"),
+    (["--backbone", "resnet"], "unknown backbone 'resnet'; valid backbones: conv4"),
+    (["--backbone", "samplecnn"], "backbone 'samplecnn' needs waveform inputs"),
+    (["--device", "cuda:7"], "cuda"),
+    (["--resume"], "holds no run to resume"),
+])
+def test_bad_flags_give_one_line_errors(tiny_dataset, tiny_config, tmp_path, extra, message):
+    r = run_cli("train", "--dataset", tiny_dataset, "--config", tiny_config, "--out", tmp_path / "r", "--quiet", *extra)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_bad_dataset_and_config_errors(tmp_path, tiny_dataset):
+    r = run_cli("train", "--dataset", tmp_path / "missing", "--quiet")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = run_cli("train", "--dataset", tmp_path / "empty", "--quiet")
+    assert r.returncode == 2 and "is empty" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("shots: 5\nshotz: 3\n")
+    r = run_cli("train", "--config", bad, "--quiet")
+    assert r.returncode == 2 and "unknown key(s) shotz; valid keys:" in r.stderr
+    bad.write_text("shots: [5\n")
+    r = run_cli("train", "--config", bad, "--quiet")
+    assert r.returncode == 2 and "is not valid YAML" in r.stderr
+    r = run_cli("train", "--dataset", tiny_dataset, "--format", "esc50", "--quiet")
+    assert r.returncode == 2 and "is --format esc50 right?" in r.stderr
+
+
+def test_episode_file_from_another_manifest_is_refused(tiny_dataset, tiny_config, tmp_path):
+    r = run_cli("episodes", "freeze", "--dataset", tiny_dataset, "--config", tiny_config, "--episodes", "5", "--quiet",
+                "--ways", "3", "--shots", "2", "--queries", "3")
+    assert r.returncode == 0, r.stderr
+    path = r.stdout.strip()
+    data = json.loads(open(path).read())
+    data["manifest_hash"] = "0000000000000000"
+    open(path, "w").write(json.dumps(data))
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["test_episodes"] = 5
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    r = run_cli("train", "--dataset", tiny_dataset, "--config", tiny_config, "--out", tmp_path / "r", "--quiet")
+    assert r.returncode == 2 and "was frozen from manifest 0000000000000000" in r.stderr
+
+
+def test_strategies_lists_everything(capsys):
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in ("prototypical", "conv4", "musically-motivated", "samplecnn", "mfcc"):
+        assert name in out
