@@ -57,9 +57,11 @@ def _default_out(config: TrainConfig) -> Path:
     return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"
 
 
-def _build_strategy(config: TrainConfig, data: LabelledFeatures, device: torch.device, *, backbone: str | None = None,
+def _build_strategy(config: TrainConfig, device: torch.device, *, backbone: str | None = None,
                     strategy: str | None = None, n_classes: int = 0):
-    name = backbone or config.backbone
+    """The strategy of ``config`` (or ``strategy``) on its backbone, checked against the feature kind."""
+    cls = strategy_class(strategy or config.strategy)
+    name = backbone or cls.backbone_name or config.backbone
     kind = backbone_input_kind(name)
     if kind != config.features.kind:
         raise ConfigError(f"backbone {name!r} needs {kind} inputs but features.kind is {config.features.kind!r}; "
@@ -68,9 +70,8 @@ def _build_strategy(config: TrainConfig, data: LabelledFeatures, device: torch.d
     model = build_backbone(name, input_shape=shape, channels=config.channels)
     if kind == "logmel":
         model = model.to(memory_format=torch.channels_last)
-    cls = strategy_class(strategy or config.strategy)
     return cls(backbone=model, device=device, lr=config.lr, weight_decay=config.weight_decay, n_classes=n_classes,
-               seed=config.seed)
+               n_way=config.train_ways or config.ways, episodes=config.episodes, seed=config.seed)
 
 
 def _prepare(strategy, data: LabelledFeatures, dev: DeviceData, base: list[int]) -> None:
@@ -130,7 +131,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
     save_split(run_dir / "split.yaml", split)
     dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
-    strategy = _build_strategy(config, data, device, n_classes=len(data.class_names))
+    strategy = _build_strategy(config, device, n_classes=len(data.class_names))
     _prepare(strategy, data, dev, base)
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
         f"{len(split['novel'])} novel classes; device {device}")
@@ -139,9 +140,9 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
                          amp=config.amp, quiet=quiet, on_step=on_step)
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp)}
-    metrics["test"].update({"strategy": config.strategy, "backbone": config.backbone})
+    metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
     if config.baseline and config.features.kind == "logmel":
-        baseline = _build_strategy(config, data, device, backbone="mfcc", strategy="prototypical")
+        baseline = _build_strategy(config, device, backbone="mfcc", strategy="prototypical")
         _prepare(baseline, data, dev, base)
         metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False), "strategy": "prototypical",
                                "backbone": "mfcc"}
@@ -175,7 +176,7 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
                                 n_query=queries or config.queries, n_episodes=episodes,
                                 episodes_dir=episodes_dir or config.episodes_dir)
     dev = DeviceData(data.store.array, device=dev_name, crop=config.features.crop_size(), seed=config.seed)
-    strategy = _build_strategy(config, data, dev_name, n_classes=len(data.class_names))
+    strategy = _build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     result = {**_test(strategy, dev, eps, amp=config.amp), "strategy": config.strategy, "backbone": config.backbone,
               "episodes_file": str(path)}

@@ -15,6 +15,7 @@ from .conv4 import Conv4
 from .mfcc import MFCCStats
 from .musically_motivated import MusicallyMotivatedCNN
 from .samplecnn import SampleCNN
+from .small import SBCNN, TimbralCNN
 from .vgg import VGGish
 
 BACKBONES: dict[str, Callable[..., torch.nn.Module]] = {
@@ -22,6 +23,8 @@ BACKBONES: dict[str, Callable[..., torch.nn.Module]] = {
     "musically-motivated": MusicallyMotivatedCNN,
     "vgg": VGGish,
     "samplecnn": SampleCNN,
+    "timbral": TimbralCNN,
+    "sbcnn": SBCNN,
     "mfcc": MFCCStats,
 }
 

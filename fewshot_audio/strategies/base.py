@@ -30,12 +30,15 @@ class Strategy:
 
     name = "base"
     trains = True
+    backbone_name: str | None = None  # a strategy tied to one backbone names it; None: the configured one
+    training_key: str | None = None  # strategies with equal keys share one trained state (None: the name)
 
     def __init__(self, *, backbone: torch.nn.Module, device: torch.device, lr: float = 1e-3,
-                 weight_decay: float = 0.0, n_classes: int = 0, seed: int = 0):
+                 weight_decay: float = 0.0, n_classes: int = 0, n_way: int = 5, episodes: int = 0, seed: int = 0):
         self.backbone = backbone.to(device)
         self.device = device
         self.lr, self.weight_decay, self.n_classes, self.seed = lr, weight_decay, n_classes, seed
+        self.n_way, self.episodes = n_way, episodes
 
     # -- training ---------------------------------------------------------------------------
     def prepare(self, train_inputs: torch.Tensor, train_labels: torch.Tensor) -> None:

@@ -1,0 +1,69 @@
+"""Strategies that classify in a fixed embedding space.
+
+:class:`EmbeddingStrategy` embeds every clip of every episode once and hands the
+embeddings to :meth:`classify`, which subclasses override (prototypes, normalised
+prototypes, logistic regression, a fine-tuned last layer, SVM, 1-NN).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import InputsFn, Strategy, squared_distances
+
+
+def embed_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    return torch.cat([model(chunk) for chunk in x.split(batch)]).float()
+
+
+def prototype_scores(zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
+    """Negative squared distances ``(E, M, W)`` of queries ``zq (E, M, d)`` to the means of ``zs (E, W, S, d)``."""
+    return -squared_distances(zq, zs.mean(2))
+
+
+class EmbeddingStrategy(Strategy):
+    """Base for strategies whose test-time model is a classifier on frozen embeddings."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return embed_in_batches(self.backbone, x)
+
+    def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
+        """Scores ``(E, M, W)`` for query embeddings ``zq (E, M, d)`` given support ``zs (E, W, S, d)``."""
+        return prototype_scores(zs, zq)
+
+    @torch.no_grad()
+    def fit(self, support_x: torch.Tensor, support_y: torch.Tensor) -> None:
+        order = torch.argsort(support_y, stable=True)
+        z = self.embed(support_x[order])
+        self._support = z.view(1, int(support_y.max()) + 1, -1, z.shape[-1])  # equal shots per class
+
+    @torch.no_grad()
+    def predict(self, query_x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self._support, self.embed(query_x).unsqueeze(0))[0]
+
+    @torch.no_grad()
+    def score_episodes(self, inputs: InputsFn, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """Embed every clip of all episodes once, then classify all episodes together."""
+        clips, inverse = torch.unique(torch.cat([support.flatten(), query.flatten()]), return_inverse=True)
+        z = self.embed(inputs(clips))
+        zs = z[inverse[: support.numel()]].view(*support.shape, -1)
+        zq = z[inverse[support.numel() :]].view(query.shape[0], -1, z.shape[-1])
+        return self.classify(zs, zq)
+
+
+def proto_loss_step(strategy: Strategy, support: torch.Tensor, query: torch.Tensor):
+    """One prototypical-network optimisation step; returns detached (loss, accuracy)."""
+    n_ep, n_way, n_shot = support.shape[:3]
+    n_query = query.shape[2]
+    x = torch.cat([support.flatten(0, 2), query.flatten(0, 2)])
+    z = strategy.backbone(x).float()
+    zs = z[: n_ep * n_way * n_shot].view(n_ep, n_way, n_shot, -1)
+    zq = z[n_ep * n_way * n_shot :].view(n_ep, n_way * n_query, -1)
+    logits = prototype_scores(zs, zq)
+    y = torch.arange(n_way, device=z.device).repeat_interleave(n_query).expand(n_ep, -1)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    strategy.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    strategy.optimizer.step()
+    return loss.detach(), (logits.argmax(-1) == y).float().mean().detach()
