@@ -79,6 +79,63 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--episodes-dir", dest="episodes_dir")
     q.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("compare", help="every strategy on identical tasks: results.csv, results.md, accuracy_vs_shots.png")
+    _add_dataset_args(p)
+    p.add_argument("--strategies", default="all", help="'all' or a comma-separated list (see 'fewshot-audio strategies')")
+    p.add_argument("--shots", default="1,5", help="comma-separated shot counts, e.g. 1,2,5,10,20")
+    p.add_argument("--protocol", default="episodic", help="episodic (class-disjoint) or low-data (Pons et al. 2019)")
+    p.add_argument("--ways", type=int, help="classes per episode (episodic protocol)")
+    p.add_argument("--queries", type=int, help="query clips per class (episodic protocol)")
+    p.add_argument("--episodes", type=int, help="meta-training episodes for strategies that learn")
+    p.add_argument("--test-episodes", type=int, dest="test_episodes", help="frozen test episodes per cell")
+    p.add_argument("--draws", type=int, default=5, help="low-data protocol: random draws of the n clips per class")
+    p.add_argument("--source", help="low-data protocol: dataset the learned parts train on (default: built-in)")
+    p.add_argument("--source-format", dest="source_format", help="layout of --source")
+    p.add_argument("--test-fold", dest="test_fold", help="low-data protocol: the fold scored (default: the last)")
+    p.add_argument("--backbone", help="backbone for strategies not tied to one (default conv4)")
+    p.add_argument("--config", help="YAML preset, e.g. configs/compare-cpu.yaml")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", required=True, help="results folder (resumable)")
+    p.add_argument("--overwrite", action="store_true", help="replace results of another configuration in --out")
+    p.add_argument("--episodes-dir", dest="episodes_dir")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("adapt", help="build a tagger for a new tag vocabulary from a few examples per tag")
+    p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
+    p.add_argument("--format", help="layout of --support (default: detect)")
+    p.add_argument("--backbone", required=True, help="a run folder written by 'train', or 'mfcc'")
+    p.add_argument("--head", default="prototypes", help="prototypes (default) or linear")
+    p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("tag", help="tag audio files or folders with a tagger")
+    p.add_argument("inputs", nargs="+", help="audio files or folders")
+    p.add_argument("--tagger", required=True, help="tagger file written by 'adapt'")
+    p.add_argument("--backbone", help="refuse a tagger built on another backbone")
+    p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window)")
+    p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
+    p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("tagger", help="change or inspect a tagger")
+    tsub = p.add_subparsers(dest="tagger_command", required=True)
+    q = tsub.add_parser("add-tag", help="add a tag from example files; other tags are untouched")
+    q.add_argument("tagger")
+    q.add_argument("--tag", required=True)
+    q.add_argument("--examples", nargs="+", required=True, help="audio files or folders")
+    q.add_argument("--quiet", action="store_true")
+    q = tsub.add_parser("remove-tag", help="remove a tag")
+    q.add_argument("tagger")
+    q.add_argument("--tag", required=True)
+    q = tsub.add_parser("info", help="tags, examples, thresholds, backbone")
+    q.add_argument("tagger")
+
     sub.add_parser("strategies", help="list strategies and backbones")
     return parser
 
@@ -152,6 +209,108 @@ def cmd_episodes(args) -> int:
     return 0
 
 
+def _int_list(text: str, flag: str) -> list[int]:
+    from .errors import ConfigError
+
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} must be comma-separated integers, e.g. 1,5,10") from None
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .config import TrainConfig, apply_overrides, load_config
+    from .strategies import parse_strategies
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    keys = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episodes", "backbone", "device", "seed",
+            "episodes_dir")
+    config = apply_overrides(config, {k: getattr(args, k) for k in keys})
+    rows = compare(config, strategies=parse_strategies(args.strategies), shots=_int_list(args.shots, "--shots"),
+                   out=args.out, protocol=args.protocol, draws=args.draws, source=args.source,
+                   source_format=args.source_format, test_fold=args.test_fold, overwrite=args.overwrite,
+                   quiet=args.quiet)
+    from .compare import results_table
+
+    print(results_table(rows), end="")
+    print(f"results: {args.out}/results.csv, results.md, accuracy_vs_shots.png")
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    from .tagger import Tagger
+
+    tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
+                          device=args.device, quiet=args.quiet)
+    tagger.save(args.out)
+    counts = tagger.support_targets.sum(0).tolist()
+    multi = int((tagger.support_targets.sum(1) > 1).sum())
+    print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "
+          f"{tagger.backbone.name}, {tagger.head} head")
+    for tag, n, th in zip(tagger.tags, counts, tagger.thresholds.tolist()):
+        print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}")
+    if multi:
+        print(f"{multi} file(s) carry several tags (multi-label)")
+    return 0
+
+
+def cmd_tag(args) -> int:
+    from pathlib import Path
+
+    from .tagger import Tagger
+
+    tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
+    results = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet)
+    if args.taggram:
+        from .report import write_taggram
+
+        target = Path(args.taggram)
+        ok = [r for r in results if r.error is None]
+        for r in ok:
+            png = target if len(ok) == 1 and target.suffix == ".png" else target / f"{Path(r.path).stem}.png"
+            write_taggram(png, r, tagger.tags)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    elif args.csv:
+        print("path," + ",".join(tagger.tags) + ",tags,error")
+        for r in results:
+            print(f"{r.path}," + ",".join(f"{r.scores.get(t, float('nan')):.5f}" for t in tagger.tags)
+                  + f",{';'.join(r.tags)},{r.error or ''}")
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.path}: ERROR {r.error}")
+                continue
+            best = sorted(tagger.tags, key=lambda t: r.scores[t], reverse=True)[: args.top_k]
+            shown = ", ".join(f"{t} {r.scores[t]:.3f} (threshold {r.thresholds[t]:.3f})" for t in best)
+            print(f"{r.path}: {', '.join(r.tags) if r.tags else '(none of the tags)'}   [{shown}]")
+    failed = sum(r.error is not None for r in results)
+    if failed:
+        print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
+    return 0
+
+
+def cmd_tagger(args) -> int:
+    from .tagger import Tagger
+
+    tagger = Tagger.load(args.tagger)
+    if args.tagger_command == "info":
+        meta = tagger.metadata()
+        print(f"tagger {args.tagger}: backbone {meta['backbone']}, head {meta['head']}, window {meta['window']:g} s, "
+              f"toolkit {meta['toolkit_version']}")
+        for tag, n, th in zip(tagger.tags, tagger.support_targets.sum(0).tolist(), tagger.thresholds.tolist()):
+            print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}")
+        return 0
+    if args.tagger_command == "add-tag":
+        tagger.add_tag(args.tag, args.examples, quiet=args.quiet)
+    else:
+        tagger.remove_tag(args.tag)
+    tagger.save(args.tagger)
+    print(f"tagger {args.tagger}: {len(tagger.tags)} tags: {', '.join(tagger.tags)}")
+    return 0
+
+
 def cmd_strategies(args) -> int:
     from .backbones import BACKBONES, describe_backbones
     from .strategies import describe_strategies
@@ -166,6 +325,7 @@ def cmd_strategies(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "datasets": cmd_datasets, "episodes": cmd_episodes,
+            "compare": cmd_compare, "adapt": cmd_adapt, "tag": cmd_tag, "tagger": cmd_tagger,
             "strategies": cmd_strategies}
 
 

@@ -34,17 +34,29 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False,
-             chunk: int = 1000) -> torch.Tensor:
-    """Per-episode accuracy ``(E,)`` of ``strategy`` on frozen ``episodes``."""
+def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False, chunk: int = 250,
+             desc: str | None = None, quiet: bool = True) -> torch.Tensor:
+    """Per-episode accuracy ``(E,)`` of ``strategy`` on frozen ``episodes``, ``chunk`` episodes at a time."""
     strategy.train_mode(False)
     accs = []
+    starts = range(0, len(episodes), chunk)
     with autocast(data.device, amp):
-        for start in range(0, len(episodes), chunk):
+        for start in progress(starts, desc=desc or "evaluating", total=len(starts), quiet=quiet or desc is None):
             ep = episodes[start : start + chunk]
             scores = strategy.score_episodes(data.eval_inputs, ep.support, ep.query)
             accs.append(episode_accuracies(scores.float(), ep.query.shape[2]).cpu())
     return torch.cat(accs)
+
+
+@torch.no_grad()
+def evaluate_task(strategy: Strategy, data: DeviceData, *, support: torch.Tensor, query: torch.Tensor,
+                  query_labels: torch.Tensor, amp: bool = False) -> float:
+    """Accuracy on one task with an uneven query set: ``support (n_way, n_shot)`` clip indices,
+    ``query (M,)`` clip indices with way labels ``query_labels (M,)`` (the low-data protocol)."""
+    strategy.train_mode(False)
+    with autocast(data.device, amp):
+        scores = strategy.score_episodes(data.eval_inputs, support.unsqueeze(0), query.view(1, 1, -1))[0]
+    return float((scores.float().argmax(-1).cpu() == query_labels).float().mean())
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

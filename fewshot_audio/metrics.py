@@ -23,3 +23,50 @@ def mean_ci95(values) -> tuple[float, float]:
     if v.size == 1:
         return float(v[0]), 0.0
     return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(v.size))
+
+
+# ----------------------------------------------------------------------------- multi-label
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Average precision of one tag: ``scores (n,)``, binary ``targets (n,)`` (as scikit-learn's, no interpolation)."""
+    targets = np.asarray(targets, dtype=bool)
+    if not targets.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    s, t = np.asarray(scores)[order], targets[order]
+    # ties: evaluate precision/recall only at the last position of each distinct score
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(t)[last]
+    precision = tp / (last + 1)
+    recall = tp / targets.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Area under the ROC curve of one tag (Mann-Whitney U with average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    targets = np.asarray(targets, dtype=bool)
+    n_pos, n_neg = targets.sum(), (~targets).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[targets].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def multilabel_metrics(scores: np.ndarray, targets: np.ndarray, *, thresholds: np.ndarray | float = 0.5,
+                       tags: list[str] | None = None) -> dict:
+    """Per-tag AP and ROC-AUC, mAP, macro ROC-AUC, micro and macro F1 at ``thresholds``.
+
+    ``scores``, ``targets``: ``(n_clips, n_tags)``; tags without positives are left out of the means.
+    """
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets).astype(bool)
+    pred = scores >= np.asarray(thresholds)
+    ap = np.array([average_precision(scores[:, j], targets[:, j]) for j in range(targets.shape[1])])
+    auc = np.array([roc_auc(scores[:, j], targets[:, j]) for j in range(targets.shape[1])])
+    tp, fp, fn = (pred & targets).sum(0), (pred & ~targets).sum(0), (~pred & targets).sum(0)
+    f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
+    micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+    names = tags or [str(j) for j in range(targets.shape[1])]
+    return {"mAP": float(np.nanmean(ap)), "roc_auc": float(np.nanmean(auc)), "micro_f1": float(micro),
+            "macro_f1": float(np.nanmean(f1)),
+            "per_tag": {n: {"ap": float(a), "roc_auc": float(r), "f1": float(f)} for n, a, r, f in zip(names, ap, auc, f1)}}

@@ -33,3 +33,31 @@ def plot_training_curve(path: Path, history, *, title: str) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
+
+
+def write_taggram(png: Path, result, tags: list[str]) -> None:
+    """Taggram of one file: window scores minus each tag's threshold (positive: tag present), PNG + CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .io_utils import atomic_write_text
+
+    th = np.array([result.thresholds[t] for t in tags])
+    margin = result.taggram - th
+    lines = ["time_s," + ",".join(tags)]
+    lines += [f"{t:.3f}," + ",".join(f"{v:.5f}" for v in row) for t, row in zip(result.times, result.taggram)]
+    atomic_write_text(png.with_suffix(".csv"), "\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(result.times) + 3), 0.35 * len(tags) + 1.5))
+    lim = max(1e-6, float(np.abs(margin).max()))
+    step = result.times[1] - result.times[0] if len(result.times) > 1 else 1.0
+    im = ax.imshow(margin.T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   extent=[result.times[0], result.times[-1] + step, -0.5, len(tags) - 0.5], interpolation="nearest")
+    ax.set_yticks(range(len(tags)), tags)
+    ax.set(xlabel="time (s)", title=f"taggram: {Path(result.path).name} (score - threshold)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

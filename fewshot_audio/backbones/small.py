@@ -11,7 +11,7 @@ from .conv4 import InputNorm
 class TimbralCNN(nn.Module):
     """One-layer timbral CNN: vertical filters spanning 80% of the mel axis, global max-pool (Pons et al., 2019).
 
-    Input ``(n, 1, n_mels, frames)``; output ``(n, 2 * channels)``.
+    Input ``(n, 1, n_mels, frames)``; output ``(n, channels)``.
     """
 
     input_kind = "logmel"
@@ -19,7 +19,7 @@ class TimbralCNN(nn.Module):
     def __init__(self, *, input_shape: tuple[int, ...], channels: int = 64):
         super().__init__()
         _, n_mels, _ = input_shape
-        c = 2 * channels
+        c = channels
         self.norm = InputNorm()
         self.conv = nn.Conv2d(1, c, (max(1, int(0.8 * n_mels)), 7), padding=(0, 3), bias=False)
         self.bn = nn.BatchNorm2d(c)

@@ -46,7 +46,7 @@ class Regularized(Strategy):
     """Base: a fresh model per task, trained on the support set with regularization and augmentation."""
 
     trains = False
-    steps = 60
+    steps = 40
     task_lr = 3e-3
     task_weight_decay = 1e-3
     mixup_alpha = 0.0

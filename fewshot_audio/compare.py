@@ -1,0 +1,286 @@
+"""``fewshot-audio compare``: every strategy on identical episodes (or low-data draws), one table, one plot.
+
+Two protocols:
+
+* ``episodic``: class-disjoint. Strategies that learn do so on the base classes (strategies with the
+  same ``training_key`` share one trained model); every cell (strategy, shots) is scored on the same
+  frozen novel-class episodes.
+* ``low-data`` (Pons et al., ICASSP 2019): all target classes are known but only ``n`` labelled clips
+  per class are available, drawn ``draws`` times with seeds; the model is scored on the dataset's test
+  split (the fold ``test_fold``, or a seeded 30% hold-out per class when the dataset has no folds).
+  Learned parts (embeddings, meta-learned initialisations) are trained on a *source* dataset (default:
+  the built-in synthetic one), never on the target's held-out clips.
+
+Results are appended to ``results.csv`` after every cell, so an interrupted comparison resumes where it
+stopped; trained models are checkpointed under ``models/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .api import EVAL_SEED, _build_strategy, _prepare, frozen_episodes
+from .config import TrainConfig
+from .dataset import BUILTIN, DeviceData, LabelledFeatures, load_labelled_features, resolve_split
+from .episodes import EpisodeSampler
+from .errors import ConfigError, DataError
+from .harness import evaluate, evaluate_task, load_checkpoint, meta_train
+from .io_utils import atomic_write_json, atomic_write_text
+from .metrics import mean_ci95
+from .progress import log
+from .runtime import pick_device, seed_everything, tune_cpu
+from .strategies import strategy_class
+
+PROTOCOLS = ("episodic", "low-data")
+COLUMNS = ["strategy", "backbone", "protocol", "ways", "shots", "accuracy", "ci95", "n", "train_seconds",
+           "eval_seconds", "seed", "config_hash"]
+
+
+def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str | None, test_fold: str | None) -> str:
+    keep = config.to_dict()
+    for k in ("strategy", "out", "device", "episodes_dir", "strict"):
+        keep.pop(k, None)
+    keep.update(protocol=protocol, draws=draws if protocol == "low-data" else None, source=source, test_fold=test_fold)
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_results(out: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_text(out / "results.md", results_table(rows))
+
+
+def results_table(rows: list[dict]) -> str:
+    """Markdown: one row per strategy, one column per shot count, ``acc ± ci95`` in percent."""
+    shots = sorted({int(r["shots"]) for r in rows})
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    cell = {(r["strategy"], int(r["shots"])): r for r in rows}
+    if not rows:
+        return "(no results yet)\n"
+    r0 = rows[0]
+    unit = "episodes" if r0["protocol"] == "episodic" else "draws"
+    lines = [f"Protocol {r0['protocol']}, {r0['ways']}-way; accuracy % ± 95% CI over {r0['n']} {unit}; "
+             "train and eval seconds on this machine.", "",
+             "| strategy | backbone | " + " | ".join(f"{k}-shot" for k in shots) + " | train s | eval s |",
+             "|---|---|" + "---|" * len(shots) + "---|---|"]
+    for s in strategies:
+        cells = [cell.get((s, k)) for k in shots]
+        some = next(c for c in cells if c)
+        text = [f"{100 * float(c['accuracy']):.1f} ± {100 * float(c['ci95']):.1f}" if c else "" for c in cells]
+        eval_s = sum(float(c["eval_seconds"]) for c in cells if c)
+        lines.append(f"| {s} | {some['backbone']} | " + " | ".join(text) + f" | {float(some['train_seconds']):.0f} | {eval_s:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io_utils import atomic_write
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for s in dict.fromkeys(r["strategy"] for r in rows):
+        pts = sorted((int(r["shots"]), float(r["accuracy"]), float(r["ci95"])) for r in rows if r["strategy"] == s)
+        k, a, c = (np.array(v) for v in zip(*pts))
+        ax.plot(k, 100 * a, marker="o", label=s)
+        ax.fill_between(k, 100 * (a - c), 100 * (a + c), alpha=0.15)
+    ax.set_xscale("log")
+    shots = sorted({int(r["shots"]) for r in rows})
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.set(xlabel="examples per class (shots)", ylabel="accuracy (%)",
+           title=f"{rows[0]['protocol']} protocol, {rows[0]['ways']}-way (bands: 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _trained(name: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
+             models_dir: Path, n_way: int, quiet: bool):
+    """Build ``name``, prepare it on the training classes and train it (or load its finished training)."""
+    cls = strategy_class(name)
+    cfg = replace(config, strategy=name, train_ways=n_way)
+    strategy = _build_strategy(cfg, device, n_classes=len(data.class_names))
+    base = data.classes_of(split["base"])
+    _prepare(strategy, data, dev, base)
+    if not strategy.trains:
+        return strategy, 0.0
+    folder = models_dir / (cls.training_key or name)
+    done = folder / "done.json"
+    if not done.exists():
+        val_eps, _ = frozen_episodes(data, split, split_name="val", n_way=n_way, n_shot=config.shots,
+                                     n_query=config.queries, n_episodes=config.val_episodes,
+                                     episodes_dir=config.episodes_dir)
+        sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=base, class_names=data.class_names,
+                                 n_way=n_way, n_shot=config.shots, n_query=config.train_queries or config.queries,
+                                 seed=config.seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
+                             meta_batch=config.meta_batch, val_every=config.val_every, run_dir=folder,
+                             resume=(folder / "checkpoint.pt").exists(), amp=config.amp, quiet=quiet)
+        atomic_write_json(done, {"seconds": round(history.seconds, 1), "best_step": history.best_step,
+                                 "best_val_accuracy": history.best_val})
+    strategy.load_state_dict(load_checkpoint(folder / "best.pt")["strategy"], with_optimizer=False)
+    return strategy, json.loads(done.read_text())["seconds"]
+
+
+def _low_data_split(data: LabelledFeatures, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training pool and of the test split."""
+    valid = np.nonzero(data.labels >= 0)[0]
+    folds = np.array([c.fold for c in data.manifest.clips], dtype=object)
+    if all(f is not None for f in folds[valid]):
+        names = sorted({str(f) for f in folds[valid]}, key=lambda f: (len(f), f))
+        fold = test_fold or names[-1]
+        if fold not in names:
+            raise DataError(f"--test-fold {fold} is not a fold of this dataset; folds: {', '.join(names)}")
+        is_test = folds[valid] == fold
+        return valid[~is_test], valid[is_test]
+    if test_fold:
+        raise DataError("--test-fold was given but this dataset has no folds; omit it for a seeded 30% hold-out")
+    rng = np.random.default_rng(EVAL_SEED)
+    test = []
+    for c in np.unique(data.labels[valid]):
+        members = valid[data.labels[valid] == c]
+        test.extend(rng.choice(members, size=max(1, int(round(0.3 * len(members)))), replace=False))
+    test = np.sort(np.array(test))
+    return np.setdiff1d(valid, test), test
+
+
+def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out: str | Path, protocol: str = "episodic",
+            draws: int = 5, source: str | None = None, source_format: str | None = None, test_fold: str | None = None,
+            overwrite: bool = False, quiet: bool = False) -> list[dict]:
+    """Run every (strategy, shots) cell not already in ``out/results.csv``; return all rows."""
+    config.validate()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol {protocol!r} is not valid; use {' or '.join(PROTOCOLS)}")
+    if not shots or any(k <= 0 for k in shots):
+        raise ConfigError(f"--shots must be positive integers, got {shots}")
+    if draws <= 0:
+        raise ConfigError(f"--draws must be a positive integer, got {draws}")
+    for name in strategies:
+        strategy_class(name)
+    out = Path(out)
+    chash = compare_hash(config, protocol=protocol, draws=draws, source=source, test_fold=test_fold)
+    header_path = out / "compare.json"
+    if header_path.exists():
+        previous = json.loads(header_path.read_text())
+        if previous.get("config_hash") != chash:
+            if not overwrite:
+                raise ConfigError(f"{out} holds results of another configuration (config {previous.get('config_hash')}, "
+                                  f"now {chash}); choose another --out or pass --overwrite to replace them")
+            for name in ("results.csv", "results.md", "accuracy_vs_shots.png", "compare.json"):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "models", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(header_path, {"config_hash": chash, "protocol": protocol, "config": config.to_dict(),
+                                    "draws": draws, "source": source, "test_fold": test_fold})
+    rows = read_results(out / "results.csv")
+    done = {(r["strategy"], int(r["shots"])) for r in rows}
+    todo = [(s, [k for k in shots if (s, k) not in done]) for s in strategies]
+    todo = [(s, ks) for s, ks in todo if ks]
+    if not todo:
+        log(f"all {len(strategies) * len(shots)} cells already in {out / 'results.csv'}")
+    tune_cpu()
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    if todo:
+        data = load_labelled_features(config.dataset, features=config.features, format=config.format,
+                                      label=config.label, strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+        run = _episodic if protocol == "episodic" else _low_data
+        run(config, data, todo, rows, out=out, device=device, chash=chash, draws=draws, source=source,
+            source_format=source_format, test_fold=test_fold, quiet=quiet)
+    if rows:
+        plot_results(out / "accuracy_vs_shots.png", rows)
+    return rows
+
+
+def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, chash) -> dict:
+    mean, ci = mean_ci95(accs)
+    return {"strategy": name, "backbone": strategy.backbone_name or config.backbone, "protocol": protocol,
+            "ways": ways, "shots": shots, "accuracy": f"{mean:.5f}", "ci95": f"{ci:.5f}", "n": len(accs),
+            "train_seconds": f"{train_s:.1f}", "eval_seconds": f"{eval_s:.1f}", "seed": config.seed,
+            "config_hash": chash}
+
+
+def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
+    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    # every test file is frozen (and every shot count checked against the class sizes) before any training
+    test_episodes = {k: frozen_episodes(data, split, split_name="novel", n_way=config.ways, n_shot=k,
+                                        n_query=config.queries, n_episodes=config.test_episodes,
+                                        episodes_dir=config.episodes_dir)[0]
+                     for k in sorted({k for _, ks in todo for k in ks})}
+    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    for name, shot_list in todo:
+        strategy, train_s = _trained(name, config, data, dev, split, device=device, models_dir=out / "models",
+                                     n_way=config.ways, quiet=quiet)
+        for k in shot_list:
+            eps = test_episodes[k]
+            t0 = time.perf_counter()
+            accs = evaluate(strategy, dev, eps, amp=config.amp, desc=f"{name} {k}-shot", quiet=quiet).numpy()
+            rows.append(_row(config, strategy, name, "episodic", config.ways, k, accs, train_s,
+                             time.perf_counter() - t0, chash))
+            write_results(out, rows)
+            log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
+
+
+def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, source_format, test_fold, quiet):
+    pool, test = _low_data_split(data, test_fold)
+    classes = sorted(np.unique(data.labels[pool]).tolist())
+    n_way = len(classes)
+    way_of = {c: w for w, c in enumerate(classes)}
+    test_labels = torch.tensor([way_of[c] for c in data.labels[test]])
+    if (source or BUILTIN) == (config.dataset or BUILTIN):
+        raise ConfigError("the low-data protocol learns on a --source dataset other than the target; pass --source PATH "
+                          "(the built-in dataset is the default source for any other --dataset)")
+    src = load_labelled_features(source, features=config.features, format=source_format, quiet=quiet)
+    src_split = resolve_split(src, ratios=config.split, seed=0, split_file=None)
+    for name in ("base", "val"):
+        if len(src_split[name]) < n_way:
+            raise ConfigError(f"the source dataset's {name} split has {len(src_split[name])} classes but the target has "
+                              f"{n_way}; {n_way}-way meta-training needs a source with more classes")
+    src_dev = DeviceData(src.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    counts = {c: int((data.labels[pool] == c).sum()) for c in classes}
+    for k in sorted({k for _, ks in todo for k in ks}):
+        short = [c for c, n in counts.items() if n < k]
+        if short:
+            raise ConfigError(f"class {data.class_names[short[0]]!r} has {counts[short[0]]} training clips but "
+                              f"--shots {k} needs {k}; lower --shots")
+    for name, shot_list in todo:
+        strategy, train_s = _trained(name, config, src, src_dev, src_split, device=device, models_dir=out / "models",
+                                     n_way=n_way, quiet=quiet)
+        for k in shot_list:
+            accs, t0 = [], time.perf_counter()
+            for r in range(draws):
+                rng = np.random.default_rng([EVAL_SEED, r, k])
+                support = torch.tensor(np.stack([rng.choice(pool[data.labels[pool] == c], size=k, replace=False)
+                                                 for c in classes]))
+                accs.append(evaluate_task(strategy, dev, support=support, query=torch.from_numpy(test),
+                                          query_labels=test_labels, amp=config.amp))
+            rows.append(_row(config, strategy, name, "low-data", n_way, k, np.array(accs), train_s,
+                             time.perf_counter() - t0, chash))
+            write_results(out, rows)
+            log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")

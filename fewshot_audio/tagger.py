@@ -1,0 +1,416 @@
+"""Adapt to a new tag vocabulary from a handful of examples, and tag new audio with it.
+
+A :class:`Tagger` holds a frozen backbone, per-tag prototypes (or one-vs-rest linear heads) over
+clip embeddings, and per-tag decision thresholds calibrated on the support set by leave-one-out,
+so "none of these tags" is a possible answer. Files are cut into windows of the backbone's input
+length (a hop apart); each window is scored, giving a taggram, and a clip's score for a tag is its
+best window's. A tagger is one safetensors file (tensors plus JSON metadata) that loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import FeatureConfig
+from .data.audio import AUDIO_EXTENSIONS, load_audio, split_patches
+from .errors import CheckpointError, ConfigError, DataError
+from .features import compute_features
+from .io_utils import atomic_write
+from .progress import progress, warn
+
+FORMAT_VERSION = 1
+HEADS = ("prototypes", "linear")
+
+
+@dataclass
+class TagResult:
+    """Tags of one file: ``scores``/``thresholds`` per tag, ``tags`` at or above threshold (highest score first),
+    ``taggram`` ``(n_windows, n_tags)`` window scores starting at ``times`` seconds."""
+
+    path: str
+    tags: list[str]
+    scores: dict[str, float]
+    thresholds: dict[str, float]
+    taggram: np.ndarray
+    times: np.ndarray
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "tags": self.tags, "scores": self.scores, "error": self.error}
+
+
+def audio_files(inputs: list[str | Path]) -> list[Path]:
+    """Expand folders (recursively) into audio files; errors on missing paths or nothing to tag."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p} does not exist; pass audio files or folders of audio")
+    if not files:
+        raise DataError(f"no audio files found in {', '.join(map(str, inputs))} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+@dataclass
+class Backbone:
+    """A frozen embedding model with the feature config it was trained with."""
+
+    name: str
+    model: torch.nn.Module
+    features: FeatureConfig
+    window: float
+    config: dict | None = None  # the run's resolved TrainConfig, to rebuild the architecture on load
+
+
+def load_backbone(spec: str, *, device: torch.device, support_windows: np.ndarray | None = None) -> Backbone:
+    """``spec``: a run folder written by ``train`` (its best checkpoint's backbone) or ``mfcc``."""
+    from .api import _build_strategy
+    from .backbones import build_backbone
+    from .config import TrainConfig, config_from_dict
+    from .features import feature_shape
+    from .harness import load_checkpoint
+
+    path = Path(spec)
+    if (path / "config.yaml").is_file():
+        import yaml
+
+        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()), where=str(path / "config.yaml"))
+        strategy = _build_strategy(config, device, n_classes=1)
+        state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
+        strategy.backbone.load_state_dict(state)
+        window = config.features.crop or config.features.duration
+        name = f"{config.backbone}@{path.name}"
+        return Backbone(name, strategy.backbone.eval(), config.features, window, config.to_dict())
+    if spec == "mfcc":
+        features = TrainConfig().features
+        model = build_backbone("mfcc", input_shape=feature_shape(features)).to(device).eval()
+        return Backbone("mfcc", model, features, features.duration)
+    raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml) nor 'mfcc'; "
+                      "train one with 'fewshot-audio train --out DIR' and pass DIR")
+
+
+class Tagger:
+    """Per-tag prototypes or linear heads over a frozen backbone, with leave-one-out thresholds."""
+
+    def __init__(self, *, backbone: Backbone, tags: list[str], head: str, support_windows: torch.Tensor,
+                 support_clip: torch.Tensor, support_targets: torch.Tensor, support_paths: list[str],
+                 prototypes: torch.Tensor, thresholds: torch.Tensor, weights: torch.Tensor | None = None,
+                 device: torch.device = torch.device("cpu")):
+        self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
+        self.support_windows, self.support_clip = support_windows, support_clip
+        self.support_targets, self.support_paths = support_targets, list(support_paths)
+        self.prototypes, self.thresholds, self.weights = prototypes, thresholds, weights
+
+    # ------------------------------------------------------------------------------ embedding
+    def _windows(self, audio: np.ndarray, hop: float | None) -> np.ndarray:
+        f = self.backbone.features
+        length = int(round(self.backbone.window * f.sample_rate))
+        return split_patches(audio, length=length, hop=int(round((hop or self.backbone.window) * f.sample_rate)))
+
+    @torch.no_grad()
+    def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
+                    batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
+        """Window embeddings ``(n_windows, d)`` per file (``None`` plus an error for unreadable files).
+
+        Windows of many files are batched together through the front end and the backbone.
+        """
+        f = self.backbone.features
+        out: list[np.ndarray | None] = [None] * len(paths)
+        errors: list[str | None] = [None] * len(paths)
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush():
+            if not pending:
+                return
+            wins = np.concatenate([w for _, w in pending])
+            x = torch.from_numpy(compute_features(wins, f)).to(self.device)
+            z = torch.cat([self.backbone.model(c) for c in x.split(batch)]).float().cpu().numpy()
+            start = 0
+            for i, w in pending:
+                out[i] = z[start : start + len(w)]
+                start += len(w)
+            pending.clear()
+
+        for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
+            try:
+                audio = load_audio(path, sample_rate=f.sample_rate)
+            except DataError as exc:
+                errors[i] = str(exc)
+                warn(str(exc))
+                continue
+            if np.abs(audio).max() < 1e-4:
+                warn(f"{path}: silent audio")
+            if len(audio) < self.backbone.window * f.sample_rate:
+                warn(f"{path}: shorter than one {self.backbone.window:g} s window; zero-padded")
+            pending.append((i, self._windows(audio, hop)))
+            if sum(len(w) for _, w in pending) >= batch:
+                flush()
+        flush()
+        return out, errors
+
+    # ------------------------------------------------------------------------------ scoring
+    def window_scores(self, z: torch.Tensor, *, prototypes: torch.Tensor | None = None,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``(n_windows, n_tags)``: minus the squared distance to each prototype per dimension,
+        or the linear heads' logits."""
+        if self.head == "linear":
+            w = self.weights if weights is None else weights
+            zn = torch.nn.functional.normalize(z, dim=-1)
+            return zn @ w[:, :-1].T + w[:, -1]
+        p = self.prototypes if prototypes is None else prototypes
+        return -torch.cdist(z, p).pow(2) / z.shape[-1]
+
+    def clip_scores(self, windows: torch.Tensor, clip: torch.Tensor, n_clips: int, **kw) -> torch.Tensor:
+        """Best window's score per clip and tag: ``(n_clips, n_tags)``."""
+        s = self.window_scores(windows, **kw)
+        out = torch.full((n_clips, s.shape[1]), -torch.inf)
+        return out.scatter_reduce(0, clip.unsqueeze(1).expand_as(s), s, reduce="amax")
+
+    # ------------------------------------------------------------------------------ fitting
+    @staticmethod
+    def _clip_means(windows: torch.Tensor, clip: torch.Tensor, n_clips: int) -> torch.Tensor:
+        sums = torch.zeros(n_clips, windows.shape[1]).index_add_(0, clip, windows)
+        return sums / torch.bincount(clip, minlength=n_clips).unsqueeze(1).clamp_min(1)
+
+    def _fit_tag(self, positives: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Prototype (or linear head) for one tag from the boolean clip mask ``positives``, and its
+        leave-one-out threshold. Uses only the support set: other tags are not touched."""
+        windows, clip = self.support_windows, self.support_clip
+        n_clips = len(self.support_paths)
+        means = self._clip_means(windows, clip, n_clips)
+        pos = torch.nonzero(positives).flatten()
+        neg = torch.nonzero(~positives).flatten()
+        param = self._fit_params(means, positives)
+        neg_scores = self.clip_scores(windows, clip, n_clips, **self._as_kw(param.unsqueeze(0)))[neg, 0]
+        if len(pos) > 1:  # leave each positive out of its own tag's fit
+            loo = []
+            for i in pos.tolist():
+                keep = positives.clone()
+                keep[i] = False
+                p = self._fit_params(means, keep, exclude=i)
+                sel = clip == i
+                loo.append(self.window_scores(windows[sel], **self._as_kw(p.unsqueeze(0)))[:, 0].max())
+            pos_scores = torch.stack(loo)
+        else:
+            pos_scores = self.clip_scores(windows, clip, n_clips, **self._as_kw(param.unsqueeze(0)))[pos, 0]
+        return param, calibrate_threshold(pos_scores.numpy(), neg_scores.numpy())
+
+    def _fit_params(self, means: torch.Tensor, positives: torch.Tensor, exclude: int | None = None) -> torch.Tensor:
+        if self.head == "prototypes":
+            return means[positives].mean(0)
+        from sklearn.linear_model import LogisticRegression
+
+        keep = torch.ones(len(means), dtype=torch.bool)
+        if exclude is not None:
+            keep[exclude] = False
+        x = torch.nn.functional.normalize(means[keep], dim=-1).numpy()
+        y = positives[keep].numpy()
+        if y.all() or not y.any():  # one class only: a constant head
+            return torch.cat([torch.zeros(means.shape[1]), torch.tensor([1.0 if y.all() else -1.0])])
+        clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
+        return torch.cat([torch.from_numpy(clf.coef_[0]).float(), torch.tensor([float(clf.intercept_[0])])])
+
+    def _as_kw(self, params: torch.Tensor) -> dict:
+        return {"weights": params} if self.head == "linear" else {"prototypes": params}
+
+    # ------------------------------------------------------------------------------ public API
+    @classmethod
+    def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
+              device: str = "cpu", quiet: bool = False) -> "Tagger":
+        """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags)."""
+        from .data.adapters import build_manifest
+        from .runtime import pick_device
+
+        if head not in HEADS:
+            raise ConfigError(f"--head {head!r} is not valid; use {' or '.join(HEADS)}")
+        dev = pick_device(device)
+        manifest = build_manifest(support, format=format)
+        tags = manifest.classes
+        root = Path(support)
+        if root.is_dir() and (format or "folder") == "folder":
+            empty = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in tags
+                           and not d.name.startswith("."))
+            if empty:
+                raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
+                                "add a few recordings or remove the folder")
+        bb = load_backbone(backbone, device=dev)
+        paths = [Path(c.path) for c in manifest.clips]
+        tagger = cls(backbone=bb, tags=[], head=head, support_windows=torch.zeros(0, 1), support_clip=torch.zeros(0, dtype=torch.long),
+                     support_targets=torch.zeros(0, 0, dtype=torch.bool), support_paths=[],
+                     prototypes=torch.zeros(0, 1), thresholds=torch.zeros(0), device=dev)
+        emb, errors = tagger.embed_files(paths, quiet=quiet)
+        ok = [i for i, e in enumerate(emb) if e is not None]
+        if not ok:
+            raise DataError(f"none of the {len(paths)} support files could be read")
+        clips = [manifest.clips[i] for i in ok]
+        if bb.name == "mfcc":  # fix the z-score statistics on the support windows, once
+            raw = np.concatenate([emb[i] for i in ok])
+            bb.model.mean.copy_(torch.from_numpy(raw.mean(0)))
+            bb.model.std.copy_(torch.from_numpy(raw.std(0) + 1e-6))
+            emb = [(e - raw.mean(0)) / (raw.std(0) + 1e-6) if e is not None else None for e in emb]
+        tagger.support_windows = torch.from_numpy(np.concatenate([emb[i] for i in ok])).float()
+        tagger.support_clip = torch.cat([torch.full((len(emb[i]),), j) for j, i in enumerate(ok)])
+        tagger.support_paths = [c.path for c in clips]
+        tagger.support_targets = torch.zeros(len(clips), 0, dtype=torch.bool)
+        dim = tagger.support_windows.shape[1]
+        tagger.prototypes = torch.zeros(0, dim + (1 if head == "linear" else 0))
+        if head == "linear":
+            tagger.weights, tagger.prototypes = tagger.prototypes, torch.zeros(0, dim)
+        for tag in tags:
+            mask = torch.tensor([tag in c.labels for c in clips])
+            if not mask.any():
+                raise DataError(f"tag {tag!r} has no readable examples; add audio for it or remove it")
+            tagger._add(tag, mask)
+        return tagger
+
+    def _add(self, tag: str, mask: torch.Tensor) -> None:
+        param, threshold = self._fit_tag(mask)
+        self.tags.append(tag)
+        self.support_targets = torch.cat([self.support_targets, mask.unsqueeze(1)], dim=1)
+        self.thresholds = torch.cat([self.thresholds, torch.tensor([threshold])])
+        if self.head == "linear":
+            self.weights = torch.cat([self.weights, param.unsqueeze(0)])
+        else:
+            self.prototypes = torch.cat([self.prototypes, param.unsqueeze(0)])
+
+    def add_tag(self, tag: str, examples: list[str | Path], *, quiet: bool = False) -> None:
+        """Add ``tag`` from example files; the other tags' prototypes, heads and thresholds stay as they are."""
+        if tag in self.tags:
+            raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
+        files = audio_files(list(examples))
+        emb, _ = self.embed_files(files, quiet=quiet)
+        ok = [i for i, e in enumerate(emb) if e is not None]
+        if not ok:
+            raise DataError(f"tag {tag!r}: none of the example files could be read")
+        n0 = len(self.support_paths)
+        self.support_windows = torch.cat([self.support_windows] + [torch.from_numpy(emb[i]).float() for i in ok])
+        self.support_clip = torch.cat([self.support_clip] + [torch.full((len(emb[i]),), n0 + j) for j, i in enumerate(ok)])
+        self.support_paths += [str(files[i]) for i in ok]
+        self.support_targets = torch.cat([self.support_targets, torch.zeros(len(ok), len(self.tags), dtype=torch.bool)])
+        mask = torch.zeros(len(self.support_paths), dtype=torch.bool)
+        mask[n0:] = True
+        self._add(tag, mask)
+
+    def remove_tag(self, tag: str) -> None:
+        if tag not in self.tags:
+            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}")
+        j = self.tags.index(tag)
+        keep = [k for k in range(len(self.tags)) if k != j]
+        self.tags.pop(j)
+        self.thresholds = self.thresholds[keep]
+        self.support_targets = self.support_targets[:, keep]
+        if self.head == "linear":
+            self.weights = self.weights[keep]
+        else:
+            self.prototypes = self.prototypes[keep]
+
+    def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
+        """Tag files (or folders): clip scores, tags above their thresholds and a taggram per file."""
+        files = audio_files(list(paths))
+        emb, errors = self.embed_files(files, hop=hop if hop is not None else self.backbone.window / 2, quiet=quiet)
+        step = hop if hop is not None else self.backbone.window / 2
+        results = []
+        for path, z, err in zip(files, emb, errors):
+            if z is None:
+                results.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err))
+                continue
+            gram = self.window_scores(torch.from_numpy(z)).numpy()
+            best = gram.max(0)
+            th = self.thresholds.numpy()
+            order = np.argsort(-best)  # scores share one embedding space: rank by score
+            tags = [self.tags[j] for j in order if best[j] >= th[j]]
+            results.append(TagResult(str(path), tags, {t: float(s) for t, s in zip(self.tags, best)},
+                                     {t: float(v) for t, v in zip(self.tags, th)}, gram, np.arange(len(gram)) * step))
+        return results
+
+    # ------------------------------------------------------------------------------ persistence
+    def metadata(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "toolkit_version": __version__, "tags": self.tags, "head": self.head,
+                "backbone": self.backbone.name, "backbone_config": self.backbone.config,
+                "features": asdict(self.backbone.features), "window": self.backbone.window,
+                "thresholds": self.thresholds.tolist(), "support_paths": self.support_paths}
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {"support_windows": self.support_windows, "support_clip": self.support_clip,
+                   "support_targets": self.support_targets.to(torch.uint8), "thresholds": self.thresholds,
+                   "prototypes": self.prototypes}
+        if self.weights is not None:
+            tensors["weights"] = self.weights
+        model_state = self.backbone.model.state_dict()
+        tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()})
+        meta = {"fewshot_audio": json.dumps(self.metadata())}
+        atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu", expect_backbone: str | None = None) -> "Tagger":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        from safetensors import safe_open
+
+        from .backbones import build_backbone
+        from .features import feature_shape
+        from .runtime import pick_device
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"tagger file {path} does not exist; build one with 'fewshot-audio adapt'")
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                raw = (fh.metadata() or {}).get("fewshot_audio")
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not a readable tagger file ({exc})") from None
+        if raw is None:
+            raise CheckpointError(f"{path} is a safetensors file but not a fewshot-audio tagger")
+        meta = json.loads(raw)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"tagger {path} has format version {meta.get('format_version')} (toolkit "
+                                  f"{meta.get('toolkit_version')}); this toolkit reads version {FORMAT_VERSION}: "
+                                  "rebuild it with 'fewshot-audio adapt'")
+        if expect_backbone is not None and expect_backbone != meta["backbone"].split("@")[0]:
+            raise ConfigError(f"tagger {path} was built on backbone {meta['backbone']!r}, not {expect_backbone!r}; "
+                              "use a tagger built on that backbone or adapt a new one")
+        dev = pick_device(device)
+        features = FeatureConfig(**meta["features"])
+        state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+        if meta.get("backbone_config") is None:
+            model = build_backbone("mfcc", input_shape=feature_shape(features))
+        else:
+            from .api import _build_strategy
+            from .config import config_from_dict
+
+            model = _build_strategy(config_from_dict(meta["backbone_config"], where=str(path)), dev, n_classes=1).backbone
+        model.load_state_dict(state)
+        model = model.to(dev).eval()
+        bb = Backbone(meta["backbone"], model, features, meta["window"], meta.get("backbone_config"))
+        return cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],
+                   support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
+                   support_paths=meta["support_paths"], prototypes=tensors["prototypes"],
+                   thresholds=tensors["thresholds"], weights=tensors.get("weights"), device=dev)
+
+
+def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
+    """The threshold maximising balanced accuracy (TPR - FPR) between leave-one-out positive scores and
+    negative scores; ties go to the higher (more conservative) threshold. Without negatives: the lowest positive."""
+    pos, neg = np.sort(np.asarray(pos, dtype=np.float64)), np.sort(np.asarray(neg, dtype=np.float64))
+    if len(neg) == 0:
+        return float(pos.min())
+    values = np.unique(np.concatenate([pos, neg]))
+    candidates = np.concatenate([[values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]])
+    tpr = 1 - np.searchsorted(pos, candidates, side="left") / len(pos)
+    fpr = 1 - np.searchsorted(neg, candidates, side="left") / len(neg)
+    j = tpr - fpr
+    best = np.nonzero(j >= j.max() - 1e-12)[0][-1]
+    return float(candidates[best])

@@ -1,0 +1,163 @@
+"""Adapt and tag end to end on generated audio."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from fewshot_audio.cli import main
+from fewshot_audio.data import synthetic
+from fewshot_audio.errors import CheckpointError, DataError
+from fewshot_audio.tagger import Tagger, calibrate_threshold
+
+SR = 16000
+
+
+def clip(family, index, j, seed=0, seconds=1.0):
+    p = synthetic._class_params(family, index, seed)
+    return synthetic.synthesize_clip(family, p, np.random.default_rng([seed, index, j, 7]), sr=SR)[: int(seconds * SR)]
+
+
+TAGS = {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3), "string": ("plucked", 4)}
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tagging")
+    for tag, (fam, idx) in TAGS.items():
+        (root / "support" / tag).mkdir(parents=True)
+        (root / "new" / tag).mkdir(parents=True)
+        for j in range(5):
+            sf.write(root / "support" / tag / f"{j}.wav", clip(fam, idx, j), SR)
+        for j in range(5, 11):
+            sf.write(root / "new" / tag / f"{j}.wav", clip(fam, idx, j), SR)
+    (root / "unseen").mkdir()
+    for j in range(10):  # a class outside the vocabulary: a harmonic timbre
+        sf.write(root / "unseen" / f"{j}.wav", clip("modulated", 7, j), SR)
+    (root / "extra").mkdir()
+    for j in range(5):
+        sf.write(root / "extra" / f"{j}.wav", clip("harmonic", 9, j), SR)
+    long = np.concatenate([clip("struck", 1, 0), np.zeros(SR, np.float32), clip("chirp", 3, 0)])  # support clips
+    sf.write(root / "long.wav", long, SR)
+    return root
+
+
+@pytest.mark.parametrize("head", ["prototypes", "linear"])
+def test_adapt_tag_reject_and_roundtrip(audio, tmp_path, head):
+    tagger = Tagger.adapt(audio / "support", backbone="mfcc", head=head, quiet=True)
+    assert tagger.tags == sorted(TAGS) and tagger.support_targets.sum(0).tolist() == [5, 5, 5, 5]
+    results = tagger.tag([audio / "new"], quiet=True)
+    truth = [r.path.split("/")[-2] for r in results]
+    top = [max(r.scores, key=r.scores.get) for r in results]
+    accuracy = np.mean([t == p for t, p in zip(truth, top)])
+    recall = np.mean([t in r.tags for t, r in zip(truth, results)])
+    # MFCC statistics are a weak embedding on pitch-randomised sounds; chance is 25%
+    assert accuracy >= 0.7 and recall >= 0.6, (accuracy, recall)
+    unseen = tagger.tag([audio / "unseen"], quiet=True)
+    rejected = np.mean([not r.tags for r in unseen])
+    if head == "prototypes":  # distances grow away from every prototype; linear heads extrapolate and do not
+        assert rejected >= 0.5, f"only {rejected:.0%} of an unseen class rejected"
+    # save / load gives identical scores
+    path = tmp_path / "t.safetensors"
+    tagger.save(path)
+    loaded = Tagger.load(path)
+    again = loaded.tag([audio / "new"], quiet=True)
+    for a, b in zip(again, results):  # equal up to float32 rounding of kernels on differently aligned memory
+        assert a.scores.keys() == b.scores.keys()
+        assert np.allclose(list(a.scores.values()), list(b.scores.values()), rtol=1e-6, atol=1e-6)
+        assert a.tags == b.tags
+
+
+def test_add_and_remove_tag_leave_other_tags_unchanged(audio, tmp_path):
+    tagger = Tagger.adapt(audio / "support", backbone="mfcc", quiet=True)
+    before = tagger.tag([audio / "new"], quiet=True)
+    thresholds = tagger.thresholds.clone()
+    tagger.add_tag("tone", [audio / "extra"], quiet=True)
+    assert tagger.tags[-1] == "tone" and torch.equal(tagger.thresholds[:4], thresholds)
+    after = tagger.tag([audio / "new"], quiet=True)
+    for b, a in zip(before, after):
+        assert all(a.scores[t] == b.scores[t] for t in TAGS)
+    with pytest.raises(Exception, match="already in the tagger"):
+        tagger.add_tag("tone", [audio / "extra"], quiet=True)
+    tagger.remove_tag("hiss")
+    assert tagger.tags == ["bell", "string", "sweep", "tone"]
+    removed = tagger.tag([audio / "new"], quiet=True)
+    for b, a in zip(before, removed):
+        assert all(a.scores[t] == b.scores[t] for t in ("bell", "string", "sweep"))
+
+
+def test_cli_adapt_tag_taggram_and_errors(audio, tmp_path, capsys):
+    out = tmp_path / "tagger.safetensors"
+    assert main(["adapt", "--support", str(audio / "support"), "--backbone", "mfcc", "--out", str(out), "--quiet"]) == 0
+    assert "4 tags from 20 files" in capsys.readouterr().out
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    assert main(["tag", str(audio / "long.wav"), str(tmp_path / "bad.wav"), "--tagger", str(out), "--json",
+                 "--taggram", str(tmp_path / "gram.png"), "--hop", "0.5", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res[1]["error"] and "bad.wav" in res[1]["error"] and res[0]["error"] is None
+    assert {"bell", "sweep"} <= set(res[0]["tags"])
+    gram = (tmp_path / "gram.csv").read_text().splitlines()
+    assert gram[0] == "time_s,bell,hiss,string,sweep" and len(gram) - 1 == 5  # 3.0 s in 1 s windows every 0.5 s
+    rows = np.array([[float(v) for v in line.split(",")] for line in gram[1:]])
+    assert rows[:, 0].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert rows[:, 1].argmax() == 0 and rows[:, 4].argmax() == 4  # bell at 0 s, sweep at 2 s
+    assert (tmp_path / "gram.png").stat().st_size > 1000
+    assert main(["tag", str(audio / "new" / "bell"), "--tagger", str(out), "--csv", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "path,bell,hiss,string,sweep,tags,error" and len(lines) == 7
+    assert main(["tagger", "add-tag", str(out), "--tag", "tone", "--examples", str(audio / "extra"), "--quiet"]) == 0
+    assert main(["tagger", "info", str(out)]) == 0
+    assert "tone" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["tag", str(tmp_path / "empty"), "--tagger", str(out), "--quiet"]) == 2
+    assert main(["tag", str(audio / "long.wav"), "--tagger", str(out), "--backbone", "conv4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no audio files found" in err and "built on backbone 'mfcc', not 'conv4'" in err
+
+
+def test_bad_tagger_inputs(audio, tmp_path):
+    sup = tmp_path / "sup"
+    (sup / "a").mkdir(parents=True)
+    (sup / "b").mkdir()
+    sf.write(sup / "a" / "x.wav", clip("struck", 1, 0), SR)
+    with pytest.raises(DataError, match="tag 'b' has no examples"):
+        Tagger.adapt(sup, backbone="mfcc", quiet=True)
+    tagger = Tagger.adapt(audio / "support", backbone="mfcc", quiet=True)
+    path = tmp_path / "t.safetensors"
+    tagger.save(path)
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["fewshot_audio"])
+    meta["format_version"] = 99
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata={"fewshot_audio": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="format version 99"):
+        Tagger.load(tmp_path / "old.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable tagger file"):
+        Tagger.load(tmp_path / "junk.safetensors")
+
+
+def test_tagger_on_a_trained_run_backbone(tmp_path, tiny_dataset, tiny_config, audio):
+    from fewshot_audio.api import train
+    from fewshot_audio.config import load_config
+
+    cfg = load_config(tiny_config)
+    cfg.dataset, cfg.out = str(tiny_dataset), str(tmp_path / "run")
+    train(cfg, quiet=True)
+    tagger = Tagger.adapt(audio / "support", backbone=str(tmp_path / "run"), quiet=True)
+    assert tagger.backbone.name == "conv4@run" and tagger.backbone.window == 0.5
+    tagger.save(tmp_path / "t.safetensors")
+    a = tagger.tag([audio / "long.wav"], quiet=True)[0]
+    b = Tagger.load(tmp_path / "t.safetensors").tag([audio / "long.wav"], quiet=True)[0]
+    assert a.scores == b.scores and a.taggram.shape == (11, 4)  # 3 s in 0.5 s windows every 0.25 s
+
+
+def test_calibrate_threshold():
+    assert calibrate_threshold([5, 6, 7], [1, 2, 3]) == pytest.approx(4.0)
+    assert calibrate_threshold([5, 6], []) == 5
+    t = calibrate_threshold([1, 5, 6], [2, 3, 4])
+    assert 4 < t < 5
