@@ -57,19 +57,27 @@ def _default_out(config: TrainConfig) -> Path:
     return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"
 
 
+def check_backbone(config: TrainConfig, name: str) -> str:
+    """The input kind of backbone ``name``; an error when the configured features do not provide it."""
+    kind = backbone_input_kind(name)
+    if kind != config.features.kind:
+        raise ConfigError(f"backbone {name!r} needs {kind} inputs but features.kind is {config.features.kind!r}; "
+                          f"set features.kind: {kind} in the config")
+    return kind
+
+
 def _build_strategy(config: TrainConfig, device: torch.device, *, backbone: str | None = None,
                     strategy: str | None = None, n_classes: int = 0):
     """The strategy of ``config`` (or ``strategy``) on its backbone, checked against the feature kind."""
     cls = strategy_class(strategy or config.strategy)
     name = backbone or cls.backbone_name or config.backbone
-    kind = backbone_input_kind(name)
-    if kind != config.features.kind:
-        raise ConfigError(f"backbone {name!r} needs {kind} inputs but features.kind is {config.features.kind!r}; "
-                          f"set features.kind: {kind} in the config")
+    kind = check_backbone(config, name)
     shape = feature_shape(config.features)[:-1] + (config.features.crop_size(),)
     model = build_backbone(name, input_shape=shape, channels=config.channels)
-    if kind == "logmel":
+    if kind != "waveform":
         model = model.to(memory_format=torch.channels_last)
+    if config.compile:
+        model.compile()  # in place: parameter names, and so checkpoints, stay the same
     return cls(backbone=model, device=device, lr=config.lr, weight_decay=config.weight_decay, n_classes=n_classes,
                n_way=config.train_ways or config.ways, episodes=config.episodes, seed=config.seed)
 
@@ -95,6 +103,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     Returns the metrics dict also written to ``<out>/metrics.json``.
     """
     config.validate()
+    check_backbone(config, strategy_class(config.strategy).backbone_name or config.backbone)
     run_dir = Path(config.out) if config.out else _default_out(config)
     saved = run_dir / "config.yaml"
     if resume:

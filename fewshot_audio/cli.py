@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt", help="build a tagger for a new tag vocabulary from a few examples per tag")
     p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
     p.add_argument("--format", help="layout of --support (default: detect)")
-    p.add_argument("--backbone", required=True, help="a run folder written by 'train', or 'mfcc'")
+    p.add_argument("--backbone", required=True,
+                   help="a run folder written by 'train', a pretrained backbone (musicnn-mtt[:layer], ...) or 'mfcc'")
     p.add_argument("--head", default="prototypes", help="prototypes (default) or linear")
     p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
     p.add_argument("--device", default="cpu")
@@ -112,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tag", help="tag audio files or folders with a tagger")
     p.add_argument("inputs", nargs="+", help="audio files or folders")
-    p.add_argument("--tagger", required=True, help="tagger file written by 'adapt'")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tagger", help="tagger file written by 'adapt'")
+    src.add_argument("--model", help="a pretrained tagger with its own tags: musicnn-mtt, musicnn-msd, vgg-mtt, vgg-msd")
     p.add_argument("--backbone", help="refuse a tagger built on another backbone")
     p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
@@ -135,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tag", required=True)
     q = tsub.add_parser("info", help="tags, examples, thresholds, backbone")
     q.add_argument("tagger")
+
+    p = sub.add_parser("weights", help="pretrained weights")
+    wsub = p.add_subparsers(dest="weights_command", required=True)
+    q = wsub.add_parser("fetch", help="obtain and convert pretrained weights once into the cache")
+    q.add_argument("name", choices=("musicnn",))
+    q.add_argument("--from", dest="source", help="a local musicnn-0.1.0 wheel or its folder (no network needed)")
+    wsub.add_parser("list", help="converted weights in the cache")
 
     sub.add_parser("strategies", help="list strategies and backbones")
     return parser
@@ -258,10 +268,21 @@ def cmd_adapt(args) -> int:
 def cmd_tag(args) -> int:
     from pathlib import Path
 
-    from .tagger import Tagger
+    from .tagger import Tagger, audio_files
 
-    tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
-    results = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet)
+    if args.model:
+        from .backbones.musicnn import VARIANTS
+        from .errors import ConfigError
+        from .pretrained.tagging import tag_with_musicnn
+
+        if args.model not in VARIANTS:
+            raise ConfigError(f"--model {args.model!r} is not valid; choose one of {', '.join(VARIANTS)}")
+        results, tags = tag_with_musicnn(audio_files(args.inputs), model=VARIANTS[args.model], quiet=args.quiet)
+        for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
+            r.tags = r.tags[: args.top_k]
+    else:
+        tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
+        results, tags = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet), tagger.tags
     if args.taggram:
         from .report import write_taggram
 
@@ -269,20 +290,23 @@ def cmd_tag(args) -> int:
         ok = [r for r in results if r.error is None]
         for r in ok:
             png = target if len(ok) == 1 and target.suffix == ".png" else target / f"{Path(r.path).stem}.png"
-            write_taggram(png, r, tagger.tags)
+            write_taggram(png, r, tags)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     elif args.csv:
-        print("path," + ",".join(tagger.tags) + ",tags,error")
+        print("path," + ",".join(tags) + ",tags,error")
         for r in results:
-            print(f"{r.path}," + ",".join(f"{r.scores.get(t, float('nan')):.5f}" for t in tagger.tags)
+            print(f"{r.path}," + ",".join(f"{r.scores.get(t, float('nan')):.5f}" for t in tags)
                   + f",{';'.join(r.tags)},{r.error or ''}")
     else:
         for r in results:
             if r.error:
                 print(f"{r.path}: ERROR {r.error}")
                 continue
-            best = sorted(tagger.tags, key=lambda t: r.scores[t], reverse=True)[: args.top_k]
+            best = sorted(tags, key=lambda t: r.scores[t], reverse=True)[: args.top_k]
+            if args.model:
+                print(f"{r.path}: " + ", ".join(f"{t} {r.scores[t]:.3f}" for t in best))
+                continue
             shown = ", ".join(f"{t} {r.scores[t]:.3f} (threshold {r.thresholds[t]:.3f})" for t in best)
             print(f"{r.path}: {', '.join(r.tags) if r.tags else '(none of the tags)'}   [{shown}]")
     failed = sum(r.error is not None for r in results)
@@ -311,6 +335,18 @@ def cmd_tagger(args) -> int:
     return 0
 
 
+def cmd_weights(args) -> int:
+    from .pretrained.weights import fetch_musicnn, weights_dir
+
+    if args.weights_command == "fetch":
+        for path in fetch_musicnn(args.source):
+            print(path)
+        return 0
+    found = sorted(weights_dir().glob("*.safetensors"))
+    print("\n".join(str(p) for p in found) if found else f"no converted weights in {weights_dir()}")
+    return 0
+
+
 def cmd_strategies(args) -> int:
     from .backbones import BACKBONES, describe_backbones
     from .strategies import describe_strategies
@@ -319,13 +355,15 @@ def cmd_strategies(args) -> int:
     for name, text in describe_strategies().items():
         print(f"  {name:24s} {text}")
     print("backbones:")
+    from .backbones import backbone_input_kind
+
     for name, text in describe_backbones().items():
-        print(f"  {name:24s} [{BACKBONES[name].input_kind}] {text}")
+        print(f"  {name:24s} [{backbone_input_kind(name)}] {text}")
     return 0
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "datasets": cmd_datasets, "episodes": cmd_episodes,
-            "compare": cmd_compare, "adapt": cmd_adapt, "tag": cmd_tag, "tagger": cmd_tagger,
+            "compare": cmd_compare, "adapt": cmd_adapt, "tag": cmd_tag, "tagger": cmd_tagger, "weights": cmd_weights,
             "strategies": cmd_strategies}
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .api import EVAL_SEED, _build_strategy, _prepare, frozen_episodes
+from .api import EVAL_SEED, _build_strategy, _prepare, check_backbone, frozen_episodes
 from .config import TrainConfig
 from .dataset import BUILTIN, DeviceData, LabelledFeatures, load_labelled_features, resolve_split
 from .episodes import EpisodeSampler
@@ -181,7 +181,7 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     if draws <= 0:
         raise ConfigError(f"--draws must be a positive integer, got {draws}")
     for name in strategies:
-        strategy_class(name)
+        check_backbone(config, strategy_class(name).backbone_name or config.backbone)
     out = Path(out)
     chash = compare_hash(config, protocol=protocol, draws=draws, source=source, test_fold=test_fold)
     header_path = out / "compare.json"

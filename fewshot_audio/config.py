@@ -18,12 +18,15 @@ import yaml
 from .errors import ConfigError
 
 
+FEATURE_KINDS = ("logmel", "waveform", "musicnn")
+
+
 @dataclass
 class FeatureConfig:
     """How audio becomes model input.
 
-    ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB) or
-    ``"waveform"`` (tensor ``(1, samples)``). Clips are centre-cropped or
+    ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB), ``"musicnn"`` (the same shape,
+    musicnn's ``log10(10000 x + 1)`` of float16-rounded mel power) or ``"waveform"`` (``(1, samples)``). Clips are centre-cropped or
     zero-padded to ``duration`` seconds when the store is built; training
     takes random ``crop`` second windows of that when ``crop`` is shorter.
     """
@@ -40,8 +43,13 @@ class FeatureConfig:
     top_db: float = 80.0
 
     def validate(self) -> None:
-        if self.kind not in ("logmel", "waveform"):
-            raise ConfigError(f"features.kind {self.kind!r} is not valid; use 'logmel' or 'waveform'")
+        if self.kind not in FEATURE_KINDS:
+            raise ConfigError(f"features.kind {self.kind!r} is not valid; use one of {', '.join(FEATURE_KINDS)}")
+        if self.kind == "musicnn":
+            fixed = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96}
+            wrong = {k: getattr(self, k) for k, v in fixed.items() if getattr(self, k) != v}
+            if wrong:
+                raise ConfigError(f"features.kind musicnn needs {fixed} (the models' own front end); got {wrong}")
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"features.{name} must be > 0, got {getattr(self, name)}")
@@ -65,10 +73,10 @@ class FeatureConfig:
 
     def crop_size(self) -> int:
         """Length, along the last axis, of the training crop (frames or samples)."""
-        full = self.n_frames if self.kind == "logmel" else self.n_samples
+        full = self.n_samples if self.kind == "waveform" else self.n_frames
         if self.crop is None:
             return full
-        if self.kind == "logmel":
+        if self.kind != "waveform":
             return min(full, 1 + int(round(self.crop * self.sample_rate)) // self.hop_length)
         return min(full, int(round(self.crop * self.sample_rate)))
 
@@ -100,7 +108,8 @@ class TrainConfig:
     min_clips: int | None = None  # drop classes with fewer clips than this
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    compile: bool = False  # torch.compile the backbone (GPU runs; the first steps are slow while it compiles)
     episodes_dir: str = "episodes"
     out: str | None = None
     strict: bool = False

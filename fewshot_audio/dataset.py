@@ -95,35 +95,64 @@ def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, spl
     return split
 
 
+def free_memory(device: torch.device) -> int:
+    """Bytes that can be given to the feature tensor on ``device`` (GPU: free memory; CPU: available RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 1 << 62
+
+
 class DeviceData:
     """The feature array as one tensor on the training device; episodes are gathered by index.
 
     ``crop`` (frames or samples along the last axis) is taken at a random offset in training
-    and in the centre in evaluation; ``channels_last`` applies to 4-D log-mel batches.
+    and in the centre in evaluation. When the array does not fit in ``memory_fraction`` of the
+    device's free memory it stays memory-mapped on the host and each batch is gathered from the
+    file and copied over (same interface, slower), and a line says so.
     """
 
-    def __init__(self, array: np.ndarray, *, device: torch.device, crop: int, seed: int = 0):
-        self.x = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)  # a writable copy in RAM
+    def __init__(self, array: np.ndarray, *, device: torch.device, crop: int, seed: int = 0,
+                 memory_fraction: float = 0.6):
         self.device, self.crop = device, crop
+        self.resident = array.nbytes <= memory_fraction * free_memory(device)
+        if self.resident:
+            self.x = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)  # a writable copy
+        else:
+            log(f"features ({array.nbytes / 2**30:.1f} GiB) do not fit in {device} memory: reading episodes from "
+                "the memory-mapped store instead")
+            self.x = array
         self.full = self.x.shape[-1]
         self.generator = torch.Generator().manual_seed(seed + 7919)
 
+    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.resident:
+            return self.x[idx.to(self.device)]
+        flat = idx.flatten().numpy()
+        order = np.argsort(flat)  # sorted reads from the file, then back to the asked order
+        rows = np.empty((len(flat), *self.x.shape[1:]), dtype=np.float32)
+        rows[order] = self.x[flat[order]]
+        return torch.from_numpy(rows).view(*idx.shape, *self.x.shape[1:]).to(self.device, non_blocking=True)
+
     def _window(self, idx: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         offsets = start.to(self.device).unsqueeze(-1) + torch.arange(self.crop, device=self.device)
-        x = self.x[idx.to(self.device)]  # (..., 1, [n_mels,] full)
+        x = self._rows(idx)  # (..., 1, [n_mels,] full)
         offsets = offsets.view(*offsets.shape[:-1], *([1] * (x.ndim - idx.ndim - 1)), self.crop)
         return torch.gather(x, -1, offsets.expand(*x.shape[:-1], self.crop))
 
     def inputs(self, idx: torch.Tensor, *, train: bool = False) -> torch.Tensor:
         """Model inputs ``(*idx.shape, *feature_shape)`` for clip indices ``idx``."""
         if self.crop >= self.full:
-            x = self.x[idx.to(self.device)]
-        elif train:
+            return self._rows(idx)
+        if train:
             start = torch.randint(0, self.full - self.crop + 1, idx.shape, generator=self.generator)
-            x = self._window(idx, start)
-        else:
-            x = self.x[idx.to(self.device)][..., (self.full - self.crop) // 2 : (self.full - self.crop) // 2 + self.crop]
-        return x
+            return self._window(idx, start)
+        begin = (self.full - self.crop) // 2
+        return self._rows(idx)[..., begin : begin + self.crop]
 
     def eval_inputs(self, idx: torch.Tensor) -> torch.Tensor:
         return self.inputs(idx, train=False)

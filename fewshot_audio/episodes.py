@@ -148,6 +148,80 @@ class EpisodeSampler:
         self.generator.set_state(state)
 
 
+@dataclass
+class MultiLabelEpisodes:
+    """Multi-label episodes: ``support``/``query`` clip indices ``(E, n_way, k)`` drawn per tag, and each
+    clip's targets restricted to the episode's vocabulary: ``support_targets (E, n_way, n_shot, n_way)``,
+    ``query_targets (E, n_way, n_query, n_way)`` (bool). ``tags``: ``(E, n_way)`` tag indices."""
+
+    support: torch.Tensor
+    query: torch.Tensor
+    tags: torch.Tensor
+    support_targets: torch.Tensor
+    query_targets: torch.Tensor
+
+
+class MultiLabelEpisodeSampler:
+    """N-way K-shot Q-query episodes over tags, for multi-label data.
+
+    ``targets`` is a bool ``(n_clips, n_tags)`` matrix. Each episode picks ``n_way`` tags and, for each,
+    K + Q clips carrying it, with no clip twice in an episode; every clip's targets are then restricted to
+    the episode's tags (a support clip of "guitar" that is also "rock" is positive for both when both are
+    in the episode). Draws that repeat a clip across tags are redrawn.
+    """
+
+    def __init__(self, *, targets: torch.Tensor, tags: list[int], tag_names: list[str], n_way: int, n_shot: int,
+                 n_query: int, seed: int = 0, max_tries: int = 100):
+        self.targets = torch.as_tensor(targets, dtype=torch.bool)
+        self.per_tag = []
+        need = n_shot + n_query
+        for t in tags:
+            members = torch.nonzero(self.targets[:, t]).flatten()
+            if len(members) < need:
+                raise EpisodeError(f"tag {tag_names[t]!r} has {len(members)} clips but {n_shot}-shot {n_query}-query "
+                                   f"episodes need {need}; lower --queries or drop the tag")
+            self.per_tag.append(members)
+        if n_way > len(tags):
+            raise EpisodeError(f"{n_way}-way episodes need {n_way} tags but {len(tags)} are available; lower --ways")
+        self.tags = torch.as_tensor(tags)
+        counts = torch.tensor([len(m) for m in self.per_tag])
+        self.table = torch.full((len(tags), int(counts.max())), -1, dtype=torch.long)
+        for i, m in enumerate(self.per_tag):
+            self.table[i, : len(m)] = m
+        self.counts = counts
+        self.n_way, self.n_shot, self.n_query, self.max_tries = n_way, n_shot, n_query, max_tries
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.generator
+        rows = torch.randperm(len(self.tags), generator=g)[: self.n_way]
+        keys = torch.rand(self.n_way, self.table.shape[1], generator=g)
+        keys = keys.masked_fill(torch.arange(self.table.shape[1]) >= self.counts[rows].unsqueeze(-1), 2.0)
+        pick = keys.topk(self.n_shot + self.n_query, dim=-1, largest=False).indices
+        return rows, torch.gather(self.table[rows], 1, pick)
+
+    def sample(self, n_episodes: int = 1) -> MultiLabelEpisodes:
+        sup, qry, tags = [], [], []
+        for _ in range(n_episodes):
+            for _ in range(self.max_tries):
+                rows, clips = self._draw()
+                if clips.unique().numel() == clips.numel():
+                    break
+            else:
+                raise EpisodeError("could not draw a multi-label episode without repeating a clip; the tags overlap "
+                                   "too much for this many shots and queries")
+            sup.append(clips[:, : self.n_shot])
+            qry.append(clips[:, self.n_shot :])
+            tags.append(self.tags[rows])
+        sup_t, qry_t, tag_t = torch.stack(sup), torch.stack(qry), torch.stack(tags)
+
+        def restrict(idx):  # (E, W, k) -> (E, W, k, W)
+            t = self.targets[idx]  # (E, W, k, n_tags)
+            return torch.gather(t, -1, tag_t[:, None, None, :].expand(*idx.shape, self.n_way))
+
+        return MultiLabelEpisodes(sup_t, qry_t, tag_t, restrict(sup_t), restrict(qry_t))
+
+
 # ----------------------------------------------------------------------------- frozen episode files
 def episode_file_name(split: str, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int) -> str:
     return f"{split}-{n_way}way-{n_shot}shot-{n_query}query-{n_episodes}ep-seed{seed}.json"

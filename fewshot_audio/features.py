@@ -58,9 +58,9 @@ class LogMel(torch.nn.Module):
 
 def feature_shape(config: FeatureConfig) -> tuple[int, ...]:
     """Per-clip stored shape: ``(1, n_mels, frames)`` or ``(1, samples)``."""
-    if config.kind == "logmel":
-        return (1, config.n_mels, config.n_frames)
-    return (1, config.n_samples)
+    if config.kind == "waveform":
+        return (1, config.n_samples)
+    return (1, config.n_mels, config.n_frames)
 
 
 def store_key(manifest: Manifest, config: FeatureConfig) -> str:
@@ -82,6 +82,11 @@ def compute_features(waves: np.ndarray, config: FeatureConfig, *, device: str = 
     """Features of a batch of fixed-length waveforms ``(batch, samples)``; returns ``(batch, *feature_shape)``."""
     if config.kind == "waveform":
         return waves[:, None, :].astype(np.float32)
+    if config.kind == "musicnn":
+        from .pretrained.musicnn import MusicnnLogMel
+
+        with torch.no_grad():
+            return MusicnnLogMel().to(device)(torch.from_numpy(waves).to(device)).transpose(1, 2).unsqueeze(1).cpu().numpy()
     front = LogMel(config).to(device)
     with torch.no_grad():
         return front(torch.from_numpy(waves).to(device)).cpu().numpy()

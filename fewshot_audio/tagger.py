@@ -73,7 +73,8 @@ class Backbone:
 
 
 def load_backbone(spec: str, *, device: torch.device, support_windows: np.ndarray | None = None) -> Backbone:
-    """``spec``: a run folder written by ``train`` (its best checkpoint's backbone) or ``mfcc``."""
+    """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
+    backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc``."""
     from .api import _build_strategy
     from .backbones import build_backbone
     from .config import TrainConfig, config_from_dict
@@ -95,8 +96,17 @@ def load_backbone(spec: str, *, device: torch.device, support_windows: np.ndarra
         features = TrainConfig().features
         model = build_backbone("mfcc", input_shape=feature_shape(features)).to(device).eval()
         return Backbone("mfcc", model, features, features.duration)
-    raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml) nor 'mfcc'; "
-                      "train one with 'fewshot-audio train --out DIR' and pass DIR")
+    from .backbones import PRETRAINED
+
+    if spec.split(":")[0] in PRETRAINED:
+        features = MUSICNN_FEATURES
+        model = build_backbone(spec, input_shape=feature_shape(features)).to(device).eval()
+        return Backbone(spec, model, features, features.duration)
+    raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
+                      f"({', '.join(PRETRAINED)}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' and pass DIR")
+
+
+MUSICNN_FEATURES = FeatureConfig(kind="musicnn", sample_rate=16000, duration=3.0, n_fft=512, hop_length=256, n_mels=96)
 
 
 class Tagger:
@@ -128,6 +138,7 @@ class Tagger:
         out: list[np.ndarray | None] = [None] * len(paths)
         errors: list[str | None] = [None] * len(paths)
         pending: list[tuple[int, np.ndarray]] = []
+        short: list[str] = []
 
         def flush():
             if not pending:
@@ -151,11 +162,14 @@ class Tagger:
             if np.abs(audio).max() < 1e-4:
                 warn(f"{path}: silent audio")
             if len(audio) < self.backbone.window * f.sample_rate:
-                warn(f"{path}: shorter than one {self.backbone.window:g} s window; zero-padded")
+                short.append(path.name)
             pending.append((i, self._windows(audio, hop)))
             if sum(len(w) for _, w in pending) >= batch:
                 flush()
         flush()
+        if short:
+            warn(f"{len(short)} file(s) shorter than one {self.backbone.window:g} s window were zero-padded "
+                 f"(e.g. {', '.join(short[:3])})")
         return out, errors
 
     # ------------------------------------------------------------------------------ scoring
@@ -385,13 +399,13 @@ class Tagger:
         dev = pick_device(device)
         features = FeatureConfig(**meta["features"])
         state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-        if meta.get("backbone_config") is None:
-            model = build_backbone("mfcc", input_shape=feature_shape(features))
-        else:
+        if meta.get("backbone_config") is not None:
             from .api import _build_strategy
             from .config import config_from_dict
 
             model = _build_strategy(config_from_dict(meta["backbone_config"], where=str(path)), dev, n_classes=1).backbone
+        else:  # "mfcc" or a pretrained name
+            model = build_backbone(meta["backbone"], input_shape=feature_shape(features))
         model.load_state_dict(state)
         model = model.to(dev).eval()
         bb = Backbone(meta["backbone"], model, features, meta["window"], meta.get("backbone_config"))

@@ -93,3 +93,61 @@ def test_frozen_episodes_roundtrip_and_manifest_check(tmp_path):
     assert [ids2[i] for i in back2.support.flatten().tolist()] == [ids[i] for i in ep.support.flatten().tolist()]
     with pytest.raises(EpisodeError, match="frozen from manifest abc but this dataset's manifest is xyz"):
         read_episodes(path, manifest_hash="xyz", ids=ids, class_names=names)
+
+
+def test_multilabel_sampler_restricts_targets_to_the_episode():
+    from fewshot_audio.episodes import MultiLabelEpisodeSampler
+
+    g = torch.Generator().manual_seed(0)
+    targets = torch.rand(300, 8, generator=g) < 0.25
+    s = MultiLabelEpisodeSampler(targets=targets, tags=list(range(8)), tag_names=[f"t{i}" for i in range(8)],
+                                 n_way=4, n_shot=2, n_query=3, seed=1)
+    ep = s.sample(20)
+    assert ep.support.shape == (20, 4, 2) and ep.query.shape == (20, 4, 3)
+    assert ep.support_targets.shape == (20, 4, 2, 4) and ep.query_targets.shape == (20, 4, 3, 4)
+    for e in range(20):
+        clips = torch.cat([ep.support[e].flatten(), ep.query[e].flatten()])
+        assert clips.unique().numel() == clips.numel()
+        for w in range(4):
+            for k in range(2):
+                c = ep.support[e, w, k]
+                assert ep.support_targets[e, w, k, w]  # drawn for tag w, so positive for it
+                assert torch.equal(ep.support_targets[e, w, k], targets[c, ep.tags[e]])
+    assert any(ep.query_targets[e].sum(-1).max() > 1 for e in range(20)), "no multi-label clip was ever drawn"
+    again = MultiLabelEpisodeSampler(targets=targets, tags=list(range(8)), tag_names=[f"t{i}" for i in range(8)],
+                                     n_way=4, n_shot=2, n_query=3, seed=1).sample(20)
+    assert torch.equal(again.support, ep.support)
+    with pytest.raises(EpisodeError, match="tag 't0' has"):
+        MultiLabelEpisodeSampler(targets=targets[:10], tags=[0, 1], tag_names=["t0", "t1"], n_way=2, n_shot=5, n_query=5)
+
+
+def test_mtt_adapter(tmp_path):
+    import soundfile as sf
+
+    from fewshot_audio.data import build_manifest, detect_format
+
+    (tmp_path / "mtt" / "0").mkdir(parents=True)
+    sf.write(tmp_path / "mtt" / "0" / "a.mp3", np.zeros(8000, dtype=np.float32) + 0.1, 16000, format="MP3")
+    rows = ["clip_id\tguitar\trock\tpiano\tmp3_path", "2\t1\t1\t0\t0/a.mp3", "6\t0\t0\t0\t0/b.mp3",
+            "9\t0\t1\t1\t0/c.mp3"]
+    (tmp_path / "mtt" / "annotations_final.csv").write_text("\n".join(rows) + "\n")
+    assert detect_format(tmp_path / "mtt") == "mtt"
+    m = build_manifest(tmp_path / "mtt")
+    assert [c.labels for c in m.clips] == [("guitar", "rock"), (), ("rock", "piano")]
+    assert m.clips[0].path.endswith("0/a.mp3")
+
+
+def test_device_data_memory_mapped_fallback_gives_the_same_inputs(tmp_path):
+    from fewshot_audio.dataset import DeviceData
+
+    arr = np.random.default_rng(0).standard_normal((50, 1, 8, 20)).astype(np.float32)
+    np.save(tmp_path / "a.npy", arr)
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    resident = DeviceData(mm, device=torch.device("cpu"), crop=12, seed=3)
+    mapped = DeviceData(mm, device=torch.device("cpu"), crop=12, seed=3, memory_fraction=0.0)
+    assert resident.resident and not mapped.resident
+    idx = torch.tensor([[7, 3, 3], [49, 0, 12]])
+    assert torch.equal(resident.inputs(idx), mapped.inputs(idx))
+    assert torch.equal(resident.inputs(idx, train=True), mapped.inputs(idx, train=True))
+    assert mapped.inputs(idx).shape == (2, 3, 1, 8, 12)
+    assert torch.equal(resident.inputs(idx)[1, 0], torch.from_numpy(arr[49, :, :, 4:16]))

@@ -15,7 +15,7 @@ from ..errors import DataError
 from .audio import AUDIO_EXTENSIONS
 from .manifest import Clip, Manifest, check_duplicates
 
-FORMATS = ("folder", "csv", "esc50", "urbansound8k", "fsdd", "nsynth")
+FORMATS = ("folder", "csv", "esc50", "urbansound8k", "fsdd", "nsynth", "mtt")
 
 
 def _is_audio(path: Path) -> bool:
@@ -135,6 +135,27 @@ def prepare_nsynth(root: Path, label: str | None = None) -> Manifest:
     return Manifest(f"nsynth-{label}", str(root), clips)
 
 
+def prepare_mtt(root: Path, label: str | None = None) -> Manifest:
+    """MagnaTagATune: tab-separated ``annotations_final.csv`` (clip_id, one 0/1 column per tag, mp3_path)
+    and the mp3 folders. Multi-label. ``label``: ``top50`` (the 50 most frequent tags, default) or ``all``
+    (188). Clips with none of the kept tags stay in the manifest with no labels (negatives)."""
+    label = _check_label_choice("mtt", label, ("top50", "all"))
+    with open(root / "annotations_final.csv", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = next(reader)
+        rows = list(reader)
+    if header[0] != "clip_id" or header[-1] != "mp3_path":
+        raise DataError(f"{root / 'annotations_final.csv'} does not look like MagnaTagATune's annotations "
+                        "(expected clip_id ... mp3_path, tab-separated)")
+    tags = header[1:-1]
+    counts = [sum(r[1 + j] == "1" for r in rows) for j in range(len(tags))]
+    keep = sorted(range(len(tags)), key=lambda j: -counts[j])[:50] if label == "top50" else list(range(len(tags)))
+    keep = sorted(keep)
+    clips = [Clip(id=r[0], path=str(root / r[-1]), labels=tuple(tags[j] for j in keep if r[1 + j] == "1"))
+             for r in rows if r[-1]]
+    return Manifest(f"mtt-{label}", str(root), clips)
+
+
 PREPARERS = {
     "folder": prepare_folder,
     "csv": prepare_csv,
@@ -142,6 +163,7 @@ PREPARERS = {
     "urbansound8k": prepare_urbansound8k,
     "fsdd": prepare_fsdd,
     "nsynth": prepare_nsynth,
+    "mtt": prepare_mtt,
 }
 
 
@@ -157,6 +179,8 @@ def detect_format(root: Path) -> str:
         return "urbansound8k"
     if (root / "examples.json").is_file():
         return "nsynth"
+    if (root / "annotations_final.csv").is_file():
+        return "mtt"
     rec = root / "recordings" if (root / "recordings").is_dir() else root
     wavs = list(rec.glob("*.wav"))[:50]
     if wavs and all(_FSDD_NAME.match(w.stem) for w in wavs):

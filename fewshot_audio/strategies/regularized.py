@@ -59,7 +59,9 @@ class Regularized(Strategy):
         self.model: torch.nn.Module | None = None
 
     def fit(self, support_x: torch.Tensor, support_y: torch.Tensor) -> None:
+        # every task starts from the same seeded state: the same support set gives the same model
         torch.manual_seed(self.seed)
+        self.generator.manual_seed(self.seed)
         self.backbone.load_state_dict(self.initial)
         n_way = int(support_y.max()) + 1
         head = torch.nn.Sequential(torch.nn.Dropout(self.dropout),

@@ -26,6 +26,7 @@ class Pretrained(EmbeddingStrategy):
         self.head = torch.nn.Linear(dim, max(1, self.n_classes)).to(self.device)
         params = [p for p in self.backbone.parameters() if p.requires_grad] + list(self.head.parameters())
         self.optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        self.trains = not getattr(self.backbone, "frozen", False)  # a frozen pretrained embedding is used as is
         self.base_mean: torch.Tensor | None = None
         self._base_inputs: torch.Tensor | None = None
 

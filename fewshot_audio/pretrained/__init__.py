@@ -1,0 +1,1 @@
+"""Pretrained models: musicnn (MTT and MSD) ported to PyTorch from their TensorFlow checkpoints."""

@@ -1,0 +1,175 @@
+"""musicnn: the TensorFlow checkpoint reader, the PyTorch ports and their preprocessing.
+
+The reference outputs in fixtures/musicnn_reference.npz were computed once with the original
+TensorFlow code (fixtures/make_musicnn_reference.py). Tests that need the real weights obtain the
+musicnn 0.1.0 wheel from the package registry (pip download) and skip cleanly where that fails.
+"""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from fewshot_audio.errors import CheckpointError, DataError
+from fewshot_audio.pretrained import musicnn as mn
+from fewshot_audio.pretrained.tf_checkpoint import crc32c, read_checkpoint, read_index
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+from musicnn_signals import signals  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wheel")
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "musicnn==0.1.0", "-d", str(d)],
+                       capture_output=True, text=True)
+    found = sorted(d.glob("musicnn-0.1.0*.whl"))
+    if r.returncode != 0 or not found:
+        pytest.skip("the musicnn 0.1.0 wheel cannot be downloaded here")
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def unpacked(wheel, tmp_path_factory):
+    d = tmp_path_factory.mktemp("unpacked")
+    zipfile.ZipFile(wheel).extractall(d)
+    return d / "musicnn"
+
+
+@pytest.fixture(scope="session")
+def converted(wheel, tmp_path_factory):
+    import os
+
+    cache = tmp_path_factory.mktemp("mcache")
+    old = os.environ.get("FEWSHOT_AUDIO_CACHE")
+    os.environ["FEWSHOT_AUDIO_CACHE"] = str(cache)
+    from fewshot_audio.pretrained.weights import fetch_musicnn
+
+    fetch_musicnn(wheel)
+    if old is not None:
+        os.environ["FEWSHOT_AUDIO_CACHE"] = old
+    return cache
+
+
+def test_crc32c_known_values():
+    assert crc32c(b"") == 0
+    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+
+
+def test_preprocessing_matches_librosa_and_the_original():
+    x = signals()["tone"]
+    ours = mn.musicnn_logmel(x)
+    mel = librosa.feature.melspectrogram(y=x, sr=16000, hop_length=256, n_fft=512, n_mels=96).T
+    ref = np.log10(10000 * mel.astype(np.float16).astype(np.float32) + 1)
+    assert ours.shape == ref.shape == (438, 96)
+    # float16 rounding of nearly equal float32 powers may differ in the last half-precision bit
+    assert np.abs(ours - ref).max() < 2e-3 and np.median(np.abs(ours - ref)) < 1e-6
+    fixture = np.load(FIXTURES / "musicnn_reference.npz")["rep_tone"]
+    assert np.abs(ours - fixture).max() < 2e-3
+    p, padded = mn.patches(ours)
+    assert p.shape == (2, 187, 96) and not padded
+    short, padded = mn.patches(ours[:50])
+    assert short.shape == (1, 187, 96) and padded and np.all(short[0, 50:] == 0)
+
+
+def test_port_shapes_and_parameter_counts():
+    counts = {"MTT_musicnn": 787_159, "MTT_vgg": 605_748}
+    for name, n in counts.items():
+        model = mn.build_model(name).eval()
+        assert sum(p.numel() for p in model.parameters()) == n
+        out = model(torch.zeros(3, 187, 96))
+        assert out["taggram"].shape == (3, 50)
+        if name.endswith("musicnn"):
+            assert out["penultimate"].shape == (3, 200) and out["mean_pool"].shape == (3, 753)
+            assert out["timbral"].shape == (3, 187, 408) and out["temporal"].shape == (3, 187, 153)
+        else:
+            assert out["pool5"].shape == (3, 2, 1, 128)
+
+
+def test_reader_on_the_real_wheel(unpacked, tmp_path):
+    idx = read_index(unpacked / "MTT_musicnn" / ".index")
+    assert idx["conv2d/kernel"]["shape"] == [7, 38, 1, 204] and idx["dense_1/kernel"]["shape"] == [200, 50]
+    w = read_checkpoint(f"{unpacked / 'MTT_musicnn'}/")  # every tensor's crc32c verified
+    assert w["conv2d_2/kernel"].shape == (128, 1, 1, 51) and w["conv2d_2/kernel"].dtype == np.float32
+    # a flipped byte in the data file is caught and the tensor named
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in (unpacked / "MTT_musicnn").iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    data = bytearray((bad / ".data-00000-of-00001").read_bytes())
+    e = idx["dense/kernel"]
+    data[e["offset"] + 10] ^= 0xFF
+    (bad / ".data-00000-of-00001").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="'dense/kernel' fails its crc32c check"):
+        read_checkpoint(f"{bad}/")
+    (bad / ".index").write_bytes((unpacked / "MTT_musicnn" / ".index").read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="not a TensorFlow checkpoint index"):
+        read_index(bad / ".index")
+
+
+@pytest.mark.parametrize("name", list(mn.MODELS))
+def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
+    from fewshot_audio.pretrained.weights import load_musicnn
+
+    model, meta = load_musicnn(name)
+    ref = np.load(FIXTURES / "musicnn_reference.npz")
+    for sig, x in signals().items():
+        p, _ = mn.patches(mn.musicnn_logmel(x))
+        with torch.no_grad():
+            out = model(torch.from_numpy(p))
+        for key in ("taggram", "penultimate"):
+            r = ref[f"{name}/{sig}/{key}"]
+            rel = np.abs(out[key].numpy() - r).max() / np.abs(r).max()
+            assert rel < 1e-4, f"{name} {sig} {key}: max relative error {rel:.2e}"
+    assert meta["labels"][0] == ("guitar" if name.startswith("MTT") else "rock")
+
+
+def test_wheel_of_another_version_is_refused(tmp_path):
+    from fewshot_audio.pretrained.weights import fetch_musicnn
+
+    fake = tmp_path / "musicnn-0.0.9-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as zf:
+        zf.writestr("musicnn-0.0.9.dist-info/METADATA", "Name: musicnn\nVersion: 0.0.9\n")
+    with pytest.raises(DataError, match="is musicnn 0.0.9"):
+        fetch_musicnn(fake)
+    with pytest.raises(DataError, match="no musicnn wheel or package folder"):
+        fetch_musicnn(tmp_path / "nothing-here")
+
+
+def test_missing_weights_say_how_to_fetch(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path))
+    from fewshot_audio.pretrained.weights import load_musicnn
+
+    with pytest.raises(CheckpointError, match="weights fetch musicnn"):
+        load_musicnn("MTT_musicnn")
+
+
+def test_musicnn_backbone_in_train_and_tag_cli(converted, monkeypatch, tmp_path, tiny_dataset, capsys):
+    import soundfile as sf
+    import yaml
+
+    from fewshot_audio.cli import main
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
+    cfg = {"backbone": "musicnn-mtt", "ways": 3, "shots": 2, "queries": 3, "val_episodes": 10, "test_episodes": 20,
+           "split": [0.5, 0.25, 0.25], "episodes_dir": str(tmp_path / "eps"),
+           "features": {"kind": "musicnn", "sample_rate": 16000, "duration": 0.5, "n_fft": 512, "hop_length": 256,
+                        "n_mels": 96}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    for strategy in ("prototypical", "transfer-simpleshot"):
+        assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tmp_path / "c.yaml"), "--strategy",
+                     strategy, "--out", str(tmp_path / strategy), "--quiet"]) == 0
+        assert f"{strategy}/musicnn-mtt: 3-way 2-shot accuracy" in capsys.readouterr().out
+    sf.write(tmp_path / "drums.wav", signals()["drums"], 16000)
+    assert main(["tag", str(tmp_path / "drums.wav"), "--model", "musicnn-mtt", "--top-k", "3", "--quiet"]) == 0
+    assert "techno" in capsys.readouterr().out
+    assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "musicnn-mtt", "--out", str(tmp_path / "x"),
+                 "--quiet"]) == 2
+    assert "needs musicnn inputs but features.kind is 'logmel'" in capsys.readouterr().err
