@@ -125,3 +125,19 @@ def test_anil_adapts_only_the_head():
     adapted = s.adapt(params, torch.from_numpy(x[:6]), torch.tensor([0, 0, 1, 1, 2, 2]), steps=2, create_graph=False)
     for k, v in params.items():
         assert (adapted[k] is v) == (not k.startswith("head.")), k
+
+
+@pytest.mark.parametrize("name", ["regularized-sbcnn", "transfer-finetune"])
+def test_per_task_training_works_under_autocast(name):
+    """Evaluation runs under bf16 autocast on GPUs; fits inside it must not read stale cached weights."""
+    x, labels = easy_features()
+    data = DeviceData(x, device=torch.device("cpu"), crop=SHAPE[-1])
+    eps = EpisodeSampler(labels=labels, classes=list(range(10, 16)), class_names=[str(c) for c in range(16)],
+                         n_way=3, n_shot=2, n_query=3, seed=99).sample(12)
+    s = build(name)
+    idx = torch.arange(len(labels))[labels < 10]
+    s.prepare(data.eval_inputs(idx), labels[idx])
+    s.train_mode(False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = s.score_episodes(data.eval_inputs, eps.support, eps.query)
+    assert episode_accuracies(scores.float(), 3).mean() > 0.6

@@ -4,8 +4,10 @@ Name syntax: ``musicnn-mtt[:LAYER][:finetune]``. LAYER is the embedding taken: `
 (default), ``mean_pool``, ``max_pool``, ``taggram``, or a time-varying layer (``timbral``,
 ``temporal``, ``cnn1``..``cnn3``; VGG: ``pool1``..``pool5``) pooled by mean and max over time. The
 network is frozen (eval-mode batch norm, no gradients) unless ``:finetune`` is given. Inputs are the
-``musicnn`` feature kind ``(n, 1, 96, frames)``; clips are cut into 3 s patches (187 frames, the last
-zero-padded) and the clip embedding is the mean of the patch embeddings.
+``musicnn`` feature kind ``(n, 1, 96, frames)``; clips longer than 3 s are cut into 3 s patches (187
+frames, the last zero-padded) and the clip embedding is the mean of the patch embeddings. Shorter clips
+go through musicnn as they are (it is fully convolutional in time, as its authors note); the VGG models
+need exactly 187 frames, so shorter clips are zero-padded for them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class PretrainedMusicnn(nn.Module):
         """Run the network on 3 s patches of ``x (n, 1, 96, T)``; returns its outputs and patches per clip."""
         rep = x[:, 0].transpose(1, 2)  # (n, T, 96)
         n, t, _ = rep.shape
+        if t <= N_FRAMES and not self.variant.startswith("vgg"):
+            return self.net(rep), 1  # musicnn is fully convolutional in time: no padding for short clips
         n_patches = max(1, -(-t // N_FRAMES))
         rep = F.pad(rep, (0, 0, 0, n_patches * N_FRAMES - t))
         return self.net(rep.reshape(n * n_patches, N_FRAMES, 96)), n_patches

@@ -67,10 +67,11 @@ class Strategy:
         n_ep, n_way, n_shot = support.shape
         y = torch.arange(n_way, device=self.device).repeat_interleave(n_shot)
         out = []
-        for e in range(n_ep):
-            with torch.enable_grad():
-                self.fit(inputs(support[e].flatten()), y)
-            out.append(self.predict(inputs(query[e].flatten())))
+        with full_precision(self.device):  # each task changes the weights: no autocast weight cache
+            for e in range(n_ep):
+                with torch.enable_grad():
+                    self.fit(inputs(support[e].flatten()).float(), y)
+                out.append(self.predict(inputs(query[e].flatten()).float()))
         return torch.stack(out)
 
     # -- persistence ------------------------------------------------------------------------
@@ -84,6 +85,15 @@ class Strategy:
         self.backbone.load_state_dict(state["backbone"])
         if with_optimizer and "optimizer" in state and getattr(self, "optimizer", None) is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+
+
+def full_precision(device: torch.device):
+    """A region without autocast, for optimisation loops that run inside evaluation.
+
+    Autocast caches the low-precision copies of leaf weights for as long as its region lasts, so
+    weights updated in place inside one region (a per-task fit) would keep being read stale.
+    """
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Strategy, squared_distances
+from .base import Strategy, full_precision, squared_distances
 from .embedding import EmbeddingStrategy
 
 
@@ -70,6 +70,11 @@ class Regularized(Strategy):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.task_lr, weight_decay=self.task_weight_decay)
         self.model.train()
         y = F.one_hot(support_y, n_way).float()
+        with full_precision(self.device):
+            self._train(opt, support_x.float(), y)
+        self.model.eval()
+
+    def _train(self, opt: torch.optim.Optimizer, support_x: torch.Tensor, y: torch.Tensor) -> None:
         for _ in range(self.steps):
             x, target = augment(support_x, self.generator), y
             if self.mixup_alpha > 0:
@@ -81,7 +86,6 @@ class Regularized(Strategy):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        self.model.eval()
 
     @torch.no_grad()
     def predict(self, query_x: torch.Tensor) -> torch.Tensor:

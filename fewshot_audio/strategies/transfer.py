@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .base import full_precision
 from .embedding import EmbeddingStrategy, proto_loss_step, prototype_scores
 
 
@@ -116,9 +117,9 @@ class FinetuneTransfer(Pretrained):
     def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
         """All episodes' classifiers are fine-tuned together as one batched problem (they are independent)."""
         mean = self.mean_base_embedding()
-        zs, zq = centred_l2(zs, mean), centred_l2(zq, mean)
+        zs, zq = centred_l2(zs.float(), mean.float()), centred_l2(zq.float(), mean.float())
         n_ep, n_way, n_shot, dim = zs.shape
-        with torch.enable_grad():
+        with torch.enable_grad(), full_precision(zs.device):
             weight = (2 * zs.mean(2)).clone().requires_grad_(True)  # (E, W, d): prototype init
             bias = (-zs.mean(2).pow(2).sum(-1)).clone().requires_grad_(True)  # (E, W)
             opt = torch.optim.Adam([weight, bias], lr=self.finetune_lr, weight_decay=self.finetune_weight_decay)

@@ -1,0 +1,130 @@
+"""musicnn ports: error against the original TensorFlow models, embedding throughput, and which
+embedding layer transfers best (frozen prototypes, 5-way 5-shot, frozen novel-class episodes).
+
+Needs the converted weights (fewshot-audio weights fetch musicnn).
+Usage: python benchmarks/bench_musicnn.py [--fsdd ../shared/data/fsdd] [--episodes 300] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+
+from musicnn_signals import signals  # noqa: E402
+
+from fewshot_audio.api import frozen_episodes  # noqa: E402
+from fewshot_audio.backbones import build_backbone  # noqa: E402
+from fewshot_audio.config import FeatureConfig  # noqa: E402
+from fewshot_audio.dataset import DeviceData, load_labelled_features, resolve_split  # noqa: E402
+from fewshot_audio.metrics import episode_accuracies, mean_ci95  # noqa: E402
+from fewshot_audio.pretrained import musicnn as mn  # noqa: E402
+from fewshot_audio.pretrained.weights import load_musicnn  # noqa: E402
+from fewshot_audio.strategies import Prototypical  # noqa: E402
+
+
+def errors() -> dict:
+    ref = np.load(ROOT / "tests" / "fixtures" / "musicnn_reference.npz")
+    out = {}
+    for name in mn.MODELS:
+        model, _ = load_musicnn(name)
+        worst = {"taggram": 0.0, "penultimate": 0.0}
+        for sig, x in signals().items():
+            p, _ = mn.patches(mn.musicnn_logmel(x))
+            with torch.no_grad():
+                o = model(torch.from_numpy(p))
+            for key in worst:
+                r = ref[f"{name}/{sig}/{key}"]
+                worst[key] = max(worst[key], float(np.abs(o[key].numpy() - r).max() / np.abs(r).max()))
+        out[name] = worst
+    return out
+
+
+def throughput(n_clips: int = 64) -> dict:
+    """Clips/s for 3 s clips from waveform to embedding (front end + network), batch of 32."""
+    x = (np.random.default_rng(0).standard_normal((n_clips, 48000)) * 0.1).astype(np.float32)
+    out = {}
+    front = mn.MusicnnLogMel()
+    for variant in ("musicnn-mtt", "vgg-mtt"):
+        model = build_backbone(variant, input_shape=(1, 96, 188)).eval()
+        with torch.no_grad():
+            def run():
+                for s in range(0, n_clips, 32):
+                    model(front(torch.from_numpy(x[s : s + 32])).transpose(1, 2).unsqueeze(1))
+            run()
+            t0 = time.perf_counter()
+            run()
+            out[variant] = n_clips / (time.perf_counter() - t0)
+    return out
+
+
+def layers(dataset: str | None, label: str | None, episodes: int, duration: float) -> dict:
+    """Every layer of every model scored on the same frozen episodes; each network runs once per clip."""
+    features = FeatureConfig(kind="musicnn", sample_rate=16000, duration=duration, n_fft=512, hop_length=256, n_mels=96)
+    data = load_labelled_features(dataset, features=features, format="fsdd" if label else None, label=label, quiet=True)
+    split = resolve_split(data, ratios=[0.6, 0.15, 0.25], seed=0, split_file=None)
+    eps, _ = frozen_episodes(data, split, split_name="novel", n_way=5, n_shot=5, n_query=15, n_episodes=episodes,
+                             episodes_dir=str(ROOT / "episodes"))
+    dev = DeviceData(data.store.array, device=torch.device("cpu"), crop=features.n_frames)
+    clips, inverse = torch.unique(torch.cat([eps.support.flatten(), eps.query.flatten()]), return_inverse=True)
+    out = {}
+    for variant in ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd"):
+        names = ("penultimate", "mean_pool", "max_pool", "taggram", "cnn3", "timbral", "temporal") \
+            if variant.startswith("musicnn") else ("penultimate", "pool3", "pool4", "taggram")
+        nets = {layer: build_backbone(f"{variant}:{layer}", input_shape=(1, 96, features.n_frames)).eval()
+                for layer in names[:1]}
+        net = nets[names[0]]
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            outs = [net.patch_outputs(dev.eval_inputs(c)) for c in clips.split(64)]
+        seconds = time.perf_counter() - t0
+        for layer in names:
+            net.layer = layer
+            z = []
+            for o, n_patches in outs:
+                v = o[layer]
+                if v.ndim == 3:
+                    v = torch.cat([v.mean(1), v.amax(1)], dim=1)
+                elif v.ndim == 4:
+                    v = torch.cat([v.mean((1, 2)), v.amax((1, 2))], dim=1)
+                z.append(v.reshape(-1, n_patches, v.shape[-1]).mean(1))
+            z = torch.cat(z)
+            zs = z[inverse[: eps.support.numel()]].view(*eps.support.shape, -1)
+            zq = z[inverse[eps.support.numel():]].view(len(eps), -1, z.shape[-1])
+            scores = Prototypical.classify(None, zs, zq)
+            mean, ci = mean_ci95(episode_accuracies(scores, eps.query.shape[2]).numpy())
+            out[f"{variant}:{layer}"] = {"accuracy": mean, "ci95": ci}
+            print(dataset or "builtin", variant, layer, f"{100 * mean:.2f} ± {100 * ci:.2f}", flush=True)
+        out[f"{variant}:embed_seconds"] = {"clips": len(clips), "seconds": round(seconds, 1)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fsdd", default=str(ROOT.parent / "shared" / "data" / "fsdd"))
+    ap.add_argument("--episodes", type=int, default=300)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    res = {"max_relative_error": errors()}
+    print(json.dumps(res), flush=True)
+    res["embedding_clips_per_s_3s"] = throughput()
+    print(json.dumps(res["embedding_clips_per_s_3s"]), flush=True)
+    res["layers_builtin"] = layers(None, None, args.episodes, 1.0)
+    if Path(args.fsdd).is_dir():
+        res["layers_fsdd_digit_speaker"] = layers(args.fsdd, "digit-speaker", args.episodes, 1.0)
+    if args.json:
+        from fewshot_audio.io_utils import atomic_write_json
+
+        atomic_write_json(args.json, res)
+
+
+if __name__ == "__main__":
+    main()
