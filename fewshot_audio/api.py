@@ -15,6 +15,7 @@ import yaml
 from .backbones import backbone_input_kind, build_backbone
 from .config import TrainConfig, config_from_dict
 from .dataset import DeviceData, LabelledFeatures, load_labelled_features, resolve_split
+from . import distributed
 from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
                        split_id)
 from .errors import CheckpointError, ConfigError, EpisodeError
@@ -119,7 +120,12 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     tune_cpu()
     seed_everything(config.seed)
-    device = pick_device(config.device)
+    device = distributed.setup(config.device) or pick_device(config.device)
+    rank, world_size = distributed.world()
+    main = rank == 0
+    quiet = quiet or not main
+    if not main:
+        distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
     data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
                                   strict=config.strict, min_clips=config.min_clips, quiet=quiet)
     split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
@@ -132,14 +138,18 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     episodes_kw = dict(n_way=config.ways, n_shot=config.shots, n_query=config.queries, episodes_dir=config.episodes_dir)
     val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **episodes_kw)
     test_eps, test_path = frozen_episodes(data, split, split_name="novel", n_episodes=config.test_episodes, **episodes_kw)
+    if main:
+        distributed.barrier()
     base = data.classes_of(split["base"])
+    rank_seed = config.seed + 1000 * rank  # every rank draws its own episodes
     sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=base, class_names=data.class_names,
                              n_way=min(train_ways, len(base)), n_shot=config.shots, n_query=train_queries,
-                             seed=config.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    save_split(run_dir / "split.yaml", split)
-    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+                             seed=rank_seed)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        save_split(run_dir / "split.yaml", split)
+    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=rank_seed)
     strategy = _build_strategy(config, device, n_classes=len(data.class_names))
     _prepare(strategy, data, dev, base)
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
@@ -147,6 +157,8 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
                          meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
                          amp=config.amp, quiet=quiet, on_step=on_step)
+    if not main:
+        return {"rank": rank}
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp)}
     metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
@@ -159,7 +171,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
                            "best_step": history.best_step, "best_val_accuracy": history.best_val}
     metrics["dataset"] = {"name": data.name, "manifest_hash": data.manifest.content_hash(), "clips": len(data.ids),
                           "classes": len(data.class_names), "test_episodes_file": str(test_path)}
-    metrics["device"] = str(device)
+    metrics["device"] = str(device) + (f" x {world_size} processes" if world_size > 1 else "")
     metrics["config_hash"] = config.fingerprint()
     atomic_write_json(run_dir / "metrics.json", metrics)
     plot_training_curve(run_dir / "training_curve.png", history,

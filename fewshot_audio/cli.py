@@ -171,6 +171,8 @@ def cmd_train(args) -> int:
     from .api import train
 
     metrics = train(_train_config(args), resume=args.resume, quiet=args.quiet)
+    if "test" not in metrics:  # a non-zero rank of a distributed run: rank 0 reports
+        return 0
     print(f"test  {_fmt(metrics['test'])}")
     if "baseline" in metrics:
         print(f"base  {_fmt(metrics['baseline'])}")

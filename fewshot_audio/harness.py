@@ -98,18 +98,29 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
     best validation state in ``run_dir/best.pt`` and the latest in ``run_dir/checkpoint.pt``.
     ``on_step(step)`` is called after every step (used by tests to interrupt a run).
     """
+    from . import distributed
+
+    rank, world_size = distributed.world()
+    main = rank == 0
     ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
     history, start = History(), 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         strategy.load_state_dict(state["strategy"])
-        sampler.set_state(state["sampler_rng"])
-        data.generator.set_state(state["crop_rng"])
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) != world_size:
+            raise CheckpointError(f"{ckpt_path} was written by {len(ranks)} processes; resume it with "
+                                  f"--nproc-per-node {len(ranks)} (now {world_size})")
+        sampler.set_state(ranks[rank]["sampler_rng"] if ranks else state["sampler_rng"])
+        data.generator.set_state(ranks[rank]["crop_rng"] if ranks else state["crop_rng"])
         history = History(**state["history"])
         start = state["step"]
         log(f"resuming from step {start} of {episodes} ({ckpt_path})")
     if not strategy.trains:
         episodes = 0
+    if world_size > 1 and strategy.trains:
+        distributed.average_gradients(strategy.optimizer)
+        quiet = quiet or not main
     pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
     t0 = time.perf_counter() - history.seconds
     steps = progress(range(start, episodes), desc=f"meta-training {strategy.name}", total=episodes - start, quiet=quiet)
@@ -122,29 +133,40 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
         pending.append((step + 1, loss, acc))
         done = step + 1
         if done % val_every == 0 or done == episodes:
-            for s, l, a in pending:  # one host sync per validation interval
-                history.steps.append(s)
-                history.train_loss.append(float(l))
-                history.train_acc.append(float(a))
+            ranks = distributed.gather({"sampler_rng": sampler.state(), "crop_rng": data.generator.get_state()})
+            if main:
+                _validate_and_save(strategy, data, val_episodes, history, pending, done=done, episodes=episodes,
+                                   val_every=val_every, amp=amp, t0=t0, sampler=sampler,
+                                   ranks=ranks if world_size > 1 else None, ckpt_path=ckpt_path, best_path=best_path)
             pending.clear()
-            val_mean, val_ci = mean_ci95(evaluate(strategy, data, val_episodes, amp=amp).numpy())
-            history.val_steps.append(done)
-            history.val_acc.append(val_mean)
-            history.val_ci95.append(val_ci)
-            history.seconds = time.perf_counter() - t0
-            if val_mean > history.best_val:
-                history.best_val, history.best_step = val_mean, done
-                save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(),
-                                            "step": done})
-            save_checkpoint(ckpt_path, {
-                "version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done,
-                "sampler_rng": sampler.state(), "crop_rng": data.generator.get_state(),
-                "history": history.__dict__})
-            log(f"step {done}/{episodes}: train loss {sum(history.train_loss[-val_every:]) / len(history.train_loss[-val_every:]):.3f}, "
-                f"val acc {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")
+            distributed.barrier()
         if on_step is not None:
             on_step(done)
-    if episodes == 0:
+    if episodes == 0 and main:
         save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": 0})
     history.seconds = time.perf_counter() - t0
     return history
+
+
+def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, episodes, val_every, amp, t0, sampler,
+                       ranks, ckpt_path, best_path) -> None:
+    for s, l, a in pending:  # one host sync per validation interval
+        history.steps.append(s)
+        history.train_loss.append(float(l))
+        history.train_acc.append(float(a))
+    val_mean, val_ci = mean_ci95(evaluate(strategy, data, val_episodes, amp=amp).numpy())
+    history.val_steps.append(done)
+    history.val_acc.append(val_mean)
+    history.val_ci95.append(val_ci)
+    history.seconds = time.perf_counter() - t0
+    if val_mean > history.best_val:
+        history.best_val, history.best_step = val_mean, done
+        save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done})
+    state = {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done,
+             "sampler_rng": sampler.state(), "crop_rng": data.generator.get_state(), "history": history.__dict__}
+    if ranks is not None:
+        state["ranks"] = ranks
+    save_checkpoint(ckpt_path, state)
+    recent = history.train_loss[-val_every:]
+    log(f"step {done}/{episodes}: train loss {sum(recent) / len(recent):.3f}, "
+        f"val acc {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")

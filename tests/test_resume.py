@@ -54,3 +54,27 @@ def test_resume_with_other_settings_is_refused(tiny_dataset, tiny_config, tmp_pa
     cfg.shots = 1
     with pytest.raises(ConfigError, match="different configuration"):
         train(cfg, resume=True, quiet=True)
+
+
+def test_two_process_data_parallel_training_with_gloo(tiny_dataset, tiny_config, tmp_path):
+    """torchrun --nproc-per-node 2 on the CPU: rank 0 alone writes; the checkpoint holds both ranks'
+    sampler states; --resume continues both; the model weights stay identical across ranks."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "fewshot_audio", "train", "--dataset", str(tiny_dataset), "--config", str(tiny_config),
+           "--out", str(out), "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("test  prototypical/conv4") == 1, r.stdout  # only rank 0 reports
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["device"] == "cpu x 2 processes"
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 6 and len(ckpt["ranks"]) == 2
+    assert not torch.equal(ckpt["ranks"][0]["sampler_rng"], ckpt["ranks"][1]["sampler_rng"])
+    # resuming with another number of processes is refused with the fix
+    r = subprocess.run([sys.executable, "-m", "fewshot_audio", "train", "--dataset", str(tiny_dataset), "--config",
+                        str(tiny_config), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 2 and "resume it with --nproc-per-node 2" in r.stderr

@@ -1,8 +1,10 @@
 """Pretrained musicnn backbones (``musicnn-mtt``, ``musicnn-msd``, ``vgg-mtt``, ``vgg-msd``).
 
-Name syntax: ``musicnn-mtt[:LAYER][:finetune]``. LAYER is the embedding taken: ``penultimate``
-(default), ``mean_pool``, ``max_pool``, ``taggram``, or a time-varying layer (``timbral``,
-``temporal``, ``cnn1``..``cnn3``; VGG: ``pool1``..``pool5``) pooled by mean and max over time. The
+Name syntax: ``musicnn-mtt[:LAYER][:finetune]``. LAYER is the embedding taken: ``mean_pool``
+(musicnn's default), ``max_pool``, ``penultimate``, ``taggram``, or a time-varying layer (``timbral``,
+``temporal``, ``cnn1``..``cnn3``; VGG: ``pool1``..``pool5``, default ``pool4``) pooled by mean and max
+over time. The defaults are the layers that transferred best, averaged over the built-in dataset and
+FSDD, with frozen prototypes (benchmarks/bench_musicnn.py). The
 network is frozen (eval-mode batch norm, no gradients) unless ``:finetune`` is given. Inputs are the
 ``musicnn`` feature kind ``(n, 1, 96, frames)``; clips longer than 3 s are cut into 3 s patches (187
 frames, the last zero-padded) and the clip embedding is the mean of the patch embeddings. Shorter clips
@@ -23,7 +25,7 @@ VARIANTS = {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn", "vgg-mtt
 MUSICNN_LAYERS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50, "timbral": 816,
                   "temporal": 306, "cnn1": 128, "cnn2": 128, "cnn3": 128}
 VGG_LAYERS = {"penultimate": 256, "taggram": 50, **{f"pool{i}": 256 for i in range(1, 6)}}
-DEFAULT_LAYER = "penultimate"
+DEFAULT_LAYER = {"musicnn": "mean_pool", "vgg": "pool4"}
 
 
 class PretrainedMusicnn(nn.Module):
@@ -38,7 +40,7 @@ class PretrainedMusicnn(nn.Module):
 
         self.variant, self.model_name = variant, VARIANTS[variant]
         layers = VGG_LAYERS if variant.startswith("vgg") else MUSICNN_LAYERS
-        self.layer = layer or DEFAULT_LAYER
+        self.layer = layer or DEFAULT_LAYER[variant.split("-")[0]]
         if self.layer not in layers:
             raise ConfigError(f"{variant} has no layer {self.layer!r}; valid layers: {', '.join(layers)}")
         if input_shape[1] != 96:

@@ -1,0 +1,78 @@
+"""Data-parallel meta-training across processes, GPUs and nodes, launched with ``torchrun``.
+
+``torchrun --nproc-per-node N -m fewshot_audio train ...`` (or the console script's path instead of
+``-m fewshot_audio``): every rank builds the same initial model, draws its own episodes from a
+rank-derived seed, and gradients are averaged across ranks before every optimizer step (a step
+pre-hook, so strategies need not know). Rank 0 alone writes frozen episodes, checkpoints and
+metrics; checkpoints hold every rank's sampler state, so ``--resume`` continues all of them.
+Backends: NCCL on GPUs, gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)``; ``(0, 1)`` outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def setup(device_name: str) -> torch.device | None:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); return this rank's device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        n_gpus = torch.cuda.device_count()
+        if local >= n_gpus:
+            raise ConfigError(f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', '?')} processes on this node but it "
+                              f"has {n_gpus} GPU(s); use --nproc-per-node {max(1, n_gpus)} or --device cpu")
+        torch.cuda.set_device(local)
+        device, backend = torch.device(f"cuda:{local}"), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return device
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def average_gradients(optimizer: torch.optim.Optimizer):
+    """Average every parameter's gradient over the ranks (one all-reduce) before each ``optimizer.step``."""
+
+    def hook(opt, args, kwargs):
+        params = [p for group in opt.param_groups for p in group["params"]]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
+
+    return optimizer.register_step_pre_hook(hook)
+
+
+def gather(obj):
+    """Every rank's ``obj`` as a list on every rank (just ``[obj]`` outside a distributed run)."""
+    _, size = world()
+    if size == 1:
+        return [obj]
+    out = [None] * size
+    dist.all_gather_object(out, obj)
+    return out
