@@ -350,7 +350,7 @@ def cmd_weights(args) -> int:
 
 
 def cmd_strategies(args) -> int:
-    from .backbones import BACKBONES, describe_backbones
+    from .backbones import describe_backbones
     from .strategies import describe_strategies
 
     print("strategies:")

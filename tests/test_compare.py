@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from fewshot_audio import compare as compare_mod
 from fewshot_audio.cli import main

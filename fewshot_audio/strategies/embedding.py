@@ -7,6 +7,7 @@ prototypes, logistic regression, a fine-tuned last layer, SVM, 1-NN).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,6 +51,16 @@ class EmbeddingStrategy(Strategy):
         zs = z[inverse[: support.numel()]].view(*support.shape, -1)
         zq = z[inverse[support.numel() :]].view(query.shape[0], -1, z.shape[-1])
         return self.classify(zs, zq)
+
+
+def per_episode(zs: torch.Tensor, zq: torch.Tensor, fit_score) -> torch.Tensor:
+    """Scores ``(E, M, W)`` from ``fit_score(x_support (W*S, d), y (W*S,), x_query (M, d)) -> (M, W)``, a
+    classifier fitted on each episode's support embeddings in turn (numpy in, numpy out)."""
+    n_ep, n_way, n_shot, _ = zs.shape
+    xs, xq = zs.float().cpu().numpy(), zq.float().cpu().numpy()
+    y = np.repeat(np.arange(n_way), n_shot)
+    out = np.stack([fit_score(xs[e].reshape(n_way * n_shot, -1), y, xq[e]) for e in range(n_ep)]).astype(np.float32)
+    return torch.from_numpy(out).to(zq.device)
 
 
 def proto_loss_step(strategy: Strategy, support: torch.Tensor, query: torch.Tensor):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Strategy, full_precision, squared_distances
-from .embedding import EmbeddingStrategy
+from .embedding import EmbeddingStrategy, per_episode
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, *, max_shift: float = 0.25, freq_mask: float = 0.15,
@@ -127,16 +127,11 @@ class MFCCSVM(EmbeddingStrategy):
     def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
         from sklearn.svm import SVC
 
-        n_ep, n_way, n_shot, _ = zs.shape
-        xs, xq = zs.cpu().numpy(), zq.cpu().numpy()
-        y = np.repeat(np.arange(n_way), n_shot)
-        out = np.empty((n_ep, zq.shape[1], n_way), dtype=np.float32)
-        for e in range(n_ep):
-            clf = SVC(kernel="rbf", C=10.0, gamma="scale", decision_function_shape="ovr")
-            clf.fit(xs[e].reshape(n_way * n_shot, -1), y)
-            scores = clf.decision_function(xq[e])
-            out[e] = np.stack([-scores, scores], axis=1) if n_way == 2 else scores
-        return torch.from_numpy(out).to(zq.device)
+        def fit_score(xs, y, xq):
+            scores = SVC(kernel="rbf", C=10.0, gamma="scale", decision_function_shape="ovr").fit(xs, y).decision_function(xq)
+            return np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores
+
+        return per_episode(zs, zq, fit_score)
 
 
 class MFCCNearestNeighbour(EmbeddingStrategy):

@@ -7,12 +7,11 @@ comparison trains the backbone once and reuses it.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .base import full_precision
-from .embedding import EmbeddingStrategy, proto_loss_step, prototype_scores
+from .embedding import EmbeddingStrategy, per_episode, proto_loss_step, prototype_scores
 
 
 class Pretrained(EmbeddingStrategy):
@@ -94,16 +93,10 @@ class LogisticTransfer(Pretrained):
     def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
         from sklearn.linear_model import LogisticRegression
 
-        n_ep, n_way, n_shot, _ = zs.shape
-        xs = F.normalize(zs, dim=-1).cpu().numpy()
-        xq = F.normalize(zq, dim=-1).cpu().numpy()
-        y = np.repeat(np.arange(n_way), n_shot)
-        out = np.empty((n_ep, zq.shape[1], n_way), dtype=np.float32)
-        for e in range(n_ep):
-            clf = LogisticRegression(C=self.C, max_iter=1000)
-            clf.fit(xs[e].reshape(n_way * n_shot, -1), y)
-            out[e] = clf.predict_log_proba(xq[e])
-        return torch.from_numpy(out).to(zq.device)
+        def fit_score(xs, y, xq):
+            return LogisticRegression(C=self.C, max_iter=1000).fit(xs, y).predict_log_proba(xq)
+
+        return per_episode(F.normalize(zs, dim=-1), F.normalize(zq, dim=-1), fit_score)
 
 
 class FinetuneTransfer(Pretrained):
