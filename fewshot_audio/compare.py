@@ -101,11 +101,13 @@ def plot_results(path: Path, rows: list[dict]) -> None:
     from .io_utils import atomic_write
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for s in dict.fromkeys(r["strategy"] for r in rows):
+    markers, styles = "os^Dvp*hX", ("-", "--", ":")
+    for i, s in enumerate(dict.fromkeys(r["strategy"] for r in rows)):
         pts = sorted((int(r["shots"]), float(r["accuracy"]), float(r["ci95"])) for r in rows if r["strategy"] == s)
         k, a, c = (np.array(v) for v in zip(*pts))
-        ax.plot(k, 100 * a, marker="o", label=s)
-        ax.fill_between(k, 100 * (a - c), 100 * (a + c), alpha=0.15)
+        color = plt.cm.tab20(i % 20)  # one distinct colour, marker and line style per strategy
+        ax.plot(k, 100 * a, marker=markers[i % len(markers)], linestyle=styles[i % len(styles)], color=color, label=s)
+        ax.fill_between(k, 100 * (a - c), 100 * (a + c), alpha=0.12, color=color)
     ax.set_xscale("log")
     shots = sorted({int(r["shots"]) for r in rows})
     ax.set_xticks(shots, [str(k) for k in shots])
