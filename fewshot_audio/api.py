@@ -73,6 +73,7 @@ def _build_strategy(config: TrainConfig, device: torch.device, *, backbone: str 
     name = backbone or cls.backbone_name or config.backbone
     kind = check_backbone(config, name)
     shape = feature_shape(config.features)[:-1] + (config.features.crop_size(),)
+    torch.manual_seed(config.seed)  # the initial weights do not depend on what ran before
     model = build_backbone(name, input_shape=shape, channels=config.channels)
     if kind != "waveform":
         model = model.to(memory_format=torch.channels_last)
