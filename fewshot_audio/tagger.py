@@ -72,7 +72,7 @@ class Backbone:
     config: dict | None = None  # the run's resolved TrainConfig, to rebuild the architecture on load
 
 
-def load_backbone(spec: str, *, device: torch.device, support_windows: np.ndarray | None = None) -> Backbone:
+def load_backbone(spec: str, *, device: torch.device) -> Backbone:
     """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
     backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc``."""
     from .api import _build_strategy
