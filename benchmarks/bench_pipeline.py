@@ -20,6 +20,7 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,60 +62,114 @@ def bench_features(n_clips: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- 2. sampling
-class EpisodeBatchSampler(torch.utils.data.Sampler):
-    """The usual plain-PyTorch episode sampler: yields the item indices of one episode per batch."""
-
-    def __init__(self, labels: np.ndarray, n_way: int, n_shot: int, n_query: int, n_episodes: int):
-        self.by_class = {c: np.nonzero(labels == c)[0] for c in np.unique(labels)}
-        self.n_way, self.k, self.n_episodes = n_way, n_shot + n_query, n_episodes
-
-    def __len__(self):
-        return self.n_episodes
-
-    def __iter__(self):
-        for _ in range(self.n_episodes):
-            classes = np.random.choice(list(self.by_class), self.n_way, replace=False)
-            yield [int(i) for c in classes for i in np.random.choice(self.by_class[c], self.k, replace=False)]
+SHAPE, WAY, SHOT, QUERY = (1, 64, 96), 5, 5, 15
 
 
-class FeatureDataset(torch.utils.data.Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
+def _rate(episodes_fn, n_episodes: int, repeat: int = 3) -> float:
+    """Best-of-``repeat`` episodes/s of iterating ``episodes_fn()`` (which yields ``n_episodes`` episodes)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _episode in episodes_fn():
+            pass
+        best = min(best, time.perf_counter() - t0)
+    return n_episodes / best
 
-    def __len__(self):
-        return len(self.y)
 
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
+def _peak_memory(name: str, n_clips: int, n_episodes: int) -> float:
+    """MiB that pipeline ``name`` adds at its peak over the feature array, measured in a fresh process."""
+    code = (f"import sys, resource; sys.path[:0] = {[str(Path(__file__).parent)]!r}; import bench_pipeline as b; "
+            f"print(b._peak_memory_here({name!r}, {n_clips}, {n_episodes}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(r.stdout.split()[-1])
 
 
-def bench_sampling(n_clips: int, n_episodes: int, threads: int) -> dict:
+def _peak_memory_here(name: str, n_clips: int, n_episodes: int) -> float:
+    def status(field: str) -> float:  # MiB
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
+
+    from fewshot_audio.runtime import tune_cpu
+
+    tune_cpu()
+    torch.set_num_threads(1)
+    x, labels = _features(n_clips)
+    episodes = _pipelines(x, labels, n_episodes, only=name)[name]
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+    before = status("VmRSS")
+    for _episode in episodes():
+        pass
+    return status("VmHWM") - before
+
+
+def _features(n_clips: int) -> tuple[torch.Tensor, np.ndarray]:
+    x = torch.empty(n_clips, *SHAPE).uniform_(-1, 1)  # every page touched, as real features are
+    return x, np.arange(n_clips) % (n_clips // 20)  # 20 clips per class: classes grow with the dataset
+
+
+def _pipelines(x: torch.Tensor, labels: np.ndarray, n_episodes: int, only: str | None = None) -> dict:
+    """name -> a function yielding ``n_episodes`` (support, query) feature tensors (or indices only)."""
+    import peers
+
     from fewshot_audio.dataset import DeviceData
     from fewshot_audio.episodes import EpisodeSampler
 
-    torch.set_num_threads(threads)
-    n_classes = max(10, n_clips // 20)
-    labels = np.arange(n_clips) % n_classes
-    feats = np.random.default_rng(0).standard_normal((n_clips, 1, 64, 96), dtype=np.float32)
-    data = DeviceData(feats, device=torch.device("cpu"), crop=96)
+    n_classes = int(labels.max()) + 1
+    data = DeviceData(x.numpy(), device=torch.device("cpu"), crop=SHAPE[-1])
     sampler = EpisodeSampler(labels=torch.from_numpy(labels), classes=list(range(n_classes)),
-                             class_names=[str(c) for c in range(n_classes)], n_way=5, n_shot=5, n_query=15)
+                             class_names=[str(c) for c in range(n_classes)], n_way=WAY, n_shot=SHOT, n_query=QUERY)
 
-    def ours():
-        for _ in range(n_episodes):
-            ep = sampler.sample(1)
-            data.inputs(ep.support), data.inputs(ep.query)
+    def toolkit(batch: int, gather: bool):
+        def episodes():
+            for _ in range(n_episodes // batch):
+                ep = sampler.sample(batch)
+                yield (data.inputs(ep.support), data.inputs(ep.query)) if gather else ep
+        return episodes
 
-    loader = torch.utils.data.DataLoader(FeatureDataset(torch.from_numpy(feats), torch.from_numpy(labels)),
-                                         batch_sampler=EpisodeBatchSampler(labels, 5, 5, 15, n_episodes))
+    rows = torch.from_numpy(np.random.default_rng(0).integers(0, len(labels), (n_episodes, WAY * (SHOT + QUERY))))
 
-    def plain():
-        for _batch in loader:
-            pass
+    def copy_only():  # the floor of any pipeline that hands over the episode tensor: the copy alone
+        for r in rows:
+            yield torch.index_select(x, 0, r)
 
-    t_ours, t_plain = timed(ours, repeat=3, warmup=1), timed(plain, repeat=1, warmup=1)
-    return {"clips": n_clips, "threads": threads, "toolkit_episodes_per_s": n_episodes / t_ours,
-            "dataloader_episodes_per_s": n_episodes / t_plain, "ratio": t_plain / t_ours}
+    out = {"toolkit": toolkit(1, True), "toolkit, meta-batch 16": toolkit(16, True),
+           "toolkit indices only": toolkit(1, False), "toolkit indices only, meta-batch 16": toolkit(16, False),
+           "copy of the episode features alone": copy_only}
+    for name, make in peers.PEERS.items():
+        if only in (None, name):
+            made = make(x, labels, n_way=WAY, n_shot=SHOT, n_query=QUERY, n_episodes=n_episodes)
+            if made is not None:
+                out[name] = made
+    return out
+
+
+def bench_sampling(sizes: list[int], n_episodes: int, memory: bool) -> dict:
+    """Episodes/s of every pipeline, at 1 and 2 intra-op threads, for each dataset size (one process)."""
+    import peers
+
+    from fewshot_audio.runtime import tune_cpu
+
+    tune_cpu()  # as the toolkit does on the CPU; process-wide, so the peers run with it too
+    x_all, _ = _features(max(sizes))
+    rows, missing = [], [name for name, make in peers.PEERS.items()
+                         if make(x_all[:100], np.arange(100) % 5, n_way=WAY, n_shot=SHOT, n_query=QUERY,
+                                 n_episodes=1) is None]
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for n in sizes:
+            x, labels = x_all[:n], np.arange(n) % (n // 20)
+            for name, episodes in _pipelines(x, labels, n_episodes).items():
+                rate = _rate(episodes, n_episodes)
+                rows.append({"pipeline": name, "clips": n, "threads": threads, "episodes_per_s": rate})
+                print("sampling", json.dumps(rows[-1]), flush=True)
+    out = {"episode": f"{WAY}-way {SHOT}-shot {QUERY}-query on {SHAPE}", "rows": rows,
+           "peers_not_installed": missing}
+    if memory:
+        names = ["toolkit"] + [n for n in peers.PEERS if n not in missing]
+        out["peak_memory_mib"] = {name: _peak_memory(name, max(sizes), n_episodes) for name in names}
+        print("peak memory", json.dumps(out["peak_memory_mib"]), flush=True)
+    return out
 
 
 # ----------------------------------------------------------------------------- 3. training
@@ -197,9 +252,7 @@ def main() -> None:
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
     results["features"] = bench_features(64 if q else 512)
     print("features", json.dumps(results["features"]), flush=True)
-    results["sampling"] = [bench_sampling(n, 50 if q else 300, t) for t in (1, 2) for n in ((2000,) if q else (1000, 100000))]
-    for r in results["sampling"]:
-        print("sampling", json.dumps(r), flush=True)
+    results["sampling"] = bench_sampling([2000] if q else [1000, 10000, 100000], 48 if q else 320, memory=not q)
     results["training"] = bench_training(3 if q else 15)
     print("training", json.dumps(results["training"]), flush=True)
     results["evaluation"] = bench_evaluation(400 if q else 2000, 50 if q else 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +112,10 @@ class DeviceData:
 
     ``crop`` (frames or samples along the last axis) is taken at a random offset in training
     and in the centre in evaluation. When the array does not fit in ``memory_fraction`` of the
-    device's free memory it stays memory-mapped on the host and each batch is gathered from the
-    file and copied over (same interface, slower), and a line says so.
+    device's free memory it stays memory-mapped on the host and each batch is read from the
+    file (sorted reads) and copied over: same interface, slower, and a line says so. In that
+    mode ``prefetch(idx)`` starts reading a batch on a background thread while the current step
+    computes, and the later ``inputs(idx)`` with the same index tensor picks it up.
     """
 
     def __init__(self, array: np.ndarray, *, device: torch.device, crop: int, seed: int = 0,
@@ -120,22 +123,41 @@ class DeviceData:
         self.device, self.crop = device, crop
         self.resident = array.nbytes <= memory_fraction * free_memory(device)
         if self.resident:
-            self.x = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)  # a writable copy
+            in_ram = array.dtype == np.float32 and array.flags.writeable and not isinstance(array, np.memmap)
+            self.x = torch.from_numpy(array if in_ram else np.array(array, dtype=np.float32)).to(device)
         else:
-            log(f"features ({array.nbytes / 2**30:.1f} GiB) do not fit in {device} memory: reading episodes from "
-                "the memory-mapped store instead")
+            warn(f"features ({array.nbytes / 2**30:.1f} GiB) do not fit in {device} memory: reading episodes from "
+                "the memory-mapped store instead, prefetching the next batch")
             self.x = array
         self.full = self.x.shape[-1]
         self.generator = torch.Generator().manual_seed(seed + 7919)
+        self._ahead: list[tuple[torch.Tensor, Future]] = []
+        self._reader: ThreadPoolExecutor | None = None
 
-    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+    def prefetch(self, *batches: torch.Tensor) -> None:
+        """Start reading the rows of each index tensor in ``batches`` (memory-mapped mode; a no-op otherwise)."""
         if self.resident:
-            return self.x[idx.to(self.device)]
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewshot-audio-prefetch")
+        self._ahead.extend((idx, self._reader.submit(self._read, idx)) for idx in batches)
+
+    def _read(self, idx: torch.Tensor) -> torch.Tensor:
         flat = idx.flatten().numpy()
         order = np.argsort(flat)  # sorted reads from the file, then back to the asked order
         rows = np.empty((len(flat), *self.x.shape[1:]), dtype=np.float32)
         rows[order] = self.x[flat[order]]
-        return torch.from_numpy(rows).view(*idx.shape, *self.x.shape[1:]).to(self.device, non_blocking=True)
+        return torch.from_numpy(rows).view(*idx.shape, *self.x.shape[1:])
+
+    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.resident:  # index_select on the flat index: ~5x faster than advanced indexing on the CPU
+            rows = torch.index_select(self.x, 0, idx.to(self.device).flatten())
+            return rows.view(*idx.shape, *self.x.shape[1:])
+        for i, (ahead, future) in enumerate(self._ahead):
+            if ahead is idx:
+                del self._ahead[i]
+                return future.result().to(self.device, non_blocking=True)
+        return self._read(idx).to(self.device, non_blocking=True)
 
     def _window(self, idx: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         offsets = start.to(self.device).unsqueeze(-1) + torch.arange(self.crop, device=self.device)

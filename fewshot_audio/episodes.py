@@ -22,6 +22,7 @@ from .io_utils import atomic_write_text
 SPLITS = ("base", "val", "novel")
 EPISODE_FORMAT = "fewshot-audio-episodes"
 EPISODE_VERSION = 1
+DENSE_LIMIT = 256  # see EpisodeSampler.sample
 
 
 # ----------------------------------------------------------------------------- splits
@@ -131,15 +132,52 @@ class EpisodeSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, n_episodes: int = 1) -> Episodes:
-        """Draw ``n_episodes`` independent episodes in one vectorized step."""
-        g = self.generator
-        n_cls = len(self.classes)
-        rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
-        keys = torch.rand(n_episodes, self.n_way, self.table.shape[1], generator=g)
-        keys = keys.masked_fill(self._col >= self.counts[rows].unsqueeze(-1), 2.0)
-        pick = keys.topk(self.n_shot + self.n_query, dim=-1, largest=False, sorted=False).indices  # (E, W, K+Q)
-        clips = torch.gather(self.table[rows], 2, pick)
+        """Draw ``n_episodes`` independent episodes in one vectorized step.
+
+        The cost per episode does not grow with the dataset: up to ``DENSE_LIMIT`` classes (or clips
+        in a class) every candidate gets a random key and the smallest keys win; beyond it, indices
+        are drawn directly and rows that repeat one are redrawn (exactly uniform; a redraw is rare
+        because the population is then at least the square of the number drawn).
+        """
+        g, n_cls, m = self.generator, len(self.classes), self.n_shot + self.n_query
+        if n_cls <= max(DENSE_LIMIT, self.n_way**2):
+            rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
+        else:
+            rows = self._redraw_until_distinct(torch.full((n_episodes,), n_cls), self.n_way)
+        counts = self.counts[rows]  # (E, W)
+        width, limit = self.table.shape[1], max(DENSE_LIMIT, m * m)
+        if width <= limit:
+            pick = self._smallest_keys(counts, width, m)
+        else:  # classes up to the limit by keys, larger ones by redrawing
+            dense = counts <= limit
+            if bool(dense.any()):
+                pick = torch.empty(*rows.shape, m, dtype=torch.long)
+                pick[dense] = self._smallest_keys(counts[dense], int(counts[dense].max()), m)
+                pick[~dense] = self._redraw_until_distinct(counts[~dense], m)
+            else:
+                pick = self._redraw_until_distinct(counts.flatten(), m).view(*rows.shape, m)
+        clips = torch.take(self.table, rows.unsqueeze(-1) * width + pick)  # (E, W, K+Q)
         return Episodes(clips[..., : self.n_shot], clips[..., self.n_shot :], self.classes[rows])
+
+    def _smallest_keys(self, sizes: torch.Tensor, width: int, m: int) -> torch.Tensor:
+        """``(*sizes.shape, m)`` distinct positions below each ``sizes`` entry: the ``m`` smallest random keys."""
+        keys = torch.rand(*sizes.shape, width, generator=self.generator)
+        keys = keys.masked_fill(self._col[:width] >= sizes.unsqueeze(-1), 2.0)
+        return keys.topk(m, dim=-1, largest=False, sorted=False).indices
+
+    def _redraw_until_distinct(self, sizes: torch.Tensor, m: int) -> torch.Tensor:
+        """``(len(sizes), m)`` distinct uniform positions below each ``sizes`` entry (``sizes >= m*m``)."""
+
+        def draw(n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = (torch.rand(len(n), m, generator=self.generator, dtype=torch.float64) * n.unsqueeze(-1)).long()
+            ordered = x.sort(dim=1).values
+            return x, (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+
+        out, repeats = draw(sizes)
+        while bool(repeats.any()):
+            todo = torch.nonzero(repeats).flatten()
+            out[todo], repeats[todo] = draw(sizes[todo])
+        return out
 
     def state(self) -> torch.Tensor:
         return self.generator.get_state()

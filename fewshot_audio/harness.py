@@ -124,31 +124,38 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
     pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
     t0 = time.perf_counter() - history.seconds
     steps = progress(range(start, episodes), desc=f"meta-training {strategy.name}", total=episodes - start, quiet=quiet)
+    ep = sampler.sample(meta_batch) if start < episodes else None
     for step in steps:
         strategy.train_mode(True)
-        ep = sampler.sample(meta_batch)
+        # draw the next step's episodes now so a memory-mapped store can read them while this step
+        # computes; checkpoints keep the sampler state from before that draw, so resume redraws them
+        sampler_state = sampler.state()
+        upcoming = sampler.sample(meta_batch) if step + 1 < episodes else None
+        if upcoming is not None:
+            data.prefetch(upcoming.support, upcoming.query)
         support, query = data.inputs(ep.support, train=True), data.inputs(ep.query, train=True)
         with autocast(data.device, amp):
             loss, acc = strategy.train_step(support, query, ep.classes.to(data.device))
         pending.append((step + 1, loss, acc))
         done = step + 1
         if done % val_every == 0 or done == episodes:
-            ranks = distributed.gather({"sampler_rng": sampler.state(), "crop_rng": data.generator.get_state()})
+            ranks = distributed.gather({"sampler_rng": sampler_state, "crop_rng": data.generator.get_state()})
             if main:
                 _validate_and_save(strategy, data, val_episodes, history, pending, done=done, episodes=episodes,
-                                   val_every=val_every, amp=amp, t0=t0, sampler=sampler,
+                                   val_every=val_every, amp=amp, t0=t0, sampler_state=sampler_state,
                                    ranks=ranks if world_size > 1 else None, ckpt_path=ckpt_path, best_path=best_path)
             pending.clear()
             distributed.barrier()
         if on_step is not None:
             on_step(done)
+        ep = upcoming
     if episodes == 0 and main:
         save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": 0})
     history.seconds = time.perf_counter() - t0
     return history
 
 
-def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, episodes, val_every, amp, t0, sampler,
+def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, episodes, val_every, amp, t0, sampler_state,
                        ranks, ckpt_path, best_path) -> None:
     for s, l, a in pending:  # one host sync per validation interval
         history.steps.append(s)
@@ -163,7 +170,7 @@ def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, 
         history.best_val, history.best_step = val_mean, done
         save_checkpoint(best_path, {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done})
     state = {"version": CHECKPOINT_VERSION, "strategy": strategy.state_dict(), "step": done,
-             "sampler_rng": sampler.state(), "crop_rng": data.generator.get_state(), "history": history.__dict__}
+             "sampler_rng": sampler_state, "crop_rng": data.generator.get_state(), "history": history.__dict__}
     if ranks is not None:
         state["ranks"] = ranks
     save_checkpoint(ckpt_path, state)

@@ -151,3 +151,41 @@ def test_device_data_memory_mapped_fallback_gives_the_same_inputs(tmp_path):
     assert torch.equal(resident.inputs(idx, train=True), mapped.inputs(idx, train=True))
     assert mapped.inputs(idx).shape == (2, 3, 1, 8, 12)
     assert torch.equal(resident.inputs(idx)[1, 0], torch.from_numpy(arr[49, :, :, 4:16]))
+    # prefetched batches are picked up by the inputs() call with the same index tensor, in any order
+    a, b = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[5, 5, 40]])
+    mapped.prefetch(a, b)
+    assert len(mapped._ahead) == 2
+    assert torch.equal(mapped.inputs(b), resident.inputs(b)) and len(mapped._ahead) == 1
+    assert torch.equal(mapped.inputs(a, train=True), resident.inputs(a, train=True)) and not mapped._ahead
+    resident.prefetch(a)  # a no-op when the features are resident
+    assert not resident._ahead
+
+
+def test_sampler_cost_does_not_grow_with_the_dataset_and_large_draws_stay_uniform():
+    """Beyond DENSE_LIMIT classes or clips per class the sampler draws indices directly (with redraws):
+    episodes stay valid (distinct classes, distinct clips of the right class) and uniform."""
+    from fewshot_audio.episodes import DENSE_LIMIT
+
+    n_cls, per_class = DENSE_LIMIT + 44, 3 * DENSE_LIMIT  # both paths beyond the limit
+    labels = torch.arange(n_cls * per_class) % n_cls
+    s = EpisodeSampler(labels=labels, classes=list(range(n_cls)), class_names=[str(c) for c in range(n_cls)],
+                       n_way=5, n_shot=2, n_query=3, seed=1)
+    ep = s.sample(4000)
+    assert ep.support.shape == (4000, 5, 2) and ep.query.shape == (4000, 5, 3)
+    assert all(len(set(row.tolist())) == 5 for row in ep.classes[:200])
+    clips = torch.cat([ep.support, ep.query], -1)  # (E, W, 5)
+    assert torch.equal(labels[clips], ep.classes.unsqueeze(-1).expand_as(clips))
+    assert all(len(set(row.tolist())) == 5 for row in clips.view(-1, 5)[:2000])
+    # uniform: every class chosen ~ 4000*5/300 = 66.7 times, every clip position ~ uniform within its class
+    class_counts = torch.bincount(ep.classes.flatten(), minlength=n_cls).float()
+    assert class_counts.min() > 30 and class_counts.max() < 110
+    position = (clips // n_cls).flatten().float() / per_class  # position of each clip inside its class, in [0, 1)
+    assert abs(position.mean().item() - 0.5) < 0.01 and abs(position.std().item() - (1 / 12) ** 0.5) < 0.01
+    # a mix of small (keyed) and large (redrawn) classes
+    mixed = torch.cat([torch.arange(10).repeat(30), 10 + torch.arange(5).repeat(1000)])
+    s = EpisodeSampler(labels=mixed, classes=list(range(15)), class_names=[str(c) for c in range(15)],
+                       n_way=15, n_shot=5, n_query=10, seed=2)
+    ep = s.sample(50)
+    both = torch.cat([ep.support, ep.query], -1)
+    assert torch.equal(mixed[both], ep.classes.unsqueeze(-1).expand_as(both))
+    assert all(len(set(row.tolist())) == 15 for row in both.view(-1, 15))

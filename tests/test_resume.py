@@ -78,3 +78,21 @@ def test_two_process_data_parallel_training_with_gloo(tiny_dataset, tiny_config,
     r = subprocess.run([sys.executable, "-m", "fewshot_audio", "train", "--dataset", str(tiny_dataset), "--config",
                         str(tiny_config), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 2 and "resume it with --nproc-per-node 2" in r.stderr
+
+
+def test_features_that_do_not_fit_train_from_the_memory_mapped_store_with_prefetch(tiny_dataset, tiny_config,
+                                                                                    tmp_path, monkeypatch, capsys):
+    """With no device memory to spare, training reads episodes from the memory-mapped store (prefetching
+    the next step's) and says so; the result is the same as with resident features."""
+    import fewshot_audio.dataset as dataset
+
+    resident = train(_config(tiny_dataset, tiny_config, tmp_path / "resident", "conv4"), quiet=True)
+    capsys.readouterr()
+    monkeypatch.setattr(dataset, "free_memory", lambda device: 0)
+    mapped = train(_config(tiny_dataset, tiny_config, tmp_path / "mapped", "conv4"), quiet=True)
+    assert "do not fit in cpu memory: reading episodes from the memory-mapped store" in capsys.readouterr().err
+    a = torch.load(tmp_path / "resident" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "mapped" / "checkpoint.pt", weights_only=True)
+    for k, v in a["strategy"]["backbone"].items():
+        assert torch.equal(v, b["strategy"]["backbone"][k]), k
+    assert resident["test"]["accuracy"] == mapped["test"]["accuracy"]
