@@ -1,14 +1,17 @@
 """Pipeline speed, each figure a ratio against a baseline run side by side in this script.
 
 1. Feature extraction: the batched torch.stft + mel store front end vs per-clip librosa.
-2. Episode sampling (indices + gathering the episode tensor): the index sampler vs a plain
-   PyTorch Dataset + DataLoader + episode batch sampler with default settings, at 1 and 2 threads.
-3. Meta-training episodes/s: the toolkit's CPU path (glibc malloc thresholds + channels_last)
-   vs an untuned eager loop of the same model (run in a subprocess so mallopt is not shared).
+2. Episode sampling (indices, and indices + the episode's feature tensor) through the toolkit and
+   through peer pipelines (benchmarks/peers.py: a plain Dataset + DataLoader + episode batch sampler
+   with default settings, easyfsl's TaskSampler, learn2learn's Taskset), at 1 and 2 intra-op
+   threads, from 1k to 100k clips, all in one process; peak memory of each in its own process.
+3. Meta-training episodes/s of one Conv4 model fed by each pipeline, and with each of the
+   toolkit's CPU settings on and off (a process per run: malloc settings are process-wide).
 4. Evaluation episodes/s: embed-once batched scoring vs re-embedding each episode, with a
-   check that the predictions are identical.
+   check that the predictions are identical, on 2k and 10k novel clips.
 
-Usage: python benchmarks/bench_pipeline.py [--quick] [--json OUT]
+Peers: ``bash benchmarks/install_peers.sh`` (rows for peers that are not installed are left out).
+Usage: python benchmarks/bench_pipeline.py [--quick] [--json OUT] [--markdown OUT]
 """
 
 from __future__ import annotations
@@ -174,79 +177,156 @@ def bench_sampling(sizes: list[int], n_episodes: int, memory: bool) -> dict:
 
 # ----------------------------------------------------------------------------- 3. training
 TRAIN_SNIPPET = r"""
-import json, sys, time, torch
-tuned = sys.argv[1] == "1"
+import json, sys, time, ctypes, numpy as np, torch
+pipeline, mallopt, channels_last, threads, n = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+import bench_pipeline as b
 from fewshot_audio.runtime import tune_cpu
 from fewshot_audio.backbones import build_backbone
 from fewshot_audio.strategies import Prototypical
-if tuned:
+if mallopt:
     tune_cpu()
+torch.set_num_threads(threads)
 torch.manual_seed(0)
-model = build_backbone("conv4", input_shape=(1, 64, 96), channels=64)
-if tuned:
+x, labels = b._features(2000)
+episodes = b._pipelines(x, labels, n + 3, only=pipeline)[pipeline]
+model = build_backbone("conv4", input_shape=b.SHAPE, channels=64)
+if channels_last:
     model = model.to(memory_format=torch.channels_last)
 s = Prototypical(backbone=model, device=torch.device("cpu"))
-x = torch.randn(1, 5, 20, 1, 64, 96)
-def step():
-    s.train_step(x[:, :, :5], x[:, :, 5:], torch.arange(5)[None])
-for _ in range(3):
-    step()
-n = int(sys.argv[2]); t0 = time.perf_counter()
-for _ in range(n):
-    step()
-print(json.dumps({"episodes_per_s": n / (time.perf_counter() - t0)}))
+s.train_mode(True)
+classes = torch.arange(b.WAY)[None]
+outside = 0.0
+it = iter(episodes())
+for step in range(n + 3):
+    if step == 3:
+        t0, outside = time.perf_counter(), 0.0
+    t1 = time.perf_counter()
+    support, query = next(it)
+    outside += time.perf_counter() - t1
+    s.train_step(support.reshape(1, b.WAY, b.SHOT, *b.SHAPE), query.reshape(1, b.WAY, b.QUERY, *b.SHAPE), classes)
+total = time.perf_counter() - t0
+print(json.dumps({"episodes_per_s": n / total, "outside_model": outside / total}))
 """
+
+TRAIN_RUNS = [  # (name, pipeline, mallopt, channels_last, threads)
+    ("untuned eager loop on a plain DataLoader (baseline)", "plain DataLoader", False, False, 2),
+    ("untuned eager loop on easyfsl's TaskSampler", "easyfsl TaskSampler", False, False, 2),
+    ("untuned eager loop on learn2learn's Taskset", "learn2learn Taskset", False, False, 2),
+    ("toolkit sampler, no CPU settings", "toolkit", False, False, 2),
+    ("toolkit sampler + channels_last", "toolkit", False, True, 2),
+    ("toolkit sampler + malloc thresholds", "toolkit", True, False, 2),
+    ("toolkit (sampler + malloc thresholds + channels_last), 2 threads", "toolkit", True, True, 2),
+    ("toolkit (sampler + malloc thresholds + channels_last), 1 thread", "toolkit", True, True, 1),
+]
 
 
 def bench_training(n_steps: int) -> dict:
-    out = {}
-    for name, flag in (("untuned", "0"), ("toolkit", "1")):
+    """Conv4 prototypical training steps through each pipeline and CPU setting, each in its own process
+    (glibc's malloc settings are process-wide); ratios against the first run."""
+    rows = []
+    for name, pipeline, mallopt, channels_last, threads in TRAIN_RUNS:
         env = dict(os.environ, FEWSHOT_AUDIO_NO_MALLOPT="0")
-        r = subprocess.run([sys.executable, "-c", TRAIN_SNIPPET, flag, str(n_steps)], capture_output=True, text=True,
-                           env=env, check=True)
-        out[f"{name}_episodes_per_s"] = json.loads(r.stdout)["episodes_per_s"]
-    out["ratio"] = out["toolkit_episodes_per_s"] / out["untuned_episodes_per_s"]
-    out["model"] = "conv4 64ch, 5-way 5-shot 15-query, (1, 64, 96) log-mels"
-    return out
+        r = subprocess.run([sys.executable, "-c", TRAIN_SNIPPET, pipeline, str(int(mallopt)), str(int(channels_last)),
+                            str(threads), str(n_steps), str(Path(__file__).parent)], capture_output=True, text=True,
+                           env=env)
+        if r.returncode != 0:
+            print(f"training run {name!r} failed: {r.stderr.strip().splitlines()[-1]}", flush=True)
+            continue
+        rows.append({"run": name, **json.loads(r.stdout.splitlines()[-1])})
+        rows[-1]["ratio"] = rows[-1]["episodes_per_s"] / rows[0]["episodes_per_s"]
+        print("training", json.dumps(rows[-1]), flush=True)
+    return {"model": f"conv4 64ch prototypical, {WAY}-way {SHOT}-shot {QUERY}-query on {SHAPE}, Adam", "rows": rows}
 
 
 # ----------------------------------------------------------------------------- 4. evaluation
-def bench_evaluation(n_clips: int, n_episodes: int) -> dict:
+def bench_evaluation(n_clips: int, n_episodes: int, n_reembed: int) -> dict:
+    """Evaluate ``n_episodes`` on ``n_clips`` novel clips: embed-once batched scoring vs re-embedding each
+    episode. Re-embedding costs the same per episode whatever the split, so its rate is timed on the
+    first ``n_reembed`` episodes, whose predictions are compared with the embed-once ones."""
     from fewshot_audio.backbones import build_backbone
     from fewshot_audio.dataset import DeviceData
     from fewshot_audio.episodes import EpisodeSampler
     from fewshot_audio.metrics import episode_accuracies
+    from fewshot_audio.runtime import tune_cpu
     from fewshot_audio.strategies import Prototypical
     from fewshot_audio.strategies.base import Strategy
 
+    tune_cpu()
     torch.manual_seed(0)
     n_classes = n_clips // 20
     labels = torch.arange(n_clips) % n_classes
     data = DeviceData(np.random.default_rng(0).standard_normal((n_clips, 1, 64, 63), dtype=np.float32),
                       device=torch.device("cpu"), crop=63)
     eps = EpisodeSampler(labels=labels, classes=list(range(n_classes)), class_names=[str(c) for c in range(n_classes)],
-                         n_way=5, n_shot=5, n_query=15).sample(n_episodes)
+                         n_way=WAY, n_shot=SHOT, n_query=QUERY).sample(n_episodes)
     s = Prototypical(backbone=build_backbone("conv4", input_shape=(1, 64, 63), channels=64), device=torch.device("cpu"))
     s.train_mode(False)
     with torch.no_grad():
         t0 = time.perf_counter()
         fast = s.score_episodes(data.eval_inputs, eps.support, eps.query)
         t_fast = time.perf_counter() - t0
+        part = eps[:n_reembed]
         t0 = time.perf_counter()
-        slow = Strategy.score_episodes(s, data.eval_inputs, eps.support, eps.query)  # re-embeds every episode
+        slow = Strategy.score_episodes(s, data.eval_inputs, part.support, part.query)  # re-embeds every episode
         t_slow = time.perf_counter() - t0
+    fast = fast[:n_reembed]
     same = bool(torch.equal(fast.argmax(-1), slow.argmax(-1)))
-    acc_equal = bool(torch.equal(episode_accuracies(fast, 15), episode_accuracies(slow, 15)))
+    acc_equal = bool(torch.equal(episode_accuracies(fast, QUERY), episode_accuracies(slow, QUERY)))
     return {"clips": n_clips, "episodes": n_episodes, "embed_once_episodes_per_s": n_episodes / t_fast,
-            "reembed_episodes_per_s": n_episodes / t_slow, "ratio": t_slow / t_fast,
-            "identical_predictions": same and acc_equal,
-            "max_abs_score_diff": float((fast - slow).abs().max())}
+            "reembed_episodes_per_s": n_reembed / t_slow, "reembed_episodes_timed": n_reembed,
+            "ratio": (n_episodes / t_fast) / (n_reembed / t_slow),
+            "bound": n_episodes * WAY * (SHOT + QUERY) / n_clips,
+            "identical_predictions": same and acc_equal, "max_abs_score_diff": float((fast - slow).abs().max())}
+
+
+def render_markdown(r: dict) -> str:
+    f = r["features"]
+    out = [f"Machine: {r['machine']}.", "",
+           "| what | toolkit | baseline | ratio |", "|---|---|---|---|",
+           f"| log-mel extraction, {f['clips']} clips of 1 s | {f['toolkit_clips_per_s']:.0f} clips/s | "
+           f"{f['librosa_clips_per_s']:.0f} clips/s (per-clip librosa) | **{f['ratio']:.1f}x** |", ""]
+    sampling = r["sampling"]
+    rows = sampling["rows"]
+    sizes = sorted({x["clips"] for x in rows})
+    names = list(dict.fromkeys(x["pipeline"] for x in rows))
+    rate = {(x["pipeline"], x["clips"], x["threads"]): x["episodes_per_s"] for x in rows}
+    out += [f"Episode sampling, {sampling['episode']}: episodes/s; in a peer's row, (how many times faster the "
+            "toolkit is with one episode per call / with meta-batches of 16)", "",
+            "| pipeline | " + " | ".join(f"{n:,} clips, {t} thr" for t in (1, 2) for n in sizes) + " |",
+            "|---|" + "---|" * (2 * len(sizes))]
+    for name in names:
+        cells = []
+        for t in (1, 2):
+            for n in sizes:
+                v, one, batched = (rate.get((k, n, t)) for k in (name, "toolkit", "toolkit, meta-batch 16"))
+                peer = not name.startswith("toolkit") and not name.startswith("copy")
+                cells.append("" if v is None else f"{v:,.0f}" + (f" ({one / v:.1f}x / {batched / v:.1f}x)" if peer else ""))
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    if sampling.get("peak_memory_mib"):
+        out += ["", f"Peak memory added over the {max(sizes):,}-clip feature array (own process, 1 thread): " +
+                ", ".join(f"{k} {v:.0f} MiB" for k, v in sampling["peak_memory_mib"].items()) + "."]
+    if sampling.get("peers_not_installed"):
+        out += ["", "Not installed (left out): " + ", ".join(sampling["peers_not_installed"]) + "."]
+    t = r["training"]
+    out += ["", f"Meta-training, {t['model']}:", "", "| run | episodes/s | time outside the model | ratio |",
+            "|---|---|---|---|"]
+    out += [f"| {x['run']} | {x['episodes_per_s']:.2f} | {100 * x['outside_model']:.2f}% | **{x['ratio']:.2f}x** |"
+            for x in t["rows"]]
+    out += ["", "Evaluation, conv4 64ch prototypical, 5-way 5-shot 15-query on (1, 64, 63):", "",
+            "| novel clips | episodes | embed once, episodes/s | re-embed, episodes/s | ratio | bound | identical predictions |",
+            "|---|---|---|---|---|---|---|"]
+    out += [f"| {e['clips']:,} | {e['episodes']} | {e['embed_once_episodes_per_s']:.1f} | "
+            f"{e['reembed_episodes_per_s']:.2f} | **{e['ratio']:.1f}x** | {e['bound']:.0f}x | "
+            f"{e['identical_predictions']} (max score diff {e['max_abs_score_diff']:.1e}) |" for e in r["evaluation"]]
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--markdown", help="write the results as markdown tables here")
     args = ap.parse_args()
     q = args.quick
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
@@ -254,13 +334,18 @@ def main() -> None:
     print("features", json.dumps(results["features"]), flush=True)
     results["sampling"] = bench_sampling([2000] if q else [1000, 10000, 100000], 48 if q else 320, memory=not q)
     results["training"] = bench_training(3 if q else 15)
-    print("training", json.dumps(results["training"]), flush=True)
-    results["evaluation"] = bench_evaluation(400 if q else 2000, 50 if q else 1000)
-    print("evaluation", json.dumps(results["evaluation"]), flush=True)
+    results["evaluation"] = [bench_evaluation(n, 50 if q else 1000, 10 if q else 200)
+                             for n in ((400,) if q else (2000, 10000))]
+    for r in results["evaluation"]:
+        print("evaluation", json.dumps(r), flush=True)
     if args.json:
         from fewshot_audio.io_utils import atomic_write_json
 
         atomic_write_json(args.json, results)
+    if args.markdown:
+        from fewshot_audio.io_utils import atomic_write_text
+
+        atomic_write_text(args.markdown, render_markdown(results))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import yaml
 
 from .backbones import backbone_input_kind, build_backbone
 from .config import TrainConfig, config_from_dict
-from .dataset import DeviceData, LabelledFeatures, load_labelled_features, resolve_split
+from .dataset import DeviceData, LabelledFeatures, load_config_data
 from . import distributed
 from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
                        split_id)
@@ -126,9 +126,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     quiet = quiet or not main
     if not main:
         distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
-    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
-                                  strict=config.strict, min_clips=config.min_clips, quiet=quiet)
-    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    data, split = load_config_data(config, quiet=quiet)
     train_ways = config.train_ways or config.ways
     train_queries = config.train_queries or config.queries
     for name in ("val", "novel"):
@@ -154,9 +152,10 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     _prepare(strategy, data, dev, base)
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
         f"{len(split['novel'])} novel classes; device {device}")
-    history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
-                         meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
-                         amp=config.amp, quiet=quiet, on_step=on_step)
+    with distributed.peers_failing_stop_cleanly(run_dir):
+        history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
+                             meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
+                             amp=config.amp, quiet=quiet, on_step=on_step)
     if not main:
         return {"rank": rank}
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
@@ -190,9 +189,7 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     config = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
     tune_cpu()
     dev_name = pick_device(device)
-    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
-                                  strict=config.strict, min_clips=config.min_clips, quiet=quiet)
-    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    data, split = load_config_data(config, quiet=quiet)
     eps, path = frozen_episodes(data, split, split_name="novel", n_way=ways or config.ways, n_shot=shots or config.shots,
                                 n_query=queries or config.queries, n_episodes=episodes,
                                 episodes_dir=episodes_dir or config.episodes_dir)

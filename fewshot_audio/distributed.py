@@ -10,12 +10,16 @@ Backends: NCCL on GPUs, gloo on CPUs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from .errors import ConfigError, DistributedError
 
 
 def world() -> tuple[int, int]:
@@ -76,3 +80,44 @@ def gather(obj):
     out = [None] * size
     dist.all_gather_object(out, obj)
     return out
+
+
+@contextlib.contextmanager
+def peers_failing_stop_cleanly(run_dir: Path):
+    """In a distributed run, turn the ways a rank learns that another one died (torchrun's SIGTERM, a
+    collective that fails) into one clear :class:`DistributedError` that says how to resume.
+
+    Checkpoints are written atomically by rank 0, so the last one is intact whichever rank failed.
+    """
+    rank, size = world()
+    if size == 1:
+        yield
+        return
+
+    def stop(reason: str) -> DistributedError:
+        ckpt = run_dir / "checkpoint.pt"
+        last = f"the last checkpoint ({ckpt}) is intact" if ckpt.exists() else "no checkpoint was written yet"
+        return DistributedError(f"rank {rank} stopped: {reason}; {last}: rerun the same torchrun command with --resume")
+
+    def on_sigterm(signum, frame):
+        raise stop("torchrun stopped it because another process of the run failed")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except RuntimeError as exc:  # gloo raises a plain RuntimeError when a peer's connection drops
+        if not (isinstance(exc, dist.DistError) or _raised_in_a_collective(exc)):
+            raise
+        detail = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip().splitlines()[0]).split(". ")[0][:120]
+        raise stop(f"another process of the run failed ({detail})") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raised_in_a_collective(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).parent.name == "distributed" and "torch" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False

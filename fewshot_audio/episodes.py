@@ -129,6 +129,7 @@ class EpisodeSampler:
         for i, m in enumerate(members):
             self.table[i, : len(m)] = m
         self._col = torch.arange(self.table.shape[1])
+        self._padding = self._col >= self.counts.unsqueeze(-1)  # (n_classes, width): table cells past a class's clips
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, n_episodes: int = 1) -> Episodes:
@@ -144,11 +145,12 @@ class EpisodeSampler:
             rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
         else:
             rows = self._redraw_until_distinct(torch.full((n_episodes,), n_cls), self.n_way)
-        counts = self.counts[rows]  # (E, W)
         width, limit = self.table.shape[1], max(DENSE_LIMIT, m * m)
-        if width <= limit:
-            pick = self._smallest_keys(counts, width, m)
-        else:  # classes up to the limit by keys, larger ones by redrawing
+        if width <= limit:  # the common case, in as few tensor operations as possible
+            keys = torch.rand(*rows.shape, width, generator=g).masked_fill_(self._padding[rows], 2.0)
+            pick = keys.topk(m, dim=-1, largest=False, sorted=False).indices
+        else:
+            counts = self.counts[rows]  # (E, W)  # classes up to the limit by keys, larger ones by redrawing
             dense = counts <= limit
             if bool(dense.any()):
                 pick = torch.empty(*rows.shape, m, dtype=torch.long)

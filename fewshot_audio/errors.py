@@ -22,3 +22,9 @@ class EpisodeError(FewshotError):
 
 class CheckpointError(FewshotError):
     """A run folder or checkpoint is missing, corrupt or incompatible."""
+
+
+class DistributedError(FewshotError):
+    """Another process of a distributed run failed or was stopped."""
+
+    exit_code = 1

@@ -45,8 +45,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),  # cgroup v2: "quota period"
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), Path(
+                            "/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()])):
+        try:
+            quota, period = parse(Path(path).read_text())
+            if quota not in ("max", "-1"):
+                n = min(n, max(1, int(int(quota) / int(period))))
+            break
+        except (OSError, ValueError):
+            continue
+    return n
+
+
+def set_cpu_threads() -> int:
+    """Intra-op threads = usable CPUs (torch counts the host's cores, which oversubscribes a CPU-limited
+    container); left alone when the user set ``OMP_NUM_THREADS``. Returns the thread count."""
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() != usable_cpus():
+        torch.set_num_threads(usable_cpus())
+    return torch.get_num_threads()
+
+
 def tune_cpu() -> bool:
-    """Keep glibc from returning and re-faulting large activation buffers every step.
+    """The toolkit's CPU settings: threads for the usable CPUs (``set_cpu_threads``), and glibc
+    allocator thresholds that keep it from returning and re-faulting large activation buffers.
 
     With default thresholds, large tensors are ``mmap``-ed and unmapped on every
     allocation; on a 2-core machine that system time dominated a Conv4 episode. Disabling
@@ -55,6 +80,7 @@ def tune_cpu() -> bool:
     ``FEWSHOT_AUDIO_NO_MALLOPT=1`` to skip.
     """
     global _TUNED
+    set_cpu_threads()
     if _TUNED or os.environ.get("FEWSHOT_AUDIO_NO_MALLOPT") == "1":
         return _TUNED
     try:

@@ -39,3 +39,20 @@ def test_averaged_gradients_equal_one_process_on_the_whole_batch(tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(a[k], b[k]), "ranks diverged"
         assert torch.allclose(a[k], v, atol=1e-6), k
+
+
+def test_more_gpus_asked_for_than_exist_is_a_one_line_error(monkeypatch):
+    import pytest
+
+    from fewshot_audio import distributed
+    from fewshot_audio.errors import ConfigError
+    from fewshot_audio.runtime import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for k, v in {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4", "LOCAL_RANK": "3"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match=r"started 4 processes on this node but it has 2 GPU\(s\); use --nproc-per-node 2"):
+        distributed.setup("auto")
+    with pytest.raises(ConfigError, match=r"--device cuda:3: only 2 GPU\(s\) present"):
+        pick_device("cuda:3")

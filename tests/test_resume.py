@@ -1,6 +1,8 @@
 """Kill-and-resume ends exactly where an uninterrupted run with the same seed ends."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,3 +98,38 @@ def test_features_that_do_not_fit_train_from_the_memory_mapped_store_with_prefet
     for k, v in a["strategy"]["backbone"].items():
         assert torch.equal(v, b["strategy"]["backbone"][k]), k
     assert resident["test"]["accuracy"] == mapped["test"]["accuracy"]
+
+
+def test_a_distributed_run_killed_on_one_rank_stops_clearly_and_resumes(tiny_dataset, tiny_config, tmp_path):
+    """Rank 1 is SIGKILLed after step 5 (checkpoint at step 3): rank 0 stops with one clear line naming
+    the intact checkpoint and --resume; resuming finishes with the weights of an uninterrupted run."""
+    import subprocess
+    import sys
+
+    def torchrun(out, *extra, script=None, env=None):
+        entry = [str(Path(__file__).parent / "ddp_rank_dies.py")] if script else ["-m", "fewshot_audio"]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29519",
+               *entry, "train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out),
+               "--quiet", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+    whole = torchrun(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    cut = torchrun(tmp_path / "cut", script=True, env={"DIE_RANK": "1", "DIE_AFTER_STEP": "5"})
+    assert cut.returncode != 0
+    survivor = [line for line in cut.stderr.splitlines() if line.startswith("error: rank 0 stopped")]
+    assert survivor, cut.stderr[-3000:]
+    assert "checkpoint.pt) is intact" in survivor[0] and "--resume" in survivor[0]
+    assert "Traceback" not in "\n".join(line for line in cut.stderr.splitlines() if "[rank0]" in line)
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+
+    resumed = torchrun(tmp_path / "cut", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for k, v in a["strategy"]["backbone"].items():
+        assert torch.equal(v, b["strategy"]["backbone"][k]), k
+    assert (json.loads((tmp_path / "whole" / "metrics.json").read_text())["test"]["accuracy"]
+            == json.loads((tmp_path / "cut" / "metrics.json").read_text())["test"]["accuracy"])
