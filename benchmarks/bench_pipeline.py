@@ -180,6 +180,7 @@ TRAIN_SNIPPET = r"""
 import json, sys, time, ctypes, numpy as np, torch
 pipeline, mallopt, channels_last, threads, n = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
 sys.path.insert(0, sys.argv[6])
+compiled = sys.argv[7] == "1"
 import bench_pipeline as b
 from fewshot_audio.runtime import tune_cpu
 from fewshot_audio.backbones import build_backbone
@@ -193,6 +194,8 @@ episodes = b._pipelines(x, labels, n + 3, only=pipeline)[pipeline]
 model = build_backbone("conv4", input_shape=b.SHAPE, channels=64)
 if channels_last:
     model = model.to(memory_format=torch.channels_last)
+if compiled:
+    model.compile()  # as compile: true does; the 3 untimed steps include the compilation
 s = Prototypical(backbone=model, device=torch.device("cpu"))
 s.train_mode(True)
 classes = torch.arange(b.WAY)[None]
@@ -209,15 +212,16 @@ total = time.perf_counter() - t0
 print(json.dumps({"episodes_per_s": n / total, "outside_model": outside / total}))
 """
 
-TRAIN_RUNS = [  # (name, pipeline, mallopt, channels_last, threads)
-    ("untuned eager loop on a plain DataLoader (baseline)", "plain DataLoader", False, False, 2),
-    ("untuned eager loop on easyfsl's TaskSampler", "easyfsl TaskSampler", False, False, 2),
-    ("untuned eager loop on learn2learn's Taskset", "learn2learn Taskset", False, False, 2),
-    ("toolkit sampler, no CPU settings", "toolkit", False, False, 2),
-    ("toolkit sampler + channels_last", "toolkit", False, True, 2),
-    ("toolkit sampler + malloc thresholds", "toolkit", True, False, 2),
-    ("toolkit (sampler + malloc thresholds + channels_last), 2 threads", "toolkit", True, True, 2),
-    ("toolkit (sampler + malloc thresholds + channels_last), 1 thread", "toolkit", True, True, 1),
+TRAIN_RUNS = [  # (name, pipeline, mallopt, channels_last, threads, torch.compile)
+    ("untuned eager loop on a plain DataLoader (baseline)", "plain DataLoader", False, False, 2, False),
+    ("untuned eager loop on easyfsl's TaskSampler", "easyfsl TaskSampler", False, False, 2, False),
+    ("untuned eager loop on learn2learn's Taskset", "learn2learn Taskset", False, False, 2, False),
+    ("toolkit sampler, no CPU settings", "toolkit", False, False, 2, False),
+    ("toolkit sampler + channels_last", "toolkit", False, True, 2, False),
+    ("toolkit sampler + malloc thresholds", "toolkit", True, False, 2, False),
+    ("toolkit (sampler + malloc thresholds + channels_last), 2 threads", "toolkit", True, True, 2, False),
+    ("toolkit (sampler + malloc thresholds + channels_last), 1 thread", "toolkit", True, True, 1, False),
+    ("toolkit, 2 threads, + torch.compile (compile: true)", "toolkit", True, True, 2, True),
 ]
 
 
@@ -225,10 +229,11 @@ def bench_training(n_steps: int) -> dict:
     """Conv4 prototypical training steps through each pipeline and CPU setting, each in its own process
     (glibc's malloc settings are process-wide); ratios against the first run."""
     rows = []
-    for name, pipeline, mallopt, channels_last, threads in TRAIN_RUNS:
+    for name, pipeline, mallopt, channels_last, threads, compiled in TRAIN_RUNS:
         env = dict(os.environ, FEWSHOT_AUDIO_NO_MALLOPT="0")
         r = subprocess.run([sys.executable, "-c", TRAIN_SNIPPET, pipeline, str(int(mallopt)), str(int(channels_last)),
-                            str(threads), str(n_steps), str(Path(__file__).parent)], capture_output=True, text=True,
+                            str(threads), str(n_steps), str(Path(__file__).parent), str(int(compiled))],
+                           capture_output=True, text=True,
                            env=env)
         if r.returncode != 0:
             print(f"training run {name!r} failed: {r.stderr.strip().splitlines()[-1]}", flush=True)

@@ -133,3 +133,21 @@ def test_a_distributed_run_killed_on_one_rank_stops_clearly_and_resumes(tiny_dat
         assert torch.equal(v, b["strategy"]["backbone"][k]), k
     assert (json.loads((tmp_path / "whole" / "metrics.json").read_text())["test"]["accuracy"]
             == json.loads((tmp_path / "cut" / "metrics.json").read_text())["test"]["accuracy"])
+
+
+def test_compile_true_trains_a_compiled_backbone_with_the_same_checkpoint_keys(tiny_dataset, tiny_config, tmp_path,
+                                                                               capsys):
+    """compile: true compiles the backbone in place (torch.compile, inductor on the CPU): it trains,
+    warns that it is meant for GPUs, and writes checkpoints an eager run can load."""
+    eager = _config(tiny_dataset, tiny_config, tmp_path / "eager", "conv4")
+    train(eager, quiet=True)
+    compiled = _config(tiny_dataset, tiny_config, tmp_path / "compiled", "conv4")
+    compiled.compile = True
+    metrics = train(compiled, quiet=True)
+    assert "compile: true on the CPU" in capsys.readouterr().err
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    a = torch.load(tmp_path / "eager" / "best.pt", weights_only=True)["strategy"]["backbone"]
+    b = torch.load(tmp_path / "compiled" / "best.pt", weights_only=True)["strategy"]["backbone"]
+    assert a.keys() == b.keys()
+    for k in a:  # the same seed and episodes: compiled kernels reorder float sums, so close, not equal
+        assert torch.allclose(a[k], b[k], atol=5e-3), k
