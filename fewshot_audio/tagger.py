@@ -109,68 +109,81 @@ def load_backbone(spec: str, *, device: torch.device) -> Backbone:
 MUSICNN_FEATURES = FeatureConfig(kind="musicnn", sample_rate=16000, duration=3.0, n_fft=512, hop_length=256, n_mels=96)
 
 
+@torch.no_grad()
+def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+                quiet: bool = False, batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """Window embeddings ``(n_windows, d)`` per file (``None`` plus an error for unreadable files).
+
+    Windows of many files are batched together through the front end and the backbone.
+    """
+    f = backbone.features
+    length = int(round(backbone.window * f.sample_rate))
+    step = int(round((hop or backbone.window) * f.sample_rate))
+    out: list[np.ndarray | None] = [None] * len(paths)
+    errors: list[str | None] = [None] * len(paths)
+    pending: list[tuple[int, np.ndarray]] = []
+    short: list[str] = []
+
+    def flush():
+        if not pending:
+            return
+        wins = np.concatenate([w for _, w in pending])
+        x = torch.from_numpy(compute_features(wins, f)).to(device)
+        z = torch.cat([backbone.model(c) for c in x.split(batch)]).float().cpu().numpy()
+        start = 0
+        for i, w in pending:
+            out[i] = z[start : start + len(w)]
+            start += len(w)
+        pending.clear()
+
+    for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
+        try:
+            audio = load_audio(path, sample_rate=f.sample_rate)
+        except DataError as exc:
+            errors[i] = str(exc)
+            warn(str(exc))
+            continue
+        if np.abs(audio).max() < 1e-4:
+            warn(f"{path}: silent audio")
+        if len(audio) < backbone.window * f.sample_rate:
+            short.append(path.name)
+        pending.append((i, split_patches(audio, length=length, hop=step)))
+        if sum(len(w) for _, w in pending) >= batch:
+            flush()
+    flush()
+    if short:
+        warn(f"{len(short)} file(s) shorter than one {backbone.window:g} s window were zero-padded "
+             f"(e.g. {', '.join(short[:3])})")
+    return out, errors
+
+
 class Tagger:
     """Per-tag prototypes or linear heads over a frozen backbone, with leave-one-out thresholds."""
 
-    def __init__(self, *, backbone: Backbone, tags: list[str], head: str, support_windows: torch.Tensor,
-                 support_clip: torch.Tensor, support_targets: torch.Tensor, support_paths: list[str],
-                 prototypes: torch.Tensor, thresholds: torch.Tensor, weights: torch.Tensor | None = None,
-                 device: torch.device = torch.device("cpu")):
+    def __init__(self, *, backbone: Backbone, head: str, support_windows: torch.Tensor, support_clip: torch.Tensor,
+                 support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
+                 prototypes: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
+                 weights: torch.Tensor | None = None, device: torch.device = torch.device("cpu")):
+        """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
+        Without ``tags``, it has no tags yet: ``_add`` fits them one by one."""
         self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
-        self.support_windows, self.support_clip = support_windows, support_clip
-        self.support_targets, self.support_paths = support_targets, list(support_paths)
-        self.prototypes, self.thresholds, self.weights = prototypes, thresholds, weights
+        self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
+        dim = support_windows.shape[1]
+        self.support_targets = (support_targets if support_targets is not None
+                                else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
+        self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
+        if head == "linear":
+            self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
+            self.weights = weights if weights is not None else torch.zeros(0, dim + 1)
+        else:
+            self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
+            self.weights = weights
 
     # ------------------------------------------------------------------------------ embedding
-    def _windows(self, audio: np.ndarray, hop: float | None) -> np.ndarray:
-        f = self.backbone.features
-        length = int(round(self.backbone.window * f.sample_rate))
-        return split_patches(audio, length=length, hop=int(round((hop or self.backbone.window) * f.sample_rate)))
-
-    @torch.no_grad()
     def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
                     batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
-        """Window embeddings ``(n_windows, d)`` per file (``None`` plus an error for unreadable files).
-
-        Windows of many files are batched together through the front end and the backbone.
-        """
-        f = self.backbone.features
-        out: list[np.ndarray | None] = [None] * len(paths)
-        errors: list[str | None] = [None] * len(paths)
-        pending: list[tuple[int, np.ndarray]] = []
-        short: list[str] = []
-
-        def flush():
-            if not pending:
-                return
-            wins = np.concatenate([w for _, w in pending])
-            x = torch.from_numpy(compute_features(wins, f)).to(self.device)
-            z = torch.cat([self.backbone.model(c) for c in x.split(batch)]).float().cpu().numpy()
-            start = 0
-            for i, w in pending:
-                out[i] = z[start : start + len(w)]
-                start += len(w)
-            pending.clear()
-
-        for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
-            try:
-                audio = load_audio(path, sample_rate=f.sample_rate)
-            except DataError as exc:
-                errors[i] = str(exc)
-                warn(str(exc))
-                continue
-            if np.abs(audio).max() < 1e-4:
-                warn(f"{path}: silent audio")
-            if len(audio) < self.backbone.window * f.sample_rate:
-                short.append(path.name)
-            pending.append((i, self._windows(audio, hop)))
-            if sum(len(w) for _, w in pending) >= batch:
-                flush()
-        flush()
-        if short:
-            warn(f"{len(short)} file(s) shorter than one {self.backbone.window:g} s window were zero-padded "
-                 f"(e.g. {', '.join(short[:3])})")
-        return out, errors
+        """See :func:`embed_files`, with this tagger's backbone and device."""
+        return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
 
     # ------------------------------------------------------------------------------ scoring
     def window_scores(self, z: torch.Tensor, *, prototypes: torch.Tensor | None = None,
@@ -258,28 +271,20 @@ class Tagger:
                 raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
                                 "add a few recordings or remove the folder")
         bb = load_backbone(backbone, device=dev)
-        paths = [Path(c.path) for c in manifest.clips]
-        tagger = cls(backbone=bb, tags=[], head=head, support_windows=torch.zeros(0, 1), support_clip=torch.zeros(0, dtype=torch.long),
-                     support_targets=torch.zeros(0, 0, dtype=torch.bool), support_paths=[],
-                     prototypes=torch.zeros(0, 1), thresholds=torch.zeros(0), device=dev)
-        emb, errors = tagger.embed_files(paths, quiet=quiet)
+        emb, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
         ok = [i for i, e in enumerate(emb) if e is not None]
         if not ok:
-            raise DataError(f"none of the {len(paths)} support files could be read")
+            raise DataError(f"none of the {len(manifest.clips)} support files could be read")
         clips = [manifest.clips[i] for i in ok]
+        windows = np.concatenate([emb[i] for i in ok])
         if bb.name == "mfcc":  # fix the z-score statistics on the support windows, once
-            raw = np.concatenate([emb[i] for i in ok])
-            bb.model.mean.copy_(torch.from_numpy(raw.mean(0)))
-            bb.model.std.copy_(torch.from_numpy(raw.std(0) + 1e-6))
-            emb = [(e - raw.mean(0)) / (raw.std(0) + 1e-6) if e is not None else None for e in emb]
-        tagger.support_windows = torch.from_numpy(np.concatenate([emb[i] for i in ok])).float()
-        tagger.support_clip = torch.cat([torch.full((len(emb[i]),), j) for j, i in enumerate(ok)])
-        tagger.support_paths = [c.path for c in clips]
-        tagger.support_targets = torch.zeros(len(clips), 0, dtype=torch.bool)
-        dim = tagger.support_windows.shape[1]
-        tagger.prototypes = torch.zeros(0, dim + (1 if head == "linear" else 0))
-        if head == "linear":
-            tagger.weights, tagger.prototypes = tagger.prototypes, torch.zeros(0, dim)
+            mean, std = windows.mean(0), windows.std(0) + 1e-6
+            bb.model.mean.copy_(torch.from_numpy(mean))
+            bb.model.std.copy_(torch.from_numpy(std))
+            windows = (windows - mean) / std
+        tagger = cls(backbone=bb, head=head, device=dev, support_windows=torch.from_numpy(windows).float(),
+                     support_clip=torch.cat([torch.full((len(emb[i]),), j) for j, i in enumerate(ok)]),
+                     support_paths=[c.path for c in clips])
         for tag in tags:
             mask = torch.tensor([tag in c.labels for c in clips])
             if not mask.any():
