@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .dataset import BUILTIN, DeviceData, LabelledFeatures, load_labelled_features, resolve_split
 from .episodes import EpisodeSampler
 from .errors import ConfigError, DataError
-from .harness import evaluate, evaluate_task, load_checkpoint, meta_train
+from .harness import evaluate, evaluate_tasks, load_checkpoint, meta_train
 from .io_utils import atomic_write_json, atomic_write_text
 from .metrics import mean_ci95
 from .progress import log
@@ -275,14 +275,15 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
         strategy, train_s = _trained(name, config, src, src_dev, src_split, device=device, models_dir=out / "models",
                                      n_way=n_way, quiet=quiet)
         for k in shot_list:
-            accs, t0 = [], time.perf_counter()
+            t0 = time.perf_counter()
+            supports = []
             for r in range(draws):
                 rng = np.random.default_rng([EVAL_SEED, r, k])
-                support = torch.tensor(np.stack([rng.choice(pool[data.labels[pool] == c], size=k, replace=False)
-                                                 for c in classes]))
-                accs.append(evaluate_task(strategy, dev, support=support, query=torch.from_numpy(test),
-                                          query_labels=test_labels, amp=config.amp))
-            rows.append(_row(config, strategy, name, "low-data", n_way, k, np.array(accs), train_s,
+                supports.append(np.stack([rng.choice(pool[data.labels[pool] == c], size=k, replace=False)
+                                          for c in classes]))
+            accs = evaluate_tasks(strategy, dev, support=torch.from_numpy(np.stack(supports)),
+                                  query=torch.from_numpy(test), query_labels=test_labels, amp=config.amp)
+            rows.append(_row(config, strategy, name, "low-data", n_way, k, accs, train_s,
                              time.perf_counter() - t0, chash))
             write_results(out, rows)
             log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .dataset import DeviceData
@@ -49,14 +50,16 @@ def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: b
 
 
 @torch.no_grad()
-def evaluate_task(strategy: Strategy, data: DeviceData, *, support: torch.Tensor, query: torch.Tensor,
-                  query_labels: torch.Tensor, amp: bool = False) -> float:
-    """Accuracy on one task with an uneven query set: ``support (n_way, n_shot)`` clip indices,
-    ``query (M,)`` clip indices with way labels ``query_labels (M,)`` (the low-data protocol)."""
+def evaluate_tasks(strategy: Strategy, data: DeviceData, *, support: torch.Tensor, query: torch.Tensor,
+                   query_labels: torch.Tensor, amp: bool = False) -> np.ndarray:
+    """Accuracies ``(R,)`` of ``R`` tasks that share one uneven query set (the low-data protocol's draws):
+    ``support (R, n_way, n_shot)`` clip indices, ``query (M,)`` clip indices with way labels
+    ``query_labels (M,)``. Scored in one ``score_episodes`` call, so a frozen embedding embeds the
+    query set once for all the draws."""
     strategy.train_mode(False)
     with autocast(data.device, amp):
-        scores = strategy.score_episodes(data.eval_inputs, support.unsqueeze(0), query.view(1, 1, -1))[0]
-    return float((scores.float().argmax(-1).cpu() == query_labels).float().mean())
+        scores = strategy.score_episodes(data.eval_inputs, support, query.view(1, 1, -1).expand(len(support), 1, -1))
+    return (scores.float().argmax(-1).cpu() == query_labels).float().mean(-1).numpy()
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
