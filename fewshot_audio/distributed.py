@@ -100,7 +100,7 @@ def peers_failing_stop_cleanly(run_dir: Path):
         return DistributedError(f"rank {rank} stopped: {reason}; {last}: rerun the same torchrun command with --resume")
 
     def on_sigterm(signum, frame):
-        raise stop("torchrun stopped it because another process of the run failed")
+        raise stop("torchrun stopped it (another process of the run failed, or the run was interrupted)")
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
