@@ -129,7 +129,6 @@ class EpisodeSampler:
         for i, m in enumerate(members):
             self.table[i, : len(m)] = m
         self._col = torch.arange(self.table.shape[1])
-        self._padding = self._col >= self.counts.unsqueeze(-1)  # (n_classes, width): table cells past a class's clips
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, n_episodes: int = 1) -> Episodes:
@@ -145,19 +144,16 @@ class EpisodeSampler:
             rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
         else:
             rows = self._redraw_until_distinct(torch.full((n_episodes,), n_cls), self.n_way)
+        counts = self.counts[rows]  # (E, W)
         width, limit = self.table.shape[1], max(DENSE_LIMIT, m * m)
-        if width <= limit:  # the common case, in as few tensor operations as possible
-            keys = torch.rand(*rows.shape, width, generator=g).masked_fill_(self._padding[rows], 2.0)
-            pick = keys.topk(m, dim=-1, largest=False, sorted=False).indices
-        else:
-            counts = self.counts[rows]  # (E, W)  # classes up to the limit by keys, larger ones by redrawing
+        if width <= limit:
+            pick = self._smallest_keys(counts, width, m)
+        else:  # classes up to the limit by keys, larger ones by redrawing
+            pick = torch.empty(*rows.shape, m, dtype=torch.long)
             dense = counts <= limit
             if bool(dense.any()):
-                pick = torch.empty(*rows.shape, m, dtype=torch.long)
                 pick[dense] = self._smallest_keys(counts[dense], int(counts[dense].max()), m)
-                pick[~dense] = self._redraw_until_distinct(counts[~dense], m)
-            else:
-                pick = self._redraw_until_distinct(counts.flatten(), m).view(*rows.shape, m)
+            pick[~dense] = self._redraw_until_distinct(counts[~dense], m)
         clips = torch.take(self.table, rows.unsqueeze(-1) * width + pick)  # (E, W, K+Q)
         return Episodes(clips[..., : self.n_shot], clips[..., self.n_shot :], self.classes[rows])
 

@@ -130,18 +130,19 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
     ep = sampler.sample(meta_batch) if start < episodes else None
     for step in steps:
         strategy.train_mode(True)
+        done = step + 1
+        checkpoint_now = done % val_every == 0 or done == episodes
         # draw the next step's episodes now so a memory-mapped store can read them while this step
         # computes; checkpoints keep the sampler state from before that draw, so resume redraws them
-        sampler_state = sampler.state()
-        upcoming = sampler.sample(meta_batch) if step + 1 < episodes else None
+        sampler_state = sampler.state() if checkpoint_now else None
+        upcoming = sampler.sample(meta_batch) if done < episodes else None
         if upcoming is not None:
             data.prefetch(upcoming.support, upcoming.query)
         support, query = data.inputs(ep.support, train=True), data.inputs(ep.query, train=True)
         with autocast(data.device, amp):
             loss, acc = strategy.train_step(support, query, ep.classes.to(data.device))
-        pending.append((step + 1, loss, acc))
-        done = step + 1
-        if done % val_every == 0 or done == episodes:
+        pending.append((done, loss, acc))
+        if checkpoint_now:
             ranks = distributed.gather({"sampler_rng": sampler_state, "crop_rng": data.generator.get_state()})
             if main:
                 _validate_and_save(strategy, data, val_episodes, history, pending, done=done, episodes=episodes,
