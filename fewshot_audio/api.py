@@ -13,7 +13,7 @@ import yaml
 
 from .backbones import backbone_input_kind, build_backbone
 from .config import TrainConfig, config_from_dict
-from .dataset import DeviceData, LabelledFeatures, load_config_data
+from .dataset import DeviceData, LabelledFeatures, config_split, load_config_data
 from . import distributed
 from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
                        split_id)
@@ -129,7 +129,8 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     quiet = quiet or not main
     if not main:
         distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
-    data, split = load_config_data(config, quiet=quiet)
+    data = load_config_data(config, quiet=quiet)
+    split = config_split(data, config)
     train_ways = config.train_ways or config.ways
     train_queries = config.train_queries or config.queries
     for name in ("val", "novel"):
@@ -192,7 +193,8 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     config = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
     tune_cpu()
     dev_name = pick_device(device)
-    data, split = load_config_data(config, quiet=quiet)
+    data = load_config_data(config, quiet=quiet)
+    split = config_split(data, config)
     eps, path = frozen_episodes(data, split, split_name="novel", n_way=ways or config.ways, n_shot=shots or config.shots,
                                 n_query=queries or config.queries, n_episodes=episodes,
                                 episodes_dir=episodes_dir or config.episodes_dir)

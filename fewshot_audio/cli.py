@@ -206,13 +206,13 @@ def cmd_datasets(args) -> int:
 def cmd_episodes(args) -> int:
     from .api import frozen_episodes
     from .config import TrainConfig, load_config
-    from .dataset import load_labelled_features, resolve_split
+    from .dataset import config_split, load_labelled_features
 
     config = load_config(args.config) if args.config else TrainConfig()
     data = load_labelled_features(args.dataset or config.dataset, features=config.features,
                                   format=args.format or config.format, label=args.label or config.label,
                                   quiet=args.quiet)
-    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    split = config_split(data, config)
     _, path = frozen_episodes(data, split, split_name=args.split, n_way=args.ways or config.ways,
                               n_shot=args.shots or config.shots, n_query=args.queries or config.queries,
                               n_episodes=args.episodes, episodes_dir=args.episodes_dir or config.episodes_dir,

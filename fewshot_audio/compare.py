@@ -31,7 +31,8 @@ import torch
 
 from .api import EVAL_SEED, _build_strategy, _prepare, check_backbone, frozen_episodes
 from .config import TrainConfig
-from .dataset import BUILTIN, DeviceData, LabelledFeatures, load_labelled_features, resolve_split
+from .dataset import (BUILTIN, DeviceData, LabelledFeatures, config_split, load_config_data,
+                      load_labelled_features, resolve_split)
 from .episodes import EpisodeSampler
 from .errors import ConfigError, DataError
 from .harness import evaluate, evaluate_tasks, load_checkpoint, meta_train
@@ -209,8 +210,7 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     seed_everything(config.seed)
     device = pick_device(config.device)
     if todo:
-        data = load_labelled_features(config.dataset, features=config.features, format=config.format,
-                                      label=config.label, strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+        data = load_config_data(config, quiet=quiet)
         run = _episodic if protocol == "episodic" else _low_data
         run(config, data, todo, rows, out=out, device=device, chash=chash, draws=draws, source=source,
             source_format=source_format, test_fold=test_fold, quiet=quiet)
@@ -228,7 +228,7 @@ def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, c
 
 
 def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
-    split = resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+    split = config_split(data, config)
     # every test file is frozen (and every shot count checked against the class sizes) before any training
     test_episodes = {k: frozen_episodes(data, split, split_name="novel", n_way=config.ways, n_shot=k,
                                         n_query=config.queries, n_episodes=config.test_episodes,

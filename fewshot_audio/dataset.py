@@ -81,11 +81,15 @@ def load_labelled_features(dataset: str | None, *, features: FeatureConfig, form
     return LabelledFeatures(manifest, store, labels, class_names)
 
 
-def load_config_data(config, *, quiet: bool = False) -> tuple[LabelledFeatures, dict[str, list[str]]]:
-    """The labelled features and the class split that a ``TrainConfig`` names."""
-    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
+def load_config_data(config, *, quiet: bool = False) -> LabelledFeatures:
+    """The labelled features of the dataset that a ``TrainConfig`` names."""
+    return load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
                                   strict=config.strict, min_clips=config.min_clips, quiet=quiet)
-    return data, resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
+
+
+def config_split(data: LabelledFeatures, config) -> dict[str, list[str]]:
+    """The class split that a ``TrainConfig`` names (its split file, or its seeded ratios)."""
+    return resolve_split(data, ratios=config.split, seed=0, split_file=config.split_file)
 
 
 def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, split_file: str | None) -> dict[str, list[str]]:
