@@ -64,8 +64,10 @@ def usable_cpus() -> int:
 def set_cpu_threads() -> int:
     """Intra-op threads = usable CPUs (torch counts the host's cores, which oversubscribes a CPU-limited
     container); left alone when the user set ``OMP_NUM_THREADS``. Returns the thread count."""
-    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() != usable_cpus():
-        torch.set_num_threads(usable_cpus())
+    if "OMP_NUM_THREADS" not in os.environ:
+        n = usable_cpus()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
     return torch.get_num_threads()
 
 

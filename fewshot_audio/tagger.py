@@ -172,12 +172,8 @@ class Tagger:
         self.support_targets = (support_targets if support_targets is not None
                                 else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
         self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
-        if head == "linear":
-            self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
-            self.weights = weights if weights is not None else torch.zeros(0, dim + 1)
-        else:
-            self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
-            self.weights = weights
+        self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
+        self.weights = weights if weights is not None or head != "linear" else torch.zeros(0, dim + 1)
 
     # ------------------------------------------------------------------------------ embedding
     def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
