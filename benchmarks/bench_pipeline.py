@@ -81,7 +81,7 @@ def _rate(episodes_fn, n_episodes: int, repeat: int = 3) -> float:
 
 def _peak_memory(name: str, n_clips: int, n_episodes: int) -> float:
     """MiB that pipeline ``name`` adds at its peak over the feature array, measured in a fresh process."""
-    code = (f"import sys, resource; sys.path[:0] = {[str(Path(__file__).parent)]!r}; import bench_pipeline as b; "
+    code = (f"import sys; sys.path[:0] = {[str(Path(__file__).parent)]!r}; import bench_pipeline as b; "
             f"print(b._peak_memory_here({name!r}, {n_clips}, {n_episodes}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(r.stdout.split()[-1])
@@ -108,7 +108,11 @@ def _peak_memory_here(name: str, n_clips: int, n_episodes: int) -> float:
 
 def _features(n_clips: int) -> tuple[torch.Tensor, np.ndarray]:
     x = torch.empty(n_clips, *SHAPE).uniform_(-1, 1)  # every page touched, as real features are
-    return x, np.arange(n_clips) % (n_clips // 20)  # 20 clips per class: classes grow with the dataset
+    return x, _labels(n_clips)
+
+
+def _labels(n_clips: int) -> np.ndarray:
+    return np.arange(n_clips) % (n_clips // 20)  # 20 clips per class: classes grow with the dataset
 
 
 def _pipelines(x: torch.Tensor, labels: np.ndarray, n_episodes: int, only: str | None = None) -> dict:
@@ -161,7 +165,7 @@ def bench_sampling(sizes: list[int], n_episodes: int, memory: bool) -> dict:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for n in sizes:
-            x, labels = x_all[:n], np.arange(n) % (n // 20)
+            x, labels = x_all[:n], _labels(n)
             for name, episodes in _pipelines(x, labels, n_episodes).items():
                 rate = _rate(episodes, n_episodes)
                 rows.append({"pipeline": name, "clips": n, "threads": threads, "episodes_per_s": rate})
