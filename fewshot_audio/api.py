@@ -72,7 +72,8 @@ def _build_strategy(config: TrainConfig, device: torch.device, *, backbone: str 
     cls = strategy_class(strategy or config.strategy)
     name = backbone or cls.backbone_name or config.backbone
     kind = check_backbone(config, name)
-    shape = feature_shape(config.features)[:-1] + (config.features.crop_size(),)
+    features = config.features.resolved(None)  # unresolved 'auto' (no dataset yet): built for 1 s windows
+    shape = feature_shape(features)[:-1] + (features.crop_size(),)
     torch.manual_seed(config.seed)  # the initial weights do not depend on what ran before
     model = build_backbone(name, input_shape=shape, channels=config.channels)
     if kind != "waveform":
@@ -115,10 +116,6 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
             raise ConfigError("--resume needs --out RUN_DIR naming the interrupted run")
         if not saved.exists():
             raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without --resume")
-        previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
-        if previous.fingerprint() != config.fingerprint():
-            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same flags "
-                              f"(see {saved}) or choose a new --out")
     elif (run_dir / "checkpoint.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     tune_cpu()
@@ -129,7 +126,12 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     quiet = quiet or not main
     if not main:
         distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
-    data = load_config_data(config, quiet=quiet)
+    data = load_config_data(config, quiet=quiet)  # resolves features.duration: auto
+    if resume:
+        previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
+        if previous.fingerprint() != config.fingerprint():
+            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same flags "
+                              f"(see {saved}) or choose a new --out")
     split = config_split(data, config)
     train_ways = config.train_ways or config.ways
     train_queries = config.train_queries or config.queries
@@ -151,7 +153,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
         save_split(run_dir / "split.yaml", split)
-    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=rank_seed)
+    dev = data.device_data(device=device, seed=rank_seed)
     strategy = _build_strategy(config, device, n_classes=len(data.class_names))
     _prepare(strategy, data, dev, base)
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
@@ -198,7 +200,7 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     eps, path = frozen_episodes(data, split, split_name="novel", n_way=ways or config.ways, n_shot=shots or config.shots,
                                 n_query=queries or config.queries, n_episodes=episodes,
                                 episodes_dir=episodes_dir or config.episodes_dir)
-    dev = DeviceData(data.store.array, device=dev_name, crop=config.features.crop_size(), seed=config.seed)
+    dev = data.device_data(device=dev_name, seed=config.seed)
     strategy = _build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     result = {**_test(strategy, dev, eps, amp=config.amp), "strategy": config.strategy, "backbone": config.backbone,

@@ -234,7 +234,7 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
                                         n_query=config.queries, n_episodes=config.test_episodes,
                                         episodes_dir=config.episodes_dir)[0]
                      for k in sorted({k for _, ks in todo for k in ks})}
-    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    dev = data.device_data(device=device, seed=config.seed)
     for name, shot_list in todo:
         strategy, train_s = _trained(name, config, data, dev, split, device=device, models_dir=out / "models",
                                      n_way=config.ways, quiet=quiet)
@@ -263,8 +263,8 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
         if len(src_split[name]) < n_way:
             raise ConfigError(f"the source dataset's {name} split has {len(src_split[name])} classes but the target has "
                               f"{n_way}; {n_way}-way meta-training needs a source with more classes")
-    src_dev = DeviceData(src.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
-    dev = DeviceData(data.store.array, device=device, crop=config.features.crop_size(), seed=config.seed)
+    src_dev = src.device_data(device=device, seed=config.seed)
+    dev = data.device_data(device=device, seed=config.seed)
     counts = {c: int((data.labels[pool] == c).sum()) for c in classes}
     for k in sorted({k for _, ks in todo for k in ks}):
         short = [c for c, n in counts.items() if n < k]

@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
 
 
 FEATURE_KINDS = ("logmel", "waveform", "musicnn")
+POOLINGS = ("mean", "max", "meanmax")
+AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip durations within these bounds (s)
 
 
 @dataclass
@@ -26,14 +29,26 @@ class FeatureConfig:
     """How audio becomes model input.
 
     ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB), ``"musicnn"`` (the same shape,
-    musicnn's ``log10(10000 x + 1)`` of float16-rounded mel power) or ``"waveform"`` (``(1, samples)``). Clips are centre-cropped or
-    zero-padded to ``duration`` seconds when the store is built; training
-    takes random ``crop`` second windows of that when ``crop`` is shorter.
+    musicnn's ``log10(10000 x + 1)`` of float16-rounded mel power) or ``"waveform"`` (``(1, samples)``).
+
+    The clip policy (:func:`fewshot_audio.data.audio.clip_windows`): every clip becomes windows of
+    ``duration`` seconds; a shorter clip is looped (``short: loop``) or zero-padded (``short: pad``),
+    a longer one is covered by windows every ``hop`` seconds (default: ``duration``), at most
+    ``max_windows`` of them. ``duration: auto`` takes the 90th percentile of the dataset's clip
+    durations (between 0.25 and 5 s; the built-in dataset's clips are all 1 s). Training draws one
+    window per clip among those within ``signal_db`` dB of the clip's loudest (so crops contain
+    signal) and takes a random ``crop`` second part of it when ``crop`` is shorter; evaluation embeds
+    every window and pools the embeddings into one per clip (``pooling``: mean, max or meanmax).
     """
 
     kind: str = "logmel"
     sample_rate: int = 16000
-    duration: float = 1.0
+    duration: float | str = "auto"
+    hop: float | None = None
+    short: str = "loop"
+    max_windows: int = 16
+    signal_db: float = 30.0
+    pooling: str = "mean"
     crop: float | None = None
     n_fft: int = 512
     hop_length: int = 256
@@ -53,9 +68,19 @@ class FeatureConfig:
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"features.{name} must be > 0, got {getattr(self, name)}")
-        if self.duration <= 0:
-            raise ConfigError(f"features.duration must be > 0 seconds, got {self.duration}")
-        if self.crop is not None and not 0 < self.crop <= self.duration:
+        if self.duration != "auto" and (isinstance(self.duration, str) or self.duration <= 0):
+            raise ConfigError(f"features.duration must be 'auto' or > 0 seconds, got {self.duration!r}")
+        if self.hop is not None and self.hop <= 0:
+            raise ConfigError(f"features.hop must be > 0 seconds, got {self.hop}")
+        from .data.audio import SHORT_POLICIES
+
+        if self.short not in SHORT_POLICIES:
+            raise ConfigError(f"features.short {self.short!r} is not valid; use one of {', '.join(SHORT_POLICIES)}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"features.pooling {self.pooling!r} is not valid; use one of {', '.join(POOLINGS)}")
+        if not isinstance(self.max_windows, int) or self.max_windows < 1:
+            raise ConfigError(f"features.max_windows must be a positive integer, got {self.max_windows!r}")
+        if self.crop is not None and (self.crop <= 0 or (self.duration != "auto" and self.crop > self.duration)):
             raise ConfigError(f"features.crop must be in (0, duration={self.duration}], got {self.crop}")
         fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
         if not 0 <= self.fmin < fmax <= self.sample_rate / 2:
@@ -63,9 +88,27 @@ class FeatureConfig:
                 f"features.fmin={self.fmin} / fmax={self.fmax} must satisfy 0 <= fmin < fmax <= sample_rate/2"
             )
 
+    def resolved(self, durations: list[float] | np.ndarray | None) -> "FeatureConfig":
+        """A copy with ``duration: auto`` replaced by a window fitted to clip ``durations`` (seconds):
+        their 90th percentile, within :data:`AUTO_WINDOW`, rounded to 10 ms (1 s without durations)."""
+        if self.duration != "auto":
+            return self
+        d = np.asarray([x for x in (durations if durations is not None else []) if x is not None and x > 0], float)
+        window = 1.0 if d.size == 0 else float(np.clip(np.percentile(d, 90), *AUTO_WINDOW))
+        if self.crop is not None:
+            window = max(window, self.crop)
+        return dataclasses.replace(self, duration=round(window, 2))
+
     @property
     def n_samples(self) -> int:
+        if self.duration == "auto":
+            raise ConfigError("features.duration is 'auto' and was not resolved against a dataset")
         return int(round(self.duration * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between the starts of a long clip's windows."""
+        return int(round(self.hop * self.sample_rate)) if self.hop else self.n_samples
 
     @property
     def n_frames(self) -> int:

@@ -29,6 +29,13 @@ class LabelledFeatures:
     store: FeatureStore
     labels: np.ndarray
     class_names: list[str]
+    features: FeatureConfig
+
+    def device_data(self, *, device: torch.device, seed: int = 0) -> "DeviceData":
+        """The store's windows on ``device`` with this dataset's clip policy."""
+        f = self.features
+        return DeviceData(self.store.array, device=device, crop=f.crop_size(), seed=seed, offsets=self.store.offsets,
+                          energy=self.store.energy, signal_db=f.signal_db, pooling=f.pooling)
 
     @property
     def ids(self) -> list[str]:
@@ -58,16 +65,27 @@ def resolve_manifest(dataset: str | None, *, format: str | None = None, label: s
     return manifest
 
 
+def resolve_features(features: FeatureConfig, manifest: Manifest) -> FeatureConfig:
+    """``features`` with ``duration: auto`` fitted to the manifest's clip durations (the built-in dataset: 1 s)."""
+    resolved = features.resolved([c.duration for c in manifest.clips])
+    if features.duration == "auto":
+        log(f"features.duration auto: {resolved.duration:g} s windows for {manifest.name}")
+    return resolved
+
+
 def load_labelled_features(dataset: str | None, *, features: FeatureConfig, format: str | None = None,
                            label: str | None = None, strict: bool = False, min_clips: int | None = None,
                            quiet: bool = False) -> LabelledFeatures:
+    """The dataset's features and labels; ``features.duration: auto`` is resolved (``data.features``)."""
     manifest = resolve_manifest(dataset, format=format, label=label, strict=strict, quiet=quiet)
     labels_str = manifest.single_labels()
+    features = resolve_features(features, manifest)
     store = FeatureStore.open_or_build(manifest, features, cache_dir=cache_dir(), quiet=quiet)
-    if store.meta["silent"] or store.meta["failed"]:
-        bad = store.meta["silent"] + store.meta["failed"]
+    summary = store.skipped_summary()
+    if summary:  # on every run that uses the store, not only the one that built it
         if strict:
-            raise DataError(f"{bad[0]}: silent or undecodable clip; remove it or drop --strict to skip it")
+            raise DataError(f"{summary}; remove or fix those files, or drop --strict to skip them")
+        warn(summary)
     class_names = sorted(set(labels_str))
     index = {c: i for i, c in enumerate(class_names)}
     labels = np.array([index[s] for s in labels_str], dtype=np.int64)
@@ -78,13 +96,16 @@ def load_labelled_features(dataset: str | None, *, features: FeatureConfig, form
         if dropped:
             log(f"--min-clips {min_clips}: dropping {len(dropped)} class(es): {', '.join(dropped)}")
             labels[np.isin(labels, np.nonzero(counts < min_clips)[0])] = -1
-    return LabelledFeatures(manifest, store, labels, class_names)
+    return LabelledFeatures(manifest, store, labels, class_names, features)
 
 
 def load_config_data(config, *, quiet: bool = False) -> LabelledFeatures:
-    """The labelled features of the dataset that a ``TrainConfig`` names."""
-    return load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
+    """The labelled features of the dataset that a ``TrainConfig`` names; its ``features.duration`` is
+    resolved in place when it is ``auto`` (so the saved run configuration holds the window used)."""
+    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
                                   strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+    config.features = data.features
+    return data
 
 
 def config_split(data: LabelledFeatures, config) -> dict[str, list[str]]:
@@ -119,19 +140,24 @@ def free_memory(device: torch.device) -> int:
 
 
 class DeviceData:
-    """The feature array as one tensor on the training device; episodes are gathered by index.
+    """The stored windows as one tensor on the training device; episodes are gathered by clip index.
 
-    ``crop`` (frames or samples along the last axis) is taken at a random offset in training
-    and in the centre in evaluation. When the array does not fit in ``memory_fraction`` of the
-    device's free memory it stays memory-mapped on the host and each batch is read from the
-    file (sorted reads) and copied over: same interface, slower, and a line says so. In that
-    mode ``prefetch(idx)`` starts reading a batch on a background thread while the current step
-    computes, and the later ``inputs(idx)`` with the same index tensor picks it up.
+    Clip ``i`` owns window rows ``offsets[i]:offsets[i + 1]`` (one row per clip when ``offsets`` is
+    ``None``). Training draws one window per clip, uniformly among those within ``signal_db`` dB of
+    the clip's loudest (crops contain signal), and a random ``crop`` (frames or samples along the
+    last axis) of it; ``eval_inputs`` gives each clip's loudest window, centre-cropped, and
+    :meth:`embed` pools the embeddings of all of a clip's windows (``pooling``). When the array
+    does not fit in ``memory_fraction`` of the device's free memory it stays memory-mapped on the
+    host and each batch is read from the file (sorted reads) and copied over: same interface,
+    slower, and a line says so. In that mode ``prefetch(idx)`` starts reading a batch on a
+    background thread while the current step computes, and the later ``inputs(idx)`` with the same
+    index tensor picks it up.
     """
 
     def __init__(self, array: np.ndarray, *, device: torch.device, crop: int, seed: int = 0,
-                 memory_fraction: float = 0.6):
-        self.device, self.crop = device, crop
+                 memory_fraction: float = 0.6, offsets: np.ndarray | None = None, energy: np.ndarray | None = None,
+                 signal_db: float = 30.0, pooling: str = "mean"):
+        self.device, self.crop, self.pooling = device, crop, pooling
         self.resident = array.nbytes <= memory_fraction * free_memory(device)
         if self.resident:
             in_ram = array.dtype == np.float32 and array.flags.writeable and not isinstance(array, np.memmap)
@@ -144,6 +170,29 @@ class DeviceData:
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self._ahead: list[tuple[torch.Tensor, Future]] = []
         self._reader: ThreadPoolExecutor | None = None
+        self._index_windows(array.shape[0], offsets, energy, signal_db)
+
+    def _index_windows(self, n_rows: int, offsets, energy, signal_db: float) -> None:
+        offsets = np.arange(n_rows + 1) if offsets is None else np.asarray(offsets, dtype=np.int64)
+        counts = np.diff(offsets)
+        energy = np.zeros(n_rows, np.float32) if energy is None else np.asarray(energy, dtype=np.float32)
+        owner = np.repeat(np.arange(len(counts)), counts)
+        loudest_db = np.full(len(counts), -np.inf, dtype=np.float32)
+        np.maximum.at(loudest_db, owner, energy)
+        # the loudest window of each clip (its first, on ties)
+        is_loud = energy >= loudest_db[owner]
+        first_loud = np.full(len(counts), n_rows, dtype=np.int64)
+        np.minimum.at(first_loud, owner[is_loud], np.nonzero(is_loud)[0])
+        eligible = np.nonzero(energy >= loudest_db[owner] - signal_db)[0]  # sorted, grouped by clip
+        n_eligible = np.bincount(owner[eligible], minlength=len(counts))
+        self.n_clips = len(counts)
+        self.offsets = torch.from_numpy(offsets)
+        self.owner = torch.from_numpy(owner)
+        self.loudest = torch.from_numpy(first_loud)
+        self.eligible = torch.from_numpy(eligible)
+        self.eligible_start = torch.from_numpy(np.concatenate([[0], np.cumsum(n_eligible)[:-1]]))
+        self.n_eligible = torch.from_numpy(n_eligible)
+        self.multi = bool(n_eligible.max(initial=1) > 1)
 
     def prefetch(self, *batches: torch.Tensor) -> None:
         """Start reading the rows of each index tensor in ``batches`` (memory-mapped mode; a no-op otherwise)."""
@@ -151,7 +200,7 @@ class DeviceData:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewshot-audio-prefetch")
-        self._ahead.extend((idx, self._reader.submit(self._read, idx)) for idx in batches)
+        self._ahead.extend((idx, self._reader.submit(self._read, self._train_rows(idx))) for idx in batches)
 
     def _read(self, idx: torch.Tensor) -> torch.Tensor:
         flat = idx.flatten().numpy()
@@ -160,31 +209,70 @@ class DeviceData:
         rows[order] = self.x[flat[order]]
         return torch.from_numpy(rows).view(*idx.shape, *self.x.shape[1:])
 
-    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+    def _rows(self, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The window rows ``rows`` (same shape as the clip indices ``idx``) on the device."""
         if self.resident:  # index_select on the flat index: ~5x faster than advanced indexing on the CPU
-            rows = torch.index_select(self.x, 0, idx.to(self.device).flatten())
-            return rows.view(*idx.shape, *self.x.shape[1:])
+            out = torch.index_select(self.x, 0, rows.to(self.device).flatten())
+            return out.view(*rows.shape, *self.x.shape[1:])
         for i, (ahead, future) in enumerate(self._ahead):
             if ahead is idx:
                 del self._ahead[i]
                 return future.result().to(self.device, non_blocking=True)
-        return self._read(idx).to(self.device, non_blocking=True)
+        return self._read(rows).to(self.device, non_blocking=True)
 
-    def _window(self, idx: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    def _train_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """One window per clip: uniform among the clip's windows with signal (no draw when each has one)."""
+        if not self.multi:
+            return self.eligible[self.eligible_start[idx]]
+        k = (torch.rand(idx.shape, generator=self.generator) * self.n_eligible[idx]).long()
+        return self.eligible[self.eligible_start[idx] + k]
+
+    def _window(self, x: torch.Tensor, idx: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         offsets = start.to(self.device).unsqueeze(-1) + torch.arange(self.crop, device=self.device)
-        x = self._rows(idx)  # (..., 1, [n_mels,] full)
         offsets = offsets.view(*offsets.shape[:-1], *([1] * (x.ndim - idx.ndim - 1)), self.crop)
         return torch.gather(x, -1, offsets.expand(*x.shape[:-1], self.crop))
 
     def inputs(self, idx: torch.Tensor, *, train: bool = False) -> torch.Tensor:
-        """Model inputs ``(*idx.shape, *feature_shape)`` for clip indices ``idx``."""
+        """Model inputs ``(*idx.shape, *feature_shape)`` for clip indices ``idx``: one window each."""
+        x = self._rows(idx, self._train_rows(idx) if train else self.loudest[idx])
         if self.crop >= self.full:
-            return self._rows(idx)
+            return x
         if train:
             start = torch.randint(0, self.full - self.crop + 1, idx.shape, generator=self.generator)
-            return self._window(idx, start)
+            return self._window(x, idx, start)
         begin = (self.full - self.crop) // 2
-        return self._rows(idx)[..., begin : begin + self.crop]
+        return x[..., begin : begin + self.crop]
 
     def eval_inputs(self, idx: torch.Tensor) -> torch.Tensor:
         return self.inputs(idx, train=False)
+
+    __call__ = eval_inputs
+
+    def embed(self, fn, idx: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings ``(n, d)`` for clip indices ``idx (n,)``: ``fn`` on every window of each clip
+        (centre-cropped to ``crop``), pooled per clip by ``self.pooling``."""
+        return pool_windows(fn, idx, offsets=self.offsets, rows=lambda r: self._crop_centre(self._rows(r, r)),
+                            pooling=self.pooling)
+
+    def _crop_centre(self, x: torch.Tensor) -> torch.Tensor:
+        if self.crop >= self.full:
+            return x
+        begin = (self.full - self.crop) // 2
+        return x[..., begin : begin + self.crop]
+
+
+def pool_windows(fn, idx: torch.Tensor, *, offsets: torch.Tensor, rows, pooling: str = "mean") -> torch.Tensor:
+    """Embed all windows of clips ``idx`` with ``fn`` and pool them per clip: ``(len(idx), d)`` (``meanmax``: ``2 d``)."""
+    counts = offsets[idx + 1] - offsets[idx]
+    owner = torch.repeat_interleave(torch.arange(len(idx)), counts)
+    win = torch.repeat_interleave(offsets[idx] - torch.cumsum(counts, 0) + counts, counts) + torch.arange(int(counts.sum()))
+    z = fn(rows(win))
+    owner = owner.to(z.device)
+    out = []
+    if pooling in ("mean", "meanmax"):
+        sums = torch.zeros(len(idx), z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)
+        out.append(sums / counts.to(z.device, z.dtype).unsqueeze(1))
+    if pooling in ("max", "meanmax"):
+        out.append(torch.full((len(idx), z.shape[1]), -torch.inf, device=z.device, dtype=z.dtype)
+                   .scatter_reduce(0, owner.unsqueeze(1).expand_as(z), z, reduce="amax"))
+    return torch.cat(out, dim=1)

@@ -44,7 +44,7 @@ def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: b
     with autocast(data.device, amp):
         for start in progress(starts, desc=desc or "evaluating", total=len(starts), quiet=quiet or desc is None):
             ep = episodes[start : start + chunk]
-            scores = strategy.score_episodes(data.eval_inputs, ep.support, ep.query)
+            scores = strategy.score_episodes(data, ep.support, ep.query)
             accs.append(episode_accuracies(scores.float(), ep.query.shape[2]).cpu())
     return torch.cat(accs)
 
@@ -58,7 +58,7 @@ def evaluate_tasks(strategy: Strategy, data: DeviceData, *, support: torch.Tenso
     query set once for all the draws."""
     strategy.train_mode(False)
     with autocast(data.device, amp):
-        scores = strategy.score_episodes(data.eval_inputs, support, query.view(1, 1, -1).expand(len(support), 1, -1))
+        scores = strategy.score_episodes(data, support, query.view(1, 1, -1).expand(len(support), 1, -1))
     return (scores.float().argmax(-1).cpu() == query_labels).float().mean(-1).numpy()
 
 

@@ -18,13 +18,15 @@ import torch
 
 from . import __version__
 from .config import FeatureConfig
-from .data.audio import AUDIO_EXTENSIONS, load_audio, split_patches
+from .data.audio import AUDIO_EXTENSIONS, stream_windows
 from .errors import CheckpointError, ConfigError, DataError
 from .features import compute_features
 from .io_utils import atomic_write
-from .progress import progress, warn
+from .progress import log, progress, warn
+from .strategies.base import squared_distances
+from .strategies.embedding import centred_l2, cosine_scores, logistic_regression
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADS = ("prototypes", "linear")
 
 
@@ -72,9 +74,10 @@ class Backbone:
     config: dict | None = None  # the run's resolved TrainConfig, to rebuild the architecture on load
 
 
-def load_backbone(spec: str, *, device: torch.device) -> Backbone:
+def load_backbone(spec: str, *, device: torch.device, durations: list[float] | None = None) -> Backbone:
     """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
-    backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc``."""
+    backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc`` (whose window is fitted to the clip
+    ``durations`` of the support set, as ``features.duration: auto`` does for a dataset)."""
     from .api import _build_strategy
     from .backbones import build_backbone
     from .config import TrainConfig, config_from_dict
@@ -93,7 +96,7 @@ def load_backbone(spec: str, *, device: torch.device) -> Backbone:
         name = f"{config.backbone}@{path.name}"
         return Backbone(name, strategy.backbone.eval(), config.features, window, config.to_dict())
     if spec == "mfcc":
-        features = TrainConfig().features
+        features = TrainConfig().features.resolved(durations)
         model = build_backbone("mfcc", input_shape=feature_shape(features)).to(device).eval()
         return Backbone("mfcc", model, features, features.duration)
     from .backbones import PRETRAINED
@@ -114,15 +117,18 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                 quiet: bool = False, batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
     """Window embeddings ``(n_windows, d)`` per file (``None`` plus an error for unreadable files).
 
-    Windows of many files are batched together through the front end and the backbone.
+    Every file becomes windows by the clip policy (:func:`~fewshot_audio.data.audio.stream_windows`:
+    short files looped or padded as ``backbone.features.short`` says, long files read block by block
+    so memory stays bounded); windows of many files are batched together through the front end and
+    the backbone.
     """
     f = backbone.features
     length = int(round(backbone.window * f.sample_rate))
     step = int(round((hop or backbone.window) * f.sample_rate))
-    out: list[np.ndarray | None] = [None] * len(paths)
+    parts: list[list[np.ndarray]] = [[] for _ in paths]
     errors: list[str | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray]] = []
-    short: list[str] = []
+    short, silent = [], []
 
     def flush():
         if not pending:
@@ -132,48 +138,90 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
         z = torch.cat([backbone.model(c) for c in x.split(batch)]).float().cpu().numpy()
         start = 0
         for i, w in pending:
-            out[i] = z[start : start + len(w)]
+            parts[i].append(z[start : start + len(w)])
             start += len(w)
         pending.clear()
 
     for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
         try:
-            audio = load_audio(path, sample_rate=f.sample_rate)
+            peak = 0.0
+            for wins in stream_windows(path, sample_rate=f.sample_rate, length=length, hop=step, short=f.short):
+                peak = max(peak, float(np.abs(wins).max()))
+                pending.append((i, wins))
+                if sum(len(w) for _, w in pending) >= batch:
+                    flush()
+            if peak < 1e-4:
+                silent.append(Path(path).name)
+            if _shorter_than(path, backbone.window):
+                short.append(Path(path).name)
         except DataError as exc:
             errors[i] = str(exc)
             warn(str(exc))
-            continue
-        if np.abs(audio).max() < 1e-4:
-            warn(f"{path}: silent audio")
-        if len(audio) < backbone.window * f.sample_rate:
-            short.append(path.name)
-        pending.append((i, split_patches(audio, length=length, hop=step)))
-        if sum(len(w) for _, w in pending) >= batch:
-            flush()
+            pending[:] = [(j, w) for j, w in pending if j != i]
     flush()
+    if silent:
+        warn(f"{len(silent)} silent file(s) (peak below 1e-4): {', '.join(silent[:3])}")
     if short:
-        warn(f"{len(short)} file(s) shorter than one {backbone.window:g} s window were zero-padded "
-             f"(e.g. {', '.join(short[:3])})")
+        log(f"{len(short)} file(s) shorter than one {backbone.window:g} s window were "
+            f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
+    out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
     return out, errors
 
 
+def _shorter_than(path: Path, seconds: float) -> bool:
+    try:
+        import soundfile as sf
+
+        return sf.info(str(path)).duration < seconds
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def pool(z: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One clip embedding from its window embeddings ``z (n_windows, d)``: ``(d,)`` (``meanmax``: ``(2 d,)``)."""
+    if pooling == "mean":
+        return z.mean(0)
+    if pooling == "max":
+        return z.amax(0)
+    return torch.cat([z.mean(0), z.amax(0)])
+
+
 class Tagger:
-    """Per-tag prototypes or linear heads over a frozen backbone, with leave-one-out thresholds."""
+    """Per-tag prototypes (cosine) or logistic-regression heads over pooled clip embeddings of a frozen
+    backbone, with leave-one-out thresholds.
+
+    Embeddings are used in a standardised space (:func:`~fewshot_audio.strategies.embedding.centred_l2`):
+    centred on the support clips' mean (and, for the non-learned ``mfcc`` statistics, divided by their
+    standard deviation), then L2-normalised; ``normalize=False`` keeps the raw space (``mfcc``: z-scored)
+    and negative squared distances per dimension, the toolkit's earlier default, kept to measure against. A file's score for a tag is its clip-level score (the pooled
+    embedding's); the taggram scores each window.
+    """
 
     def __init__(self, *, backbone: Backbone, head: str, support_windows: torch.Tensor, support_clip: torch.Tensor,
                  support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
-                 prototypes: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
-                 weights: torch.Tensor | None = None, device: torch.device = torch.device("cpu")):
+                 params: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
+                 centre: torch.Tensor | None = None, scale: torch.Tensor | None = None, normalize: bool = True,
+                 device: torch.device = torch.device("cpu")):
         """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
-        Without ``tags``, it has no tags yet: ``_add`` fits them one by one."""
+        Without ``tags``, it has no tags yet: ``_add`` fits them one by one. Without ``centre``, the
+        standardisation statistics are fitted on the support clips."""
         self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
+        self.normalize = normalize
         self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
-        dim = support_windows.shape[1]
         self.support_targets = (support_targets if support_targets is not None
                                 else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
         self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
-        self.prototypes = prototypes if prototypes is not None else torch.zeros(0, dim)
-        self.weights = weights if weights is not None or head != "linear" else torch.zeros(0, dim + 1)
+        if centre is None:
+            clips = self.support_clips()
+            centre = clips.mean(0)
+            scale = clips.std(0) + 1e-6 if backbone.name == "mfcc" and len(clips) > 1 else None
+        self.centre, self.scale = centre, scale
+        dim = self.space(self.support_clips()[:1]).shape[1]
+        self.params = params if params is not None else torch.zeros(0, dim + (head == "linear"))
+
+    @property
+    def pooling(self) -> str:
+        return self.backbone.features.pooling
 
     # ------------------------------------------------------------------------------ embedding
     def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
@@ -181,77 +229,72 @@ class Tagger:
         """See :func:`embed_files`, with this tagger's backbone and device."""
         return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
 
-    # ------------------------------------------------------------------------------ scoring
-    def window_scores(self, z: torch.Tensor, *, prototypes: torch.Tensor | None = None,
-                      weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores ``(n_windows, n_tags)``: minus the squared distance to each prototype per dimension,
-        or the linear heads' logits."""
-        if self.head == "linear":
-            w = self.weights if weights is None else weights
-            zn = torch.nn.functional.normalize(z, dim=-1)
-            return zn @ w[:, :-1].T + w[:, -1]
-        p = self.prototypes if prototypes is None else prototypes
-        return -torch.cdist(z, p).pow(2) / z.shape[-1]
+    def support_clips(self) -> torch.Tensor:
+        """Pooled embeddings ``(n_support_clips, d)`` of the support clips."""
+        return torch.stack([pool(self.support_windows[self.support_clip == i], self.pooling)
+                            for i in range(len(self.support_paths))])
 
-    def clip_scores(self, windows: torch.Tensor, clip: torch.Tensor, n_clips: int, **kw) -> torch.Tensor:
-        """Best window's score per clip and tag: ``(n_clips, n_tags)``."""
-        s = self.window_scores(windows, **kw)
-        out = torch.full((n_clips, s.shape[1]), -torch.inf)
-        return out.scatter_reduce(0, clip.unsqueeze(1).expand_as(s), s, reduce="amax")
+    def space(self, z: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings ``(n, d)`` in the space where prototypes, heads and thresholds live."""
+        if self.normalize:
+            return centred_l2(z, self.centre, self.scale)
+        return z if self.scale is None else (z - self.centre) / self.scale  # mfcc statistics: z-scored
+
+    # ------------------------------------------------------------------------------ scoring
+    def head_scores(self, zs: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``(n, n_tags)`` of embeddings already in :meth:`space`: cosine to each prototype (raw space:
+        minus the squared distance per dimension), or the logistic-regression heads' logits."""
+        p = self.params if params is None else params
+        if self.head == "linear":
+            return zs @ p[:, :-1].T + p[:, -1]
+        if self.normalize:
+            return cosine_scores(zs, p)
+        return -squared_distances(zs, p) / zs.shape[-1]
+
+    def score_embeddings(self, windows: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A file's clip-level scores ``(n_tags,)`` (its pooled embedding's) and its taggram ``(n_windows, n_tags)``."""
+        z = torch.as_tensor(windows).float()
+        clip = self.head_scores(self.space(pool(z, self.pooling).unsqueeze(0)))[0]
+        per_window = torch.stack([pool(w.unsqueeze(0), self.pooling) for w in z])
+        return clip, self.head_scores(self.space(per_window))
 
     # ------------------------------------------------------------------------------ fitting
-    @staticmethod
-    def _clip_means(windows: torch.Tensor, clip: torch.Tensor, n_clips: int) -> torch.Tensor:
-        sums = torch.zeros(n_clips, windows.shape[1]).index_add_(0, clip, windows)
-        return sums / torch.bincount(clip, minlength=n_clips).unsqueeze(1).clamp_min(1)
+    def _fit_params(self, zs: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+        """A prototype (or a logistic-regression head ``(d + 1,)``) from clip embeddings ``zs`` in :meth:`space`."""
+        if self.head == "prototypes":
+            return zs[positives].mean(0)
+        y = positives.numpy()
+        if y.all() or not y.any():  # one class only: a constant head
+            return torch.cat([torch.zeros(zs.shape[1]), torch.tensor([1.0 if y.all() else -1.0])])
+        coef, intercept = logistic_regression(zs.numpy(), y, C=10.0, balanced=True)
+        return torch.cat([torch.from_numpy(coef[0]), torch.from_numpy(intercept)])
 
     def _fit_tag(self, positives: torch.Tensor) -> tuple[torch.Tensor, float]:
         """Prototype (or linear head) for one tag from the boolean clip mask ``positives``, and its
-        leave-one-out threshold. Uses only the support set: other tags are not touched."""
-        windows, clip = self.support_windows, self.support_clip
-        n_clips = len(self.support_paths)
-        means = self._clip_means(windows, clip, n_clips)
-        pos = torch.nonzero(positives).flatten()
-        neg = torch.nonzero(~positives).flatten()
-        param = self._fit_params(means, positives)
-        neg_scores = self.clip_scores(windows, clip, n_clips, **self._as_kw(param.unsqueeze(0)))[neg, 0]
-        if len(pos) > 1:  # leave each positive out of its own tag's fit
+        threshold, calibrated on clip-level scores with each positive left out of its own tag's fit.
+        Uses only the support set: other tags are not touched."""
+        zs = self.space(self.support_clips())
+        param = self._fit_params(zs, positives)
+        scores = self.head_scores(zs, param.unsqueeze(0))[:, 0]
+        pos = torch.nonzero(positives).flatten().tolist()
+        if len(pos) > 1:
             loo = []
-            for i in pos.tolist():
-                keep = positives.clone()
+            for i in pos:
+                keep = torch.ones(len(zs), dtype=torch.bool)
                 keep[i] = False
-                p = self._fit_params(means, keep, exclude=i)
-                sel = clip == i
-                loo.append(self.window_scores(windows[sel], **self._as_kw(p.unsqueeze(0)))[:, 0].max())
+                p = self._fit_params(zs[keep], positives[keep])
+                loo.append(self.head_scores(zs[i : i + 1], p.unsqueeze(0))[0, 0])
             pos_scores = torch.stack(loo)
         else:
-            pos_scores = self.clip_scores(windows, clip, n_clips, **self._as_kw(param.unsqueeze(0)))[pos, 0]
-        return param, calibrate_threshold(pos_scores.numpy(), neg_scores.numpy())
-
-    def _fit_params(self, means: torch.Tensor, positives: torch.Tensor, exclude: int | None = None) -> torch.Tensor:
-        if self.head == "prototypes":
-            return means[positives].mean(0)
-        from sklearn.linear_model import LogisticRegression
-
-        keep = torch.ones(len(means), dtype=torch.bool)
-        if exclude is not None:
-            keep[exclude] = False
-        x = torch.nn.functional.normalize(means[keep], dim=-1).numpy()
-        y = positives[keep].numpy()
-        if y.all() or not y.any():  # one class only: a constant head
-            return torch.cat([torch.zeros(means.shape[1]), torch.tensor([1.0 if y.all() else -1.0])])
-        clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
-        return torch.cat([torch.from_numpy(clf.coef_[0]).float(), torch.tensor([float(clf.intercept_[0])])])
-
-    def _as_kw(self, params: torch.Tensor) -> dict:
-        return {"weights": params} if self.head == "linear" else {"prototypes": params}
+            pos_scores = scores[positives]
+        return param, calibrate_threshold(pos_scores.numpy(), scores[~positives].numpy())
 
     # ------------------------------------------------------------------------------ public API
     @classmethod
     def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
-              device: str = "cpu", quiet: bool = False) -> "Tagger":
+              device: str = "cpu", normalize: bool = True, quiet: bool = False) -> "Tagger":
         """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags)."""
-        from .data.adapters import build_manifest
+        from .data.adapters import build_manifest, validate_manifest
         from .runtime import pick_device
 
         if head not in HEADS:
@@ -266,23 +309,28 @@ class Tagger:
             if empty:
                 raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
                                 "add a few recordings or remove the folder")
-        bb = load_backbone(backbone, device=dev)
+        checked = validate_manifest(manifest)
+        bb = load_backbone(backbone, device=dev, durations=[c.duration for c in checked.clips])
         emb, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
         ok = [i for i, e in enumerate(emb) if e is not None]
         if not ok:
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
         clips = [manifest.clips[i] for i in ok]
-        windows = np.concatenate([emb[i] for i in ok])
-        if bb.name == "mfcc":  # fix the z-score statistics on the support windows, once
-            mean, std = windows.mean(0), windows.std(0) + 1e-6
-            bb.model.mean.copy_(torch.from_numpy(mean))
-            bb.model.std.copy_(torch.from_numpy(std))
-            windows = (windows - mean) / std
-        tagger = cls(backbone=bb, head=head, device=dev, support_windows=torch.from_numpy(windows).float(),
-                     support_clip=torch.cat([torch.full((len(emb[i]),), j) for j, i in enumerate(ok)]),
-                     support_paths=[c.path for c in clips])
-        for tag in tags:
-            mask = torch.tensor([tag in c.labels for c in clips])
+        return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[c.path for c in clips],
+                                   labels=[c.labels for c in clips], tags=tags, head=head, normalize=normalize,
+                                   device=dev)
+
+    @classmethod
+    def from_embeddings(cls, backbone: Backbone, windows: list[np.ndarray], *, paths: list[str],
+                        labels: list[list[str]], tags: list[str] | None = None, head: str = "prototypes",
+                        normalize: bool = True, device: torch.device = torch.device("cpu")) -> "Tagger":
+        """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags."""
+        tagger = cls(backbone=backbone, head=head, device=device, normalize=normalize,
+                     support_windows=torch.from_numpy(np.concatenate(windows)).float(),
+                     support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
+                     support_paths=list(paths))
+        for tag in tags if tags is not None else sorted({t for ls in labels for t in ls}):
+            mask = torch.tensor([tag in ls for ls in labels])
             if not mask.any():
                 raise DataError(f"tag {tag!r} has no readable examples; add audio for it or remove it")
             tagger._add(tag, mask)
@@ -293,10 +341,7 @@ class Tagger:
         self.tags.append(tag)
         self.support_targets = torch.cat([self.support_targets, mask.unsqueeze(1)], dim=1)
         self.thresholds = torch.cat([self.thresholds, torch.tensor([threshold])])
-        if self.head == "linear":
-            self.weights = torch.cat([self.weights, param.unsqueeze(0)])
-        else:
-            self.prototypes = torch.cat([self.prototypes, param.unsqueeze(0)])
+        self.params = torch.cat([self.params, param.unsqueeze(0)])
 
     def add_tag(self, tag: str, examples: list[str | Path], *, quiet: bool = False) -> None:
         """Add ``tag`` from example files; the other tags' prototypes, heads and thresholds stay as they are."""
@@ -324,34 +369,29 @@ class Tagger:
         self.tags.pop(j)
         self.thresholds = self.thresholds[keep]
         self.support_targets = self.support_targets[:, keep]
-        if self.head == "linear":
-            self.weights = self.weights[keep]
-        else:
-            self.prototypes = self.prototypes[keep]
+        self.params = self.params[keep]
+
+    def result(self, path: str, windows: np.ndarray, *, step: float) -> TagResult:
+        """The :class:`TagResult` of one file from its window embeddings."""
+        clip, gram = self.score_embeddings(windows)
+        best, th = clip.numpy(), self.thresholds.numpy()
+        order = np.argsort(-best)  # scores share one embedding space: rank by score
+        tags = [self.tags[j] for j in order if best[j] >= th[j]]
+        return TagResult(str(path), tags, {t: float(v) for t, v in zip(self.tags, best)},
+                         {t: float(v) for t, v in zip(self.tags, th)}, gram.numpy(), np.arange(len(gram)) * step)
 
     def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
-        """Tag files (or folders): clip scores, tags above their thresholds and a taggram per file."""
+        """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
-        emb, errors = self.embed_files(files, hop=hop if hop is not None else self.backbone.window / 2, quiet=quiet)
         step = hop if hop is not None else self.backbone.window / 2
-        results = []
-        for path, z, err in zip(files, emb, errors):
-            if z is None:
-                results.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err))
-                continue
-            gram = self.window_scores(torch.from_numpy(z)).numpy()
-            best = gram.max(0)
-            th = self.thresholds.numpy()
-            order = np.argsort(-best)  # scores share one embedding space: rank by score
-            tags = [self.tags[j] for j in order if best[j] >= th[j]]
-            results.append(TagResult(str(path), tags, {t: float(s) for t, s in zip(self.tags, best)},
-                                     {t: float(v) for t, v in zip(self.tags, th)}, gram, np.arange(len(gram)) * step))
-        return results
+        emb, errors = self.embed_files(files, hop=step, quiet=quiet)
+        return [TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err) if z is None
+                else self.result(str(path), z, step=step) for path, z, err in zip(files, emb, errors)]
 
     # ------------------------------------------------------------------------------ persistence
     def metadata(self) -> dict:
         return {"format_version": FORMAT_VERSION, "toolkit_version": __version__, "tags": self.tags, "head": self.head,
-                "backbone": self.backbone.name, "backbone_config": self.backbone.config,
+                "normalize": self.normalize, "backbone": self.backbone.name, "backbone_config": self.backbone.config,
                 "features": asdict(self.backbone.features), "window": self.backbone.window,
                 "thresholds": self.thresholds.tolist(), "support_paths": self.support_paths}
 
@@ -360,9 +400,9 @@ class Tagger:
 
         tensors = {"support_windows": self.support_windows, "support_clip": self.support_clip,
                    "support_targets": self.support_targets.to(torch.uint8), "thresholds": self.thresholds,
-                   "prototypes": self.prototypes}
-        if self.weights is not None:
-            tensors["weights"] = self.weights
+                   "params": self.params, "centre": self.centre}
+        if self.scale is not None:
+            tensors["scale"] = self.scale
         model_state = self.backbone.model.state_dict()
         tensors.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()})
         meta = {"fewshot_audio": json.dumps(self.metadata())}
@@ -412,8 +452,8 @@ class Tagger:
         bb = Backbone(meta["backbone"], model, features, meta["window"], meta.get("backbone_config"))
         return cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],
                    support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
-                   support_paths=meta["support_paths"], prototypes=tensors["prototypes"],
-                   thresholds=tensors["thresholds"], weights=tensors.get("weights"), device=dev)
+                   support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
+                   centre=tensors["centre"], scale=tensors.get("scale"), normalize=meta["normalize"], device=dev)
 
 
 def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fewshot_audio.data import build_manifest, detect_format, fix_length, load_audio, split_patches, validate_manifest
+from fewshot_audio.data import build_manifest, clip_windows, detect_format, load_audio, validate_manifest, window_starts
 from fewshot_audio.data import synthetic
 from fewshot_audio.errors import DataError
 
@@ -29,19 +29,21 @@ def test_load_any_format_rate_and_channels(tmp_path, ext, fmt):
 def test_unreadable_and_empty_audio(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
-    with pytest.raises(DataError, match="cannot read audio file .*bad.wav"):
+    with pytest.raises(DataError, match="cannot decode audio file .*bad.wav"):
         load_audio(bad, sample_rate=16000)
 
 
-def test_fix_length_and_patches():
+def test_clip_policy_windows():
     x = np.arange(10, dtype=np.float32)
-    assert fix_length(x, length=4).tolist() == [3, 4, 5, 6]
-    assert fix_length(x, length=14).tolist() == [0, 0] + list(range(10)) + [0, 0]
-    crops = {tuple(fix_length(x, length=4, mode="random", rng=np.random.default_rng(s))) for s in range(30)}
-    assert len(crops) > 3 and all(len(c) == 4 for c in crops)
-    p = split_patches(x, length=4, hop=3)
-    assert p.shape == (3, 4) and p[0].tolist() == [0, 1, 2, 3] and p[-1].tolist() == [6, 7, 8, 9]
-    assert split_patches(x[:2], length=4).tolist() == [[0, 1, 0, 0]]
+    w = clip_windows(x, length=4, hop=3)  # covers the whole clip; the last window ends at its end
+    assert w.shape == (3, 4) and w[0].tolist() == [0, 1, 2, 3] and w[-1].tolist() == [6, 7, 8, 9]
+    assert clip_windows(x, length=10).tolist() == [x.tolist()]
+    # short clips: looped (not drowned in silence) or zero-padded on request
+    assert clip_windows(x[:3], length=7).tolist() == [[0, 1, 2, 0, 1, 2, 0]]
+    assert clip_windows(x[:3], length=5, short="pad").tolist() == [[0, 1, 2, 0, 0]]
+    assert window_starts(100, length=10, hop=10, max_windows=4).tolist() == [0, 30, 60, 90]
+    with pytest.raises(ValueError, match="short"):
+        clip_windows(x[:3], length=5, short="zeros")
 
 
 def _write(path, sr=8000):

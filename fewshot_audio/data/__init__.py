@@ -1,8 +1,8 @@
-"""Audio loading, manifests, dataset adapters and the built-in synthetic dataset."""
+"""Audio loading, the clip policy, manifests, dataset adapters and the built-in synthetic dataset."""
 
 from .adapters import FORMATS, build_manifest, detect_format, validate_manifest
-from .audio import fix_length, load_audio, split_patches
+from .audio import clip_windows, load_audio, stream_windows, window_starts
 from .manifest import Clip, Manifest
 
-__all__ = ["FORMATS", "Clip", "Manifest", "build_manifest", "detect_format", "fix_length", "load_audio",
-           "split_patches", "validate_manifest"]
+__all__ = ["FORMATS", "Clip", "Manifest", "build_manifest", "clip_windows", "detect_format", "load_audio",
+           "stream_windows", "validate_manifest", "window_starts"]

@@ -1,41 +1,74 @@
-"""Audio loading: any common format and sample rate to mono float32 at a target rate."""
+"""Audio loading and the one clip policy: any file to mono float32 at a target rate, then to windows.
+
+:func:`clip_windows` is the only function that turns a clip of any length into model-input windows;
+the feature store, the low-data protocol, ``adapt`` and ``tag`` all use it. :func:`stream_windows`
+applies the same policy to a file read block by block, so a 1-hour recording is never held whole.
+"""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".opus")
+SHORT_POLICIES = ("loop", "pad")
 
 
-def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
-    """Load ``path`` as mono float32 at ``sample_rate``; shape ``(samples,)``.
+def _finite(audio: np.ndarray, path: Path) -> np.ndarray:
+    """Replace NaN/inf samples by 0 (with one warning naming the file); all non-finite is an error."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        if bad.all():
+            raise DataError(f"audio file {path} holds only NaN/inf samples; re-export it")
+        from ..progress import warn
 
-    WAV/FLAC/OGG/MP3 are read with libsndfile (soundfile); other formats fall
-    back to librosa's audioread path. Multi-channel audio is averaged to mono and
-    resampled with soxr (librosa's default).
-    """
-    path = Path(path)
+        warn(f"{path}: {int(bad.sum())} NaN/inf sample(s) replaced by silence")
+        audio = np.where(bad, np.float32(0), audio)
+    return audio
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    if not path.is_file():
+        raise DataError(f"audio file {path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"audio file {path} is empty (0 bytes); remove it or replace it with the recording")
     try:
         import soundfile as sf
 
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        audio = data.mean(axis=1)
-    except Exception:
+        return data.mean(axis=1), sr
+    except Exception:  # noqa: BLE001 - libsndfile cannot read it: try audioread through librosa
         try:
             import librosa
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 audio, sr = librosa.load(str(path), sr=None, mono=True)
+            return audio, sr
         except Exception as exc:  # noqa: BLE001 - every decoder failure is the same user problem
-            raise DataError(f"cannot read audio file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot decode audio file {path} ({reason}); it may be truncated or not audio: "
+                            "re-export it or remove it") from None
+
+
+def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
+    """Load ``path`` as mono float32 at ``sample_rate``; shape ``(samples,)``.
+
+    Any channel count (averaged to mono), bit depth (16/24/32-bit integer, 32/64-bit float) and
+    sample rate (resampled with soxr, librosa's default). NaN/inf samples become silence with a
+    warning. Unreadable, empty or truncated files raise :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    audio, sr = _decode(path)
     if audio.size == 0:
         raise DataError(f"audio file {path} has zero samples")
+    audio = _finite(np.asarray(audio, dtype=np.float32), path)
     if sr != sample_rate:
         import librosa
 
@@ -43,34 +76,157 @@ def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def fix_length(audio: np.ndarray, *, length: int, mode: str = "centre", rng: np.random.Generator | None = None) -> np.ndarray:
-    """Crop or zero-pad ``audio`` (last axis) to ``length`` samples.
+def window_starts(n_samples: int, *, length: int, hop: int | None = None, max_windows: int | None = None) -> np.ndarray:
+    """Start samples of the windows that cover a clip of ``n_samples``.
 
-    ``mode="centre"`` crops the middle and pads both sides evenly (evaluation);
-    ``mode="random"`` crops at a random offset drawn from ``rng`` (training).
-    """
-    n = audio.shape[-1]
-    if n == length:
-        return audio
-    if n > length:
-        if mode == "random":
-            start = int((rng or np.random.default_rng()).integers(0, n - length + 1))
-        else:
-            start = (n - length) // 2
-        return audio[..., start : start + length]
-    before = (length - n) // 2
-    pad = [(0, 0)] * (audio.ndim - 1) + [(before, length - n - before)]
-    return np.pad(audio, pad)
+    Windows start every ``hop`` samples (default ``length``); the last one ends at the clip's end,
+    so nothing is cut off and nothing is padded. A clip no longer than ``length`` has one window
+    starting at 0. With ``max_windows``, that many evenly spaced windows are kept.
 
-
-def split_patches(audio: np.ndarray, *, length: int, hop: int | None = None) -> np.ndarray:
-    """Split a long signal into ``(n_patches, length)`` windows every ``hop`` samples.
-
-    The last window is zero-padded; a signal shorter than ``length`` gives one padded patch.
+    Examples
+    --------
+    >>> window_starts(25, length=10, hop=10).tolist()
+    [0, 10, 15]
     """
     hop = hop or length
+    if n_samples <= length:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, n_samples - length + 1, hop, dtype=np.int64)
+    if starts[-1] != n_samples - length:
+        starts = np.append(starts, n_samples - length)
+    if max_windows is not None and len(starts) > max_windows:
+        starts = starts[np.round(np.linspace(0, len(starts) - 1, max_windows)).astype(np.int64)]
+    return starts
+
+
+def fit_short(audio: np.ndarray, *, length: int, short: str = "loop") -> np.ndarray:
+    """A clip shorter than ``length`` brought to ``length``: ``"loop"`` repeats it (a one-shot sound is
+    not drowned in silence), ``"pad"`` zero-pads after it. Longer clips are returned unchanged."""
     n = audio.shape[-1]
-    n_patches = max(1, 1 + int(np.ceil(max(0, n - length) / hop)))
-    padded = np.pad(audio, (0, max(0, (n_patches - 1) * hop + length - n)))
-    idx = np.arange(length)[None, :] + hop * np.arange(n_patches)[:, None]
-    return padded[idx]
+    if n >= length:
+        return audio
+    if short == "loop":
+        return np.resize(audio, length).astype(np.float32, copy=False)
+    if short == "pad":
+        return np.pad(audio, (0, length - n))
+    raise ValueError(f"short={short!r} is not a clip policy; use one of {SHORT_POLICIES}")
+
+
+def clip_windows(audio: np.ndarray, *, length: int, hop: int | None = None, short: str = "loop",
+                 max_windows: int | None = None) -> np.ndarray:
+    """The clip policy: a clip of any length as windows ``(n_windows, length)``.
+
+    Short clips become one window (looped or padded, see :func:`fit_short`); long clips are covered
+    by windows every ``hop`` samples, the last one ending at the clip's end (:func:`window_starts`).
+
+    Examples
+    --------
+    >>> clip_windows(np.arange(4, dtype=np.float32), length=6).tolist()
+    [[0.0, 1.0, 2.0, 3.0, 0.0, 1.0]]
+    >>> clip_windows(np.arange(5, dtype=np.float32), length=2, hop=2)[:, 0].tolist()
+    [0.0, 2.0, 3.0]
+    """
+    audio = fit_short(audio, length=length, short=short)
+    starts = window_starts(audio.shape[-1], length=length, hop=hop, max_windows=max_windows)
+    return audio[starts[:, None] + np.arange(length)[None, :]]
+
+
+def window_energy_db(windows: np.ndarray) -> np.ndarray:
+    """RMS level of each window ``(n, length)`` in dB (floored at -120 dB)."""
+    rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=-1))
+    return (20 * np.log10(np.maximum(rms, 1e-6))).astype(np.float32)
+
+
+def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
+                   block_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """:func:`clip_windows` of a file read ``block_seconds`` at a time (memory bounded for any length).
+
+    Yields ``(n, length)`` window batches in time order; together they are exactly the windows of
+    ``clip_windows(load_audio(path), ...)`` for files up to one block, and the same windows up to
+    the resampler's block edges for longer ones. Formats libsndfile cannot read are decoded whole.
+    """
+    path = Path(path)
+    hop = hop or length
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        blocks_readable = info.frames > 0
+    except Exception:  # noqa: BLE001
+        blocks_readable = False
+    if not blocks_readable or info.duration <= block_seconds:
+        yield clip_windows(load_audio(path, sample_rate=sample_rate), length=length, hop=hop, short=short)
+        return
+    import soxr
+
+    resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float32") \
+        if info.samplerate != sample_rate else None
+    buf = np.zeros(0, dtype=np.float32)
+    emitted = 0  # samples of the stream before buf[0]
+    next_start = 0
+    block = int(block_seconds * info.samplerate)
+    try:
+        reader = sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True)
+        chunks = list_last(reader)
+        for chunk, last in chunks:
+            mono = _finite(chunk.mean(axis=1), path)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            buf = np.concatenate([buf, mono])
+            end = emitted + len(buf)
+            starts = np.arange(next_start, end - length + 1, hop, dtype=np.int64)
+            if last and (not len(starts) or starts[-1] + length < end):
+                starts = np.append(starts, max(0, end - length))  # the last window ends at the clip's end
+            if len(starts):
+                yield buf[(starts - emitted)[:, None] + np.arange(length)[None, :]]
+                next_start = int(starts[-1]) + hop
+            drop = max(0, min(next_start, end - length) - emitted)  # keep the last window's samples
+            buf, emitted = buf[drop:], emitted + drop
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot decode audio file {path} ({type(exc).__name__}: {exc}); it may be truncated: "
+                        "re-export it or remove it") from None
+
+
+def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
+                 max_windows: int | None = None, block_seconds: float = 60.0) -> tuple[np.ndarray, float]:
+    """The windows of one clip under the clip policy, and the clip's peak level (for the silence check).
+
+    Files longer than ``block_seconds`` are streamed (:func:`stream_windows`): memory stays bounded,
+    and every k-th window is kept so that at most ``max_windows`` cover the whole file evenly.
+    """
+    keep_every, peak, kept = 1, 0.0, []
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        if max_windows and info.duration > block_seconds:
+            expected = len(window_starts(int(info.duration * sample_rate), length=length, hop=hop))
+            keep_every = max(1, -(-expected // max_windows))
+    except Exception:  # noqa: BLE001 - not readable by libsndfile: decoded whole below
+        pass
+    if keep_every == 1:
+        audio = load_audio(path, sample_rate=sample_rate)
+        return clip_windows(audio, length=length, hop=hop, short=short, max_windows=max_windows), float(np.abs(audio).max())
+    seen = 0
+    for batch in stream_windows(path, sample_rate=sample_rate, length=length, hop=hop, short=short,
+                                block_seconds=block_seconds):
+        peak = max(peak, float(np.abs(batch).max()))
+        idx = np.arange(seen, seen + len(batch))
+        kept.append(batch[idx % keep_every == 0])
+        seen += len(batch)
+    return np.concatenate(kept)[:max_windows], peak
+
+
+def list_last(iterable):
+    """Pairs ``(item, is_last)`` of an iterable, looking one item ahead."""
+    it = iter(iterable)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True

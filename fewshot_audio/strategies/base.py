@@ -12,7 +12,9 @@ from typing import Callable
 import torch
 
 InputsFn = Callable[[torch.Tensor], torch.Tensor]
-"""Maps clip indices ``(...,)`` to model inputs ``(..., *x)`` on the strategy's device."""
+"""Maps clip indices ``(...,)`` to model inputs ``(..., *x)`` (one window per clip) on the strategy's device.
+The harness passes a :class:`fewshot_audio.dataset.DeviceData`, whose ``embed(fn, clips)`` also pools the
+embeddings of every window of each clip; strategies with an embedding use that for clip embeddings."""
 
 
 class Strategy:

@@ -18,6 +18,13 @@ def embed_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) 
     return torch.cat([model(chunk) for chunk in x.split(batch)]).float()
 
 
+def embed_clips(embed, inputs: InputsFn, clips: torch.Tensor) -> torch.Tensor:
+    """Clip embeddings ``(n, d)``: every window of each clip pooled when ``inputs`` knows the windows
+    (:meth:`fewshot_audio.dataset.DeviceData.embed`), else ``embed`` of its one input per clip."""
+    pooled = getattr(inputs, "embed", None)
+    return pooled(embed, clips) if pooled is not None else embed(inputs(clips))
+
+
 def prototype_scores(zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
     """Negative squared distances ``(E, M, W)`` of queries ``zq (E, M, d)`` to the means of ``zs (E, W, S, d)``."""
     return -squared_distances(zq, zs.mean(2))
@@ -47,10 +54,34 @@ class EmbeddingStrategy(Strategy):
     def score_episodes(self, inputs: InputsFn, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """Embed every clip of all episodes once, then classify all episodes together."""
         clips, inverse = torch.unique(torch.cat([support.flatten(), query.flatten()]), return_inverse=True)
-        z = self.embed(inputs(clips))
+        z = embed_clips(self.embed, inputs, clips)
         zs = z[inverse[: support.numel()]].view(*support.shape, -1)
         zq = z[inverse[support.numel() :]].view(query.shape[0], -1, z.shape[-1])
         return self.classify(zs, zq)
+
+
+def centred_l2(z: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """SimpleShot's embedding hygiene: ``z`` centred on ``mean`` (divided by a per-dimension ``scale`` when
+    given), then L2-normalised. Prototypes and thresholds of frozen embeddings live in this space."""
+    z = z - mean
+    if scale is not None:
+        z = z / scale
+    return F.normalize(z, dim=-1)
+
+
+def cosine_scores(zq: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities ``(..., M, W)`` of embeddings ``zq (..., M, d)`` to ``prototypes (..., W, d)``."""
+    return F.normalize(zq, dim=-1) @ F.normalize(prototypes, dim=-1).transpose(-1, -2)
+
+
+def logistic_regression(x: np.ndarray, y: np.ndarray, *, C: float = 10.0, balanced: bool = False,
+                        max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn logistic regression of labels ``y (n,)`` on ``x (n, d)``; returns ``(coef (k, d), intercept (k,))``
+    (``k = 1`` for two classes). The one logistic-regression head of the toolkit (strategies and tagger)."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=max_iter).fit(x, y)
+    return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
 
 
 def per_episode(zs: torch.Tensor, zq: torch.Tensor, fit_score) -> torch.Tensor:

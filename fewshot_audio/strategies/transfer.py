@@ -7,11 +7,12 @@ comparison trains the backbone once and reuses it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .base import full_precision
-from .embedding import EmbeddingStrategy, per_episode, proto_loss_step, prototype_scores
+from .embedding import EmbeddingStrategy, centred_l2, logistic_regression, per_episode, proto_loss_step, prototype_scores
 
 
 class Pretrained(EmbeddingStrategy):
@@ -70,10 +71,6 @@ class Pretrained(EmbeddingStrategy):
         self.base_mean = None
 
 
-def centred_l2(z: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    return F.normalize(z - mean, dim=-1)
-
-
 class SimpleShot(Pretrained):
     """SimpleShot (Wang et al., 2019): pretrained embedding, centred-L2 normalised, nearest prototype."""
 
@@ -91,10 +88,10 @@ class LogisticTransfer(Pretrained):
     C = 10.0
 
     def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
-        from sklearn.linear_model import LogisticRegression
-
         def fit_score(xs, y, xq):
-            return LogisticRegression(C=self.C, max_iter=1000).fit(xs, y).predict_log_proba(xq)
+            coef, intercept = logistic_regression(xs, y, C=self.C, max_iter=1000)
+            s = xq @ coef.T + intercept  # multinomial logits: the same argmax as the log-probabilities
+            return np.concatenate([-s, s], axis=1) if s.shape[1] == 1 else s  # two classes: one decision function
 
         return per_episode(F.normalize(zs, dim=-1), F.normalize(zq, dim=-1), fit_score)
 

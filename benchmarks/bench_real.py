@@ -1,0 +1,214 @@
+"""Real recordings: adapt + tag and episodic accuracy on the sets in ../shared/data, next to the whole-clip MFCC floor.
+
+For every set and backbone, every file is embedded once per clip policy (short clips looped or
+zero-padded); each seeded split then builds a tagger with ``Tagger.from_embeddings`` and scores the
+queries with ``Tagger.score_embeddings`` (the code paths of ``adapt`` and ``tag``). Measured:
+
+* tag top-1: 3 examples per tag, every class a tag, all other clips as queries, ``--seeds`` splits;
+* rejection: a quarter of the classes held out of the vocabulary; the fraction of their clips given
+  no tag at the calibrated thresholds (and the recall of the vocabulary's clips at those thresholds);
+* 5-way 1-shot and 5-shot episodes (300 each) with prototypes in the tagger's space;
+* the same splits and episodes with the whole-clip MFCC nearest centroid (fewshot_audio.baselines);
+* ablations of the clip policy (loop/pad, mean/max/meanmax pooling), the embedding space
+  (centred-L2 cosine vs raw squared distances) and the file score (pooled clip vs best window).
+
+    python benchmarks/bench_real.py --run RUN_DIR [--sets a,b] [--backbones mfcc,musicnn-mtt,run] [--out JSON]
+    python benchmarks/bench_real.py --table benchmarks/results_real.json      # markdown tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewshot_audio.baselines import nearest_centroid, whole_clip_mfcc
+from fewshot_audio.data.adapters import build_manifest, validate_manifest
+from fewshot_audio.metrics import mean_ci95
+from fewshot_audio.tagger import Tagger, embed_files, load_backbone, pool
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SETS = {"body_percussion": {}, "kenney_impact": {}, "speech_commands_30": {}, "fsdd": {"label": "digit", "per_class": 30}}
+N_SUPPORT = 3
+
+
+def load_set(name: str, seed: int = 0):
+    opts = SETS[name]
+    manifest = validate_manifest(build_manifest(DATA / name, label=opts.get("label")))
+    clips = manifest.clips
+    labels = np.array([c.labels[0] for c in clips])
+    if opts.get("per_class"):  # a seeded subset of large sets, to keep pretrained embedding time in minutes
+        rng = np.random.default_rng(seed)
+        keep = np.sort(np.concatenate([rng.choice(np.nonzero(labels == c)[0], opts["per_class"], replace=False)
+                                       for c in np.unique(labels)]))
+        clips, labels = [clips[i] for i in keep], labels[keep]
+    return clips, labels
+
+
+def splits(labels: np.ndarray, seeds: int, *, hold_out: float = 0.0):
+    """(support idx, query idx, vocabulary classes, held-out query idx) per seed."""
+    classes = np.unique(labels)
+    for s in range(seeds):
+        rng = np.random.default_rng([s, 17])
+        held = rng.choice(classes, int(round(hold_out * len(classes))), replace=False) if hold_out else np.array([])
+        vocab = np.setdiff1d(classes, held)
+        support = np.concatenate([rng.choice(np.nonzero(labels == c)[0], N_SUPPORT, replace=False) for c in vocab])
+        rest = np.setdiff1d(np.arange(len(labels)), support)
+        yield support, rest[np.isin(labels[rest], vocab)], vocab, rest[np.isin(labels[rest], held)]
+
+
+def episodes(labels: np.ndarray, shots: int, n: int = 300, ways: int = 5, queries: int = 5):
+    counts = {c: int((labels == c).sum()) for c in np.unique(labels)}
+    q = min(queries, max(1, min(counts.values()) - shots))
+    eligible = [c for c, k in counts.items() if k >= shots + q]
+    if len(eligible) < ways:
+        return None, q
+    rng = np.random.default_rng([shots, 99])
+    out = []
+    for _ in range(n):
+        cls = rng.choice(eligible, ways, replace=False)
+        picks = [rng.choice(np.nonzero(labels == c)[0], shots + q, replace=False) for c in cls]
+        out.append((np.stack([p[:shots] for p in picks]), np.stack([p[shots:] for p in picks])))
+    return out, q
+
+
+def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="clip"):
+    def scores_of(tagger, idx):
+        clip_s, grams = zip(*(tagger.score_embeddings(windows[i]) for i in idx))
+        if file_score == "window":
+            return torch.stack([g.max(0).values for g in grams]).numpy()
+        return torch.stack(clip_s).numpy()
+
+    top1 = []
+    for support, query, vocab, _ in splits(labels, seeds):
+        t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
+                                   labels=[[labels[i]] for i in support], normalize=normalize)
+        s = scores_of(t, query)
+        top1.append(np.mean(np.array(t.tags)[s.argmax(1)] == labels[query]))
+    rejected, recall = [], []
+    for support, query, vocab, held in splits(labels, seeds, hold_out=0.25):
+        t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
+                                   labels=[[labels[i]] for i in support], normalize=normalize)
+        th = t.thresholds.numpy()
+        rejected.append(np.mean((scores_of(t, held) < th).all(1)))
+        s = scores_of(t, query)
+        recall.append(np.mean(s[np.arange(len(query)), [t.tags.index(c) for c in labels[query]]] >= th[[t.tags.index(c) for c in labels[query]]]))
+    return {"top1": mean_ci95(np.array(top1)), "rejected": mean_ci95(np.array(rejected)),
+            "recall": mean_ci95(np.array(recall))}
+
+
+def episode_metrics(clip_z: torch.Tensor, labels, *, normalize, scale=False):
+    out = {}
+    for shots in (1, 5):
+        eps, q = episodes(labels, shots)
+        if eps is None:
+            out[f"{shots}shot"] = None
+            continue
+        accs = []
+        for sup, qry in eps:
+            zs, zq = clip_z[sup.flatten()], clip_z[qry.flatten()]
+            mean = zs.mean(0)  # centred on the episode's support set (no base classes here)
+            sd = zs.std(0) + 1e-6 if scale and len(zs) > 1 else 1.0  # mfcc statistics: z-scored in both spaces
+            zs, zq = [(z - mean) / sd for z in (zs, zq)]
+            if normalize:  # then L2-normalised
+                zs, zq = [torch.nn.functional.normalize(z, dim=-1) for z in (zs, zq)]
+            protos = zs.view(*sup.shape, -1).mean(1)
+            pred = (-torch.cdist(zq, protos)).argmax(1) if not normalize else (zq @ torch.nn.functional.normalize(protos, dim=-1).T).argmax(1)
+            accs.append((pred.numpy() == np.repeat(np.arange(len(sup)), qry.shape[1])).mean())
+        out[f"{shots}shot"] = mean_ci95(np.array(accs)) + (q,)
+    return out
+
+
+def mfcc_reference(feats, labels, seeds):
+    top1 = [np.mean(nearest_centroid(feats[s], labels[s], feats[q]) == labels[q]) for s, q, _, _ in splits(labels, seeds)]
+    out = {"top1": mean_ci95(np.array(top1))}
+    for shots in (1, 5):
+        eps, q = episodes(labels, shots)
+        if eps is None:
+            out[f"{shots}shot"] = None
+            continue
+        accs = [np.mean(nearest_centroid(feats[s.flatten()], np.repeat(np.arange(5), shots), feats[qq.flatten()])
+                        == np.repeat(np.arange(5), qq.shape[1])) for s, qq in eps]
+        out[f"{shots}shot"] = mean_ci95(np.array(accs)) + (q,)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", help="a run folder meta-trained on the built-in dataset (fewshot-audio train --out RUN)")
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--backbones", default="mfcc,musicnn-mtt,run")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--ablations", default="policy,pooling,space,file_score")
+    p.add_argument("--out", default="benchmarks/results_real.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    results = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    device = torch.device("cpu")
+    for name in args.sets.split(","):
+        clips, labels = load_set(name)
+        paths = [c.path for c in clips]
+        durations = [c.duration for c in clips]
+        res = results.setdefault(name, {"clips": len(clips), "classes": len(np.unique(labels)),
+                                        "durations_s": [float(np.min(durations)), float(np.median(durations)), float(np.max(durations))]})
+        t0 = time.perf_counter()
+        feats = np.stack([whole_clip_mfcc(p) for p in paths])
+        res["mfcc_whole_clip_reference"] = {**mfcc_reference(feats, labels, args.seeds), "seconds": round(time.perf_counter() - t0, 1)}
+        print(name, "reference", res["mfcc_whole_clip_reference"], flush=True)
+        for spec in args.backbones.split(","):
+            bb0 = load_backbone(args.run if spec == "run" else spec, device=device, durations=durations)
+            key = "run (built-in)" if spec == "run" else spec
+            for short in ("loop", "pad") if "policy" in args.ablations else ("loop",):
+                bb = dataclasses.replace(bb0, features=dataclasses.replace(bb0.features, short=short))
+                t0 = time.perf_counter()
+                emb, errors = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
+                seconds = time.perf_counter() - t0
+                windows = [torch.from_numpy(e) for e in emb]
+                variants = [("mean", True, "clip")]
+                if short == "loop":
+                    if "pooling" in args.ablations:
+                        variants += [("max", True, "clip"), ("meanmax", True, "clip")]
+                    if "space" in args.ablations:
+                        variants += [("mean", False, "clip")]
+                    if "file_score" in args.ablations:
+                        variants += [("mean", True, "window"), ("mean", False, "window")]
+                for pooling, normalize, file_score in variants:
+                    b = dataclasses.replace(bb, features=dataclasses.replace(bb.features, pooling=pooling))
+                    m = tagger_metrics(b, windows, labels, paths, seeds=args.seeds, normalize=normalize,
+                                       file_score=file_score)
+                    clip_z = torch.stack([pool(w, pooling) for w in windows])
+                    m.update(episode_metrics(clip_z, labels, normalize=normalize, scale=spec == "mfcc"))
+                    label = f"{key} | short={short} pooling={pooling} space={'centred-cosine' if normalize else 'raw'} file={file_score}"
+                    res[label] = {**m, "window_s": bb.window, "embed_seconds": round(seconds, 1)}
+                    print(name, label, {k: v for k, v in m.items()}, flush=True)
+                Path(args.out).write_text(json.dumps(results, indent=1))
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+
+def table(path: str) -> str:
+    """Markdown tables of a results JSON: headline rows, then the ablations."""
+    r = json.loads(Path(path).read_text())
+    f = lambda v: "n/a" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}"  # noqa: E731
+    lines = ["| set | path | tag top-1 | held-out rejected | recall at threshold | 5-way 1-shot | 5-way 5-shot |",
+             "|---|---|---|---|---|---|---|"]
+    for ds, res in r.items():
+        for k, v in res.items():
+            if isinstance(v, dict):
+                lines.append(f"| {ds} | {k.replace('|', '/')} | {f(v['top1'])} | {f(v.get('rejected'))} | "
+                             f"{f(v.get('recall'))} | {f(v.get('1shot'))} | {f(v.get('5shot'))} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2]))
+        sys.exit(0)
+    sys.exit(main())
