@@ -64,3 +64,18 @@ def test_waveform_mode_and_silent_clips(tiny_dataset, tmp_path):
     silent = [i for i, c in enumerate(manifest.clips) if c.path.endswith("silent.wav")]
     assert not store.ok[silent[0]] and store.ok.sum() == len(manifest) - 1
     assert store.meta["silent"] == [manifest.clips[silent[0]].path]
+
+
+def test_device_data_windows_signal_draws_and_pooling():
+    """Clip 0 owns rows 0-2 (row 1 is 70 dB below its loudest), clip 1 owns rows 3-4."""
+    from fewshot_audio.dataset import DeviceData
+
+    array = np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1) * np.ones((1, 1, 2, 4), np.float32)
+    dev = DeviceData(array, device=torch.device("cpu"), crop=4, offsets=np.array([0, 3, 5]),
+                     energy=np.array([-10, -80, -12, -5, -5], np.float32), signal_db=30.0)
+    idx = torch.zeros(400, dtype=torch.long)
+    drawn = dev.inputs(idx, train=True)[:, 0, 0, 0]
+    assert set(drawn.tolist()) == {0.0, 2.0}  # never the near-silent row 1, both rows with signal
+    assert dev.eval_inputs(torch.tensor([0, 1]))[:, 0, 0, 0].tolist() == [0.0, 3.0]  # the loudest window
+    pooled = dev.embed(lambda x: x.flatten(1)[:, :1], torch.tensor([1, 0]))
+    assert pooled.flatten().tolist() == [3.5, 1.0]  # mean over each clip's windows
