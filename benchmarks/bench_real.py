@@ -31,7 +31,9 @@ import torch
 from fewshot_audio.baselines import nearest_centroid, whole_clip_mfcc
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.metrics import mean_ci95
-from fewshot_audio.tagger import Tagger, embed_files, load_backbone, pool
+from fewshot_audio.dataset import pool_by_owner
+from fewshot_audio.strategies.embedding import centred_l2
+from fewshot_audio.tagger import Tagger, embed_files, load_backbone
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"body_percussion": {}, "kenney_impact": {}, "speech_commands_30": {}, "fsdd": {"label": "digit", "per_class": 30}}
@@ -113,11 +115,12 @@ def episode_metrics(clip_z: torch.Tensor, labels, *, normalize, scale=False):
         accs = []
         for sup, qry in eps:
             zs, zq = clip_z[sup.flatten()], clip_z[qry.flatten()]
-            mean = zs.mean(0)  # centred on the episode's support set (no base classes here)
-            sd = zs.std(0) + 1e-6 if scale and len(zs) > 1 else 1.0  # mfcc statistics: z-scored in both spaces
-            zs, zq = [(z - mean) / sd for z in (zs, zq)]
-            if normalize:  # then L2-normalised
-                zs, zq = [torch.nn.functional.normalize(z, dim=-1) for z in (zs, zq)]
+            mean = zs.mean(0)  # centred on the episode's support set (no base classes here), as the tagger does
+            sd = zs.std(0) + 1e-6 if scale and len(zs) > 1 else None  # mfcc statistics: z-scored in both spaces
+            if normalize:
+                zs, zq = centred_l2(zs, mean, sd), centred_l2(zq, mean, sd)
+            elif sd is not None:
+                zs, zq = (zs - mean) / sd, (zq - mean) / sd
             protos = zs.view(*sup.shape, -1).mean(1)
             pred = (-torch.cdist(zq, protos)).argmax(1) if not normalize else (zq @ torch.nn.functional.normalize(protos, dim=-1).T).argmax(1)
             accs.append((pred.numpy() == np.repeat(np.arange(len(sup)), qry.shape[1])).mean())
@@ -182,7 +185,8 @@ def main(argv=None) -> int:
                     b = dataclasses.replace(bb, features=dataclasses.replace(bb.features, pooling=pooling))
                     m = tagger_metrics(b, windows, labels, paths, seeds=args.seeds, normalize=normalize,
                                        file_score=file_score)
-                    clip_z = torch.stack([pool(w, pooling) for w in windows])
+                    clip_z = torch.cat([pool_by_owner(w, torch.zeros(len(w), dtype=torch.long), 1, pooling=pooling)
+                                        for w in windows])
                     m.update(episode_metrics(clip_z, labels, normalize=normalize, scale=spec == "mfcc"))
                     label = f"{key} | short={short} pooling={pooling} space={'centred-cosine' if normalize else 'raw'} file={file_score}"
                     res[label] = {**m, "window_s": bb.window, "embed_seconds": round(seconds, 1)}

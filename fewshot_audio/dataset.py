@@ -185,9 +185,7 @@ class DeviceData:
         np.minimum.at(first_loud, owner[is_loud], np.nonzero(is_loud)[0])
         eligible = np.nonzero(energy >= loudest_db[owner] - signal_db)[0]  # sorted, grouped by clip
         n_eligible = np.bincount(owner[eligible], minlength=len(counts))
-        self.n_clips = len(counts)
         self.offsets = torch.from_numpy(offsets)
-        self.owner = torch.from_numpy(owner)
         self.loudest = torch.from_numpy(first_loud)
         self.eligible = torch.from_numpy(eligible)
         self.eligible_start = torch.from_numpy(np.concatenate([[0], np.cumsum(n_eligible)[:-1]]))
@@ -234,14 +232,13 @@ class DeviceData:
 
     def inputs(self, idx: torch.Tensor, *, train: bool = False) -> torch.Tensor:
         """Model inputs ``(*idx.shape, *feature_shape)`` for clip indices ``idx``: one window each."""
-        x = self._rows(idx, self._train_rows(idx) if train else self.loudest[idx])
+        if not train:
+            return self._crop_centre(self._rows(idx, self.loudest[idx]))
+        x = self._rows(idx, self._train_rows(idx))
         if self.crop >= self.full:
             return x
-        if train:
-            start = torch.randint(0, self.full - self.crop + 1, idx.shape, generator=self.generator)
-            return self._window(x, idx, start)
-        begin = (self.full - self.crop) // 2
-        return x[..., begin : begin + self.crop]
+        start = torch.randint(0, self.full - self.crop + 1, idx.shape, generator=self.generator)
+        return self._window(x, idx, start)
 
     def eval_inputs(self, idx: torch.Tensor) -> torch.Tensor:
         return self.inputs(idx, train=False)
@@ -266,13 +263,19 @@ def pool_windows(fn, idx: torch.Tensor, *, offsets: torch.Tensor, rows, pooling:
     counts = offsets[idx + 1] - offsets[idx]
     owner = torch.repeat_interleave(torch.arange(len(idx)), counts)
     win = torch.repeat_interleave(offsets[idx] - torch.cumsum(counts, 0) + counts, counts) + torch.arange(int(counts.sum()))
-    z = fn(rows(win))
+    return pool_by_owner(fn(rows(win)), owner, len(idx), pooling=pooling)
+
+
+def pool_by_owner(z: torch.Tensor, owner: torch.Tensor, n: int, *, pooling: str = "mean") -> torch.Tensor:
+    """Pool window embeddings ``z (n_windows, d)`` into ``n`` clip embeddings, window ``i`` belonging to clip
+    ``owner[i]``: ``(n, d)`` (``meanmax``: ``(n, 2 d)``). The one pooling of the toolkit (evaluation and tagger)."""
     owner = owner.to(z.device)
     out = []
     if pooling in ("mean", "meanmax"):
-        sums = torch.zeros(len(idx), z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)
-        out.append(sums / counts.to(z.device, z.dtype).unsqueeze(1))
+        sums = torch.zeros(n, z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)
+        counts = torch.bincount(owner, minlength=n).to(z.dtype).clamp_min(1)
+        out.append(sums / counts.unsqueeze(1))
     if pooling in ("max", "meanmax"):
-        out.append(torch.full((len(idx), z.shape[1]), -torch.inf, device=z.device, dtype=z.dtype)
+        out.append(torch.full((n, z.shape[1]), -torch.inf, device=z.device, dtype=z.dtype)
                    .scatter_reduce(0, owner.unsqueeze(1).expand_as(z), z, reduce="amax"))
     return torch.cat(out, dim=1)

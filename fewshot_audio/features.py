@@ -103,7 +103,7 @@ def _clip_windows(path: str, config: FeatureConfig) -> tuple[np.ndarray | None, 
 
 
 @contextlib.contextmanager
-def build_lock(path: Path, *, quiet: bool = False):
+def build_lock(path: Path):
     """An exclusive lock on ``path`` (a sibling ``.lock`` file) so that two runs never build one store together."""
     import fcntl
 
@@ -174,7 +174,7 @@ class FeatureStore:
         store = cls._open(npy, manifest)
         if isinstance(store, cls):
             return store
-        with build_lock(base.with_suffix(".lock"), quiet=quiet):
+        with build_lock(base.with_suffix(".lock")):
             store = cls._open(npy, manifest)  # another process may have built it while we waited
             if isinstance(store, cls):
                 return store

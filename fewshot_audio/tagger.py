@@ -1,10 +1,10 @@
 """Adapt to a new tag vocabulary from a handful of examples, and tag new audio with it.
 
 A :class:`Tagger` holds a frozen backbone, per-tag prototypes (or one-vs-rest linear heads) over
-clip embeddings, and per-tag decision thresholds calibrated on the support set by leave-one-out,
-so "none of these tags" is a possible answer. Files are cut into windows of the backbone's input
-length (a hop apart); each window is scored, giving a taggram, and a clip's score for a tag is its
-best window's. A tagger is one safetensors file (tensors plus JSON metadata) that loads without pickle.
+pooled clip embeddings, and per-tag decision thresholds calibrated on the support set by leave-one-out,
+so "none of these tags" is a possible answer. Files become windows of the backbone's input length by
+the clip policy (a hop apart); a file's score for a tag is its clip-level (pooled) score, and each
+window is scored on its own for the taggram. A tagger is one safetensors file (tensors plus JSON metadata) that loads without pickle.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 from . import __version__
 from .config import FeatureConfig
 from .data.audio import AUDIO_EXTENSIONS, stream_windows
+from .dataset import pool_by_owner
 from .errors import CheckpointError, ConfigError, DataError
-from .features import compute_features
+from .features import SILENCE_PEAK, compute_features
 from .io_utils import atomic_write
 from .progress import log, progress, warn
 from .strategies.base import squared_distances
@@ -150,7 +151,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                 pending.append((i, wins))
                 if sum(len(w) for _, w in pending) >= batch:
                     flush()
-            if peak < 1e-4:
+            if peak < SILENCE_PEAK:
                 silent.append(Path(path).name)
             if _shorter_than(path, backbone.window):
                 short.append(Path(path).name)
@@ -160,7 +161,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
             pending[:] = [(j, w) for j, w in pending if j != i]
     flush()
     if silent:
-        warn(f"{len(silent)} silent file(s) (peak below 1e-4): {', '.join(silent[:3])}")
+        warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
     if short:
         log(f"{len(short)} file(s) shorter than one {backbone.window:g} s window were "
             f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
@@ -175,15 +176,6 @@ def _shorter_than(path: Path, seconds: float) -> bool:
         return sf.info(str(path)).duration < seconds
     except Exception:  # noqa: BLE001
         return False
-
-
-def pool(z: torch.Tensor, pooling: str) -> torch.Tensor:
-    """One clip embedding from its window embeddings ``z (n_windows, d)``: ``(d,)`` (``meanmax``: ``(2 d,)``)."""
-    if pooling == "mean":
-        return z.mean(0)
-    if pooling == "max":
-        return z.amax(0)
-    return torch.cat([z.mean(0), z.amax(0)])
 
 
 class Tagger:
@@ -231,8 +223,7 @@ class Tagger:
 
     def support_clips(self) -> torch.Tensor:
         """Pooled embeddings ``(n_support_clips, d)`` of the support clips."""
-        return torch.stack([pool(self.support_windows[self.support_clip == i], self.pooling)
-                            for i in range(len(self.support_paths))])
+        return pool_by_owner(self.support_windows, self.support_clip, len(self.support_paths), pooling=self.pooling)
 
     def space(self, z: torch.Tensor) -> torch.Tensor:
         """Clip embeddings ``(n, d)`` in the space where prototypes, heads and thresholds live."""
@@ -254,8 +245,9 @@ class Tagger:
     def score_embeddings(self, windows: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A file's clip-level scores ``(n_tags,)`` (its pooled embedding's) and its taggram ``(n_windows, n_tags)``."""
         z = torch.as_tensor(windows).float()
-        clip = self.head_scores(self.space(pool(z, self.pooling).unsqueeze(0)))[0]
-        per_window = torch.stack([pool(w.unsqueeze(0), self.pooling) for w in z])
+        clip = self.head_scores(self.space(pool_by_owner(z, torch.zeros(len(z), dtype=torch.long), 1,
+                                                         pooling=self.pooling)))[0]
+        per_window = pool_by_owner(z, torch.arange(len(z)), len(z), pooling=self.pooling)  # each window on its own
         return clip, self.head_scores(self.space(per_window))
 
     # ------------------------------------------------------------------------------ fitting

@@ -33,6 +33,13 @@ def _finite(audio: np.ndarray, path: Path) -> np.ndarray:
     return audio
 
 
+def _undecodable(path: Path, exc: Exception) -> DataError:
+    """The one-line error for a file no decoder can read (the exception's first line as the reason)."""
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return DataError(f"cannot decode audio file {path} ({reason}); it may be truncated or not audio: "
+                     "re-export it or remove it")
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise DataError(f"audio file {path} does not exist")
@@ -52,9 +59,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 audio, sr = librosa.load(str(path), sr=None, mono=True)
             return audio, sr
         except Exception as exc:  # noqa: BLE001 - every decoder failure is the same user problem
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataError(f"cannot decode audio file {path} ({reason}); it may be truncated or not audio: "
-                            "re-export it or remove it") from None
+            raise _undecodable(path, exc) from None
 
 
 def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
@@ -185,8 +190,7 @@ def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int 
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot decode audio file {path} ({type(exc).__name__}: {exc}); it may be truncated: "
-                        "re-export it or remove it") from None
+        raise _undecodable(path, exc) from None
 
 
 def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
