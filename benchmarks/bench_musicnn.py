@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
-from musicnn_signals import signals  # noqa: E402
+from reference_signals import signals  # noqa: E402
 
 from fewshot_audio.api import frozen_episodes  # noqa: E402
 from fewshot_audio.backbones import build_backbone  # noqa: E402

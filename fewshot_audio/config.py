@@ -19,7 +19,7 @@ import yaml
 from .errors import ConfigError
 
 
-FEATURE_KINDS = ("logmel", "waveform", "musicnn")
+FEATURE_KINDS = ("logmel", "waveform")  # plus each registered pretrained model's front end (musicnn, aisfx, yamnet)
 POOLINGS = ("mean", "max", "meanmax")
 AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip durations within these bounds (s)
 
@@ -28,8 +28,9 @@ AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip du
 class FeatureConfig:
     """How audio becomes model input.
 
-    ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB), ``"musicnn"`` (the same shape,
-    musicnn's ``log10(10000 x + 1)`` of float16-rounded mel power) or ``"waveform"`` (``(1, samples)``).
+    ``kind`` is ``"logmel"`` (tensor ``(1, n_mels, frames)``, dB), ``"waveform"`` (``(1, samples)``) or a
+    pretrained model's own front end (``musicnn``, ``aisfx``, ``yamnet``: ``(1, bins, frames)``, with the
+    sample rate and bands that model needs).
 
     The clip policy (:func:`fewshot_audio.data.audio.clip_windows`): every clip becomes windows of
     ``duration`` seconds; a shorter clip is looped (``short: loop``) or zero-padded (``short: pad``),
@@ -58,13 +59,17 @@ class FeatureConfig:
     top_db: float = 80.0
 
     def validate(self) -> None:
-        if self.kind not in FEATURE_KINDS:
-            raise ConfigError(f"features.kind {self.kind!r} is not valid; use one of {', '.join(FEATURE_KINDS)}")
-        if self.kind == "musicnn":
-            fixed = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96}
+        from .pretrained.registry import front_ends
+
+        kinds = (*FEATURE_KINDS, *front_ends())
+        if self.kind not in kinds:
+            raise ConfigError(f"features.kind {self.kind!r} is not valid; use one of {', '.join(kinds)}")
+        if self.kind in front_ends():
+            fe = front_ends()[self.kind]
+            fixed = {"sample_rate": fe.sample_rate, "n_mels": fe.n_bins, **fe.fixed}
             wrong = {k: getattr(self, k) for k, v in fixed.items() if getattr(self, k) != v}
             if wrong:
-                raise ConfigError(f"features.kind musicnn needs {fixed} (the models' own front end); got {wrong}")
+                raise ConfigError(f"features.kind {self.kind} needs {fixed} (the model's own front end); got {wrong}")
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"features.{name} must be > 0, got {getattr(self, name)}")
@@ -112,6 +117,10 @@ class FeatureConfig:
 
     @property
     def n_frames(self) -> int:
+        from .pretrained.registry import front_ends
+
+        if self.kind in front_ends():
+            return front_ends()[self.kind].frames(self.n_samples)
         return 1 + self.n_samples // self.hop_length
 
     def crop_size(self) -> int:

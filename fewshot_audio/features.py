@@ -76,16 +76,21 @@ def store_key(manifest: Manifest, config: FeatureConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def front_end(config: FeatureConfig) -> torch.nn.Module:
+    """The module mapping waveforms ``(batch, samples)`` to features ``(batch, 1, bins, frames)``: the log-mel
+    front end, or a registered pretrained model's own (``features.kind`` names it)."""
+    from .pretrained.registry import front_ends
+
+    if config.kind in front_ends():
+        return front_ends()[config.kind].build()
+    return LogMel(config)
+
+
 def compute_features(waves: np.ndarray, config: FeatureConfig, *, device: str = "cpu") -> np.ndarray:
     """Features of a batch of fixed-length waveforms ``(batch, samples)``; returns ``(batch, *feature_shape)``."""
     if config.kind == "waveform":
         return waves[:, None, :].astype(np.float32)
-    if config.kind == "musicnn":
-        from .pretrained.musicnn import MusicnnLogMel
-
-        with torch.no_grad():
-            return MusicnnLogMel().to(device)(torch.from_numpy(waves).to(device)).transpose(1, 2).unsqueeze(1).cpu().numpy()
-    front = LogMel(config).to(device)
+    front = front_end(config).to(device)
     with torch.no_grad():
         return front(torch.from_numpy(waves).to(device)).cpu().numpy()
 

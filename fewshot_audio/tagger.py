@@ -100,17 +100,14 @@ def load_backbone(spec: str, *, device: torch.device, durations: list[float] | N
         features = TrainConfig().features.resolved(durations)
         model = build_backbone("mfcc", input_shape=feature_shape(features)).to(device).eval()
         return Backbone("mfcc", model, features, features.duration)
-    from .backbones import PRETRAINED
+    from .pretrained.registry import ModelSpec, is_pretrained, models
 
-    if spec.split(":")[0] in PRETRAINED:
-        features = MUSICNN_FEATURES
+    if is_pretrained(spec):
+        features = ModelSpec.parse(spec).model.feature_config()
         model = build_backbone(spec, input_shape=feature_shape(features)).to(device).eval()
         return Backbone(spec, model, features, features.duration)
     raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
-                      f"({', '.join(PRETRAINED)}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' and pass DIR")
-
-
-MUSICNN_FEATURES = FeatureConfig(kind="musicnn", sample_rate=16000, duration=3.0, n_fft=512, hop_length=256, n_mels=96)
+                      f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' and pass DIR")
 
 
 @torch.no_grad()

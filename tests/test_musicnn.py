@@ -21,7 +21,7 @@ from fewshot_audio.pretrained.tf_checkpoint import crc32c, read_checkpoint, read
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from musicnn_signals import signals  # noqa: E402
+from reference_signals import signals  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +49,10 @@ def converted(wheel, tmp_path_factory):
     cache = tmp_path_factory.mktemp("mcache")
     old = os.environ.get("FEWSHOT_AUDIO_CACHE")
     os.environ["FEWSHOT_AUDIO_CACHE"] = str(cache)
-    from fewshot_audio.pretrained.weights import fetch_musicnn
+    from fewshot_audio.pretrained.registry import source
+    from fewshot_audio.pretrained.weights import fetch
 
-    fetch_musicnn(wheel)
+    fetch(source("musicnn"), wheel)
     if old is not None:
         os.environ["FEWSHOT_AUDIO_CACHE"] = old
     return cache
@@ -116,9 +117,13 @@ def test_reader_on_the_real_wheel(unpacked, tmp_path):
 @pytest.mark.parametrize("name", list(mn.MODELS))
 def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
-    from fewshot_audio.pretrained.weights import load_musicnn
+    from fewshot_audio.pretrained.registry import source
+    from fewshot_audio.pretrained.weights import load_state
 
-    model, meta = load_musicnn(name)
+    state, meta = load_state(source("musicnn"), name)
+    model = mn.build_model(name)
+    model.load_state_dict(state)
+    model.eval()
     ref = np.load(FIXTURES / "musicnn_reference.npz")
     for sig, x in signals().items():
         p, _ = mn.patches(mn.musicnn_logmel(x))
@@ -132,23 +137,24 @@ def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch
 
 
 def test_wheel_of_another_version_is_refused(tmp_path):
-    from fewshot_audio.pretrained.weights import fetch_musicnn
+    from fewshot_audio.pretrained.registry import source
+    from fewshot_audio.pretrained.weights import fetch
 
     fake = tmp_path / "musicnn-0.0.9-py3-none-any.whl"
     with zipfile.ZipFile(fake, "w") as zf:
         zf.writestr("musicnn-0.0.9.dist-info/METADATA", "Name: musicnn\nVersion: 0.0.9\n")
     with pytest.raises(DataError, match="is musicnn 0.0.9"):
-        fetch_musicnn(fake)
+        fetch(source("musicnn"), fake)
     with pytest.raises(DataError, match="no musicnn wheel or package folder"):
-        fetch_musicnn(tmp_path / "nothing-here")
+        fetch(source("musicnn"), tmp_path / "nothing-here")
 
 
 def test_missing_weights_say_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path))
-    from fewshot_audio.pretrained.weights import load_musicnn
+    from fewshot_audio.pretrained.registry import get
 
     with pytest.raises(CheckpointError, match="weights fetch musicnn"):
-        load_musicnn("MTT_musicnn")
+        get("musicnn-mtt").load()
 
 
 def test_musicnn_backbone_in_train_and_tag_cli(converted, monkeypatch, tmp_path, tiny_dataset, capsys):

@@ -14,10 +14,14 @@ back, computed by :func:`musicnn_logmel`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .registry import FrontEnd, PretrainedModel, WeightsSource, register
 
 SR, N_FFT, HOP, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
 BN_EPS = 1e-3
@@ -159,6 +163,22 @@ def build_model(name: str) -> nn.Module:
     return MusicnnVGG() if name.endswith("vgg") else Musicnn()
 
 
+class MusicnnOnFeatures(Musicnn):
+    """:class:`Musicnn` on the feature store's layout ``(n, 1, 96, frames)``; fully convolutional in time,
+    so any number of frames goes through as it is (one window is one 187-frame patch)."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return super().forward(x[:, 0].transpose(1, 2))
+
+
+class MusicnnVGGOnFeatures(MusicnnVGG):
+    """:class:`MusicnnVGG` on ``(n, 1, 96, frames)``: it needs exactly 187 frames (zero-padded or cut)."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        rep = x[:, 0].transpose(1, 2)[:, :N_FRAMES]
+        return super().forward(F.pad(rep, (0, 0, 0, N_FRAMES - rep.shape[1])))
+
+
 # ----------------------------------------------------------------------------- checkpoint conversion
 def _bn_state(w: dict, scope: str, prefix: str) -> dict:
     return {f"{prefix}.weight": w[f"{scope}/gamma"], f"{prefix}.bias": w[f"{scope}/beta"],
@@ -195,3 +215,57 @@ def convert_checkpoint(name: str, weights: dict[str, np.ndarray]) -> dict[str, t
             state.update(_bn_state(weights, f"batch_normalization_{i + 1}", f"bns.{i}"))
         state["out.weight"], state["out.bias"] = weights["dense/kernel"].T, weights["dense/bias"]
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
+
+
+# ----------------------------------------------------------------------------- registration
+def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """The four models of the unpacked musicnn 0.1.0 wheel at ``root``, converted and checked (strict load)."""
+    import hashlib
+
+    from ..errors import DataError
+    from .tf_checkpoint import read_checkpoint
+
+    package = root / "musicnn"
+    out = {}
+    for name, labels in MODELS.items():
+        if not (package / name / ".index").is_file():
+            raise DataError(f"{package / name} has no checkpoint (.index); is this the musicnn 0.1.0 wheel?")
+        state = convert_checkpoint(name, read_checkpoint(f"{package / name}/"))
+        build_model(name).load_state_dict(state)  # strict: every tensor mapped
+        digest = hashlib.sha256((package / name / ".data-00000-of-00001").read_bytes()).hexdigest()
+        out[name] = (state, {"model": name, "labels": labels, "data_sha256": digest})
+    return out
+
+
+SOURCE = WeightsSource(
+    name="musicnn", package="musicnn", version="0.1.0", convert=convert_wheel,
+    licence="musicnn models and weights: Copyright (c) 2019 Jordi Pons, ISC licence (LICENSE.md in the wheel); "
+            "from the PyPI wheel musicnn==0.1.0, converted to PyTorch by fewshot-audio")
+FRONT_END = FrontEnd(kind="musicnn", sample_rate=SR, n_bins=N_MELS, window_samples=(N_FRAMES - 1) * HOP,
+                     build=lambda: _StoreLayout(MusicnnLogMel()), frames=lambda n: 1 + n // HOP, fixed={"n_fft": N_FFT, "hop_length": HOP})
+MUSICNN_LAYERS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50, "timbral": 2 * 408,
+                  "temporal": 2 * 153, "cnn1": 128, "cnn2": 128, "cnn3": 128}
+VGG_LAYERS = {"penultimate": 256, "taggram": 50, **{f"pool{i}": 256 for i in range(1, 6)}}
+
+
+class _StoreLayout(nn.Module):
+    """The musicnn front end in the feature store's layout ``(batch, 1, 96, frames)``."""
+
+    def __init__(self, front: nn.Module):
+        super().__init__()
+        self.front = front
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.front(wave).transpose(1, 2).unsqueeze(1)
+
+
+for _name, _model in {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn", "vgg-mtt": "MTT_vgg",
+                      "vgg-msd": "MSD_vgg"}.items():
+    _vgg = _model.endswith("vgg")
+    register(PretrainedModel(
+        name=_name, front_end=FRONT_END, source=SOURCE, weights_file=_model,
+        description=f"musicnn 0.1.0 {_model} (music tagging, {'MagnaTagATune' if _model.startswith('MTT') else 'Million Song Dataset'}, "
+                    "2019; 3 s windows at 16 kHz)",
+        build=MusicnnVGGOnFeatures if _vgg else MusicnnOnFeatures,
+        layers=VGG_LAYERS if _vgg else MUSICNN_LAYERS, default_layer="pool4" if _vgg else "mean_pool",
+        tags_layer="taggram"))

