@@ -179,3 +179,23 @@ def test_musicnn_backbone_in_train_and_tag_cli(converted, monkeypatch, tmp_path,
     assert main(["train", "--dataset", str(tiny_dataset), "--backbone", "musicnn-mtt", "--out", str(tmp_path / "x"),
                  "--quiet"]) == 2
     assert "needs musicnn inputs but features.kind is 'logmel'" in capsys.readouterr().err
+
+
+def test_fast_front_end_is_bitwise_equal_to_the_direct_formula(monkeypatch):
+    """max over frequency taken before ReLU and batch norm (negated filters where a channel's scale is
+    negative) gives exactly the outputs of bn(relu(conv(x))).amax(3)."""
+    torch.manual_seed(0)
+    net = mn.Musicnn()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.normal_()  # about half the scales negative
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+    net.eval()
+    x = torch.randn(3, 187, 96)
+    with torch.no_grad():
+        fast = net(x)
+        monkeypatch.setattr(mn, "_conv_relu_bn_max", lambda conv, bn, h: bn(torch.relu(conv(h))).amax(dim=3))
+        direct = net(x)
+    for key in ("timbral", "temporal", "mean_pool", "penultimate", "taggram"):
+        assert torch.equal(fast[key], direct[key]), key

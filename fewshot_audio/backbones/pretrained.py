@@ -38,6 +38,7 @@ class PretrainedBackbone(nn.Module):
                               f"(features.kind: {self.input_kind}), got {input_shape[1]}")
         self.net, self.meta = parsed.model.load()
         self.embedding_dim = parsed.model.layers[self.layer]
+        self.cpu_batch = parsed.model.cpu_batch
         self.frozen = not parsed.finetune
         self.trainable = parsed.finetune
         for p in self.net.parameters():

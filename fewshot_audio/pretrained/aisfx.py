@@ -91,8 +91,11 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     from ..errors import DataError
 
     allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype("int64"))]
+    import warnings
+
     try:
-        with torch.serialization.safe_globals(allowed):
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             state, _libraries = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged or different file
         raise DataError(f"{path} is not the aisfx 0.1.2 checkpoint ({str(exc).splitlines()[0][:120]}); "
@@ -123,4 +126,5 @@ FRONT_END = FrontEnd(kind="aisfx", sample_rate=SR, n_bins=N_MELS, window_samples
 register(PretrainedModel(
     name="aisfx", front_end=FRONT_END, source=SOURCE, weights_file="aisfx", build=AisfxNet,
     description="aisfx 0.1.2 (sound effects, 9 professional libraries, ISMIR 2022; 2.3 s windows at 44.1 kHz)",
-    layers={"embedding": 512, "block2": 256, "block3": 512, "block4": 1024}, default_layer="embedding"))
+    layers={"embedding": 512, "block2": 256, "block3": 512, "block4": 1024}, default_layer="embedding",
+    cpu_batch=4))

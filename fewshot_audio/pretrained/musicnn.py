@@ -87,6 +87,24 @@ def _bn(n: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(n, eps=BN_EPS)
 
 
+def _conv_relu_bn_max(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(relu(conv(x))).amax(dim=3)``: the max over frequency of a front-end filter's map, ``(n, C, T)``.
+
+    In eval mode ReLU and batch norm are monotone maps of each element, so they are applied after the
+    max over frequency, on a map ``F`` times smaller. Where a channel's batch-norm scale is negative the
+    map is decreasing and the min is wanted: those filters are run negated (exact in floating point)
+    and their max negated back. The same element is selected and the same arithmetic done on it, so the
+    result is bitwise equal to the direct formula (tested). In training, batch statistics need the map.
+    """
+    if bn.training:
+        return bn(F.relu(conv(x))).amax(dim=3)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    sign = torch.where(scale < 0, -1.0, 1.0).to(x.dtype)
+    y = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign)
+    picked = y.amax(dim=3) * sign[None, :, None]
+    return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
 class Musicnn(nn.Module):
     """musicnn: musically motivated front end (timbral 7x38 and 7x67 filters, temporal 128/64/32
     filters), dense mid end with residual connections, temporal pooling back end. Input ``(n, 187, 96)``.
@@ -112,12 +130,12 @@ class Musicnn(nn.Module):
         (``(n, time, channels)``), ``mean_pool``/``max_pool`` (``(n, 753)``) and ``penultimate`` (``(n, 200)``)."""
         h = self.bn_input(x.unsqueeze(1))  # (n, 1, T, F)
         padded = F.pad(h, (0, 0, 3, 3))
-        timbral = [bn(F.relu(conv(padded))).amax(dim=3) for conv, bn in zip(self.timbral, self.timbral_bn)]
+        timbral = [_conv_relu_bn_max(conv, bn, padded) for conv, bn in zip(self.timbral, self.timbral_bn)]
         temporal = []
         for conv, bn in zip(self.temporal, self.temporal_bn):
             k = conv.kernel_size[0]
             before = (k - 1) // 2  # TensorFlow SAME: the extra frame of an even kernel goes after
-            temporal.append(bn(F.relu(conv(F.pad(h, (0, 0, before, k - 1 - before))))).amax(dim=3))
+            temporal.append(_conv_relu_bn_max(conv, bn, F.pad(h, (0, 0, before, k - 1 - before))))
         front = torch.cat(timbral + temporal, dim=1)  # (n, 561, T)
         outs = [front]
         y = front
@@ -268,4 +286,4 @@ for _name, _model in {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn"
                     "2019; 3 s windows at 16 kHz)",
         build=MusicnnVGGOnFeatures if _vgg else MusicnnOnFeatures,
         layers=VGG_LAYERS if _vgg else MUSICNN_LAYERS, default_layer="pool4" if _vgg else "mean_pool",
-        tags_layer="taggram"))
+        tags_layer="taggram", cpu_batch=1))

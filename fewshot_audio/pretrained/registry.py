@@ -62,7 +62,7 @@ class PretrainedModel:
     """One registered model. ``build()`` returns the network (random weights), whose ``forward(x)`` takes
     front-end features ``(n, 1, n_bins, frames)`` and returns a dict of named outputs; ``layers`` maps the
     outputs usable as embeddings to their pooled size; ``tags_layer`` is the output holding the model's
-    own tag probabilities (for ``tag --model``), ``labels`` their names (or the metadata key of them)."""
+    own tag probabilities (for ``tag --model``; their names are the converted metadata's ``labels``)."""
 
     name: str
     description: str
@@ -73,6 +73,7 @@ class PretrainedModel:
     layers: dict[str, int]
     default_layer: str
     tags_layer: str | None = None
+    cpu_batch: int = 16  # windows per forward pass on a CPU (fastest in benchmarks/bench_embed.py: cache-sized maps)
 
     def feature_config(self):
         """The :class:`~fewshot_audio.config.FeatureConfig` of this model: its front end, one model input per window."""
