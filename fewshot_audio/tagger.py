@@ -167,7 +167,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     if silent:
         warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
     if short:
-        log(f"{len(short)} file(s) shorter than one {backbone.window:g} s window were "
+        log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
             f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
     out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
     return out, errors
