@@ -1,5 +1,6 @@
-"""musicnn ports: error against the original TensorFlow models, embedding throughput, and which
-embedding layer transfers best (frozen prototypes, 5-way 5-shot, frozen novel-class episodes).
+"""musicnn ports: error against the original TensorFlow models, and which embedding layer transfers
+best (frozen prototypes, 5-way 5-shot, frozen novel-class episodes). Embedding throughput of every
+pretrained model is measured by benchmarks/bench_embed.py.
 
 Needs the converted weights (fewshot-audio weights fetch musicnn).
 Usage: python benchmarks/bench_musicnn.py [--fsdd ../shared/data/fsdd] [--episodes 300] [--json OUT]
@@ -8,6 +9,7 @@ Usage: python benchmarks/bench_musicnn.py [--fsdd ../shared/data/fsdd] [--episod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -22,12 +24,11 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 from reference_signals import signals  # noqa: E402
 
 from fewshot_audio.api import frozen_episodes  # noqa: E402
-from fewshot_audio.backbones import build_backbone  # noqa: E402
-from fewshot_audio.config import FeatureConfig  # noqa: E402
-from fewshot_audio.dataset import DeviceData, load_labelled_features, resolve_split  # noqa: E402
+from fewshot_audio.backbones.pretrained import pool_output  # noqa: E402
+from fewshot_audio.dataset import load_labelled_features, resolve_split  # noqa: E402
 from fewshot_audio.metrics import episode_accuracies, mean_ci95  # noqa: E402
 from fewshot_audio.pretrained import musicnn as mn  # noqa: E402
-from fewshot_audio.pretrained.weights import load_musicnn  # noqa: E402
+from fewshot_audio.pretrained import registry  # noqa: E402
 from fewshot_audio.strategies import Prototypical  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def errors() -> dict:
     ref = np.load(ROOT / "tests" / "fixtures" / "musicnn_reference.npz")
     out = {}
     for name in mn.MODELS:
-        model, _ = load_musicnn(name)
+        model, _ = mn.load_original(name)
         worst = {"taggram": 0.0, "penultimate": 0.0}
         for sig, x in signals().items():
             p, _ = mn.patches(mn.musicnn_logmel(x))
@@ -48,55 +49,27 @@ def errors() -> dict:
     return out
 
 
-def throughput(n_clips: int = 64) -> dict:
-    """Clips/s for 3 s clips from waveform to embedding (front end + network), batch of 32."""
-    x = (np.random.default_rng(0).standard_normal((n_clips, 48000)) * 0.1).astype(np.float32)
-    out = {}
-    front = mn.MusicnnLogMel()
-    for variant in ("musicnn-mtt", "vgg-mtt"):
-        model = build_backbone(variant, input_shape=(1, 96, 188)).eval()
-        with torch.no_grad():
-            def run():
-                for s in range(0, n_clips, 32):
-                    model(front(torch.from_numpy(x[s : s + 32])).transpose(1, 2).unsqueeze(1))
-            run()
-            t0 = time.perf_counter()
-            run()
-            out[variant] = n_clips / (time.perf_counter() - t0)
-    return out
-
-
 def layers(dataset: str | None, label: str | None, episodes: int, duration: float) -> dict:
-    """Every layer of every model scored on the same frozen episodes; each network runs once per clip."""
-    features = FeatureConfig(kind="musicnn", sample_rate=16000, duration=duration, n_fft=512, hop_length=256, n_mels=96)
+    """Every layer of every model scored on the same frozen episodes; each network runs once per clip
+    (on its loudest window of ``duration`` seconds)."""
+    features = dataclasses.replace(registry.get("musicnn-mtt").feature_config(), duration=duration)
     data = load_labelled_features(dataset, features=features, format="fsdd" if label else None, label=label, quiet=True)
     split = resolve_split(data, ratios=[0.6, 0.15, 0.25], seed=0, split_file=None)
     eps, _ = frozen_episodes(data, split, split_name="novel", n_way=5, n_shot=5, n_query=15, n_episodes=episodes,
                              episodes_dir=str(ROOT / "episodes"))
-    dev = DeviceData(data.store.array, device=torch.device("cpu"), crop=features.n_frames)
+    dev = data.device_data(device=torch.device("cpu"))
     clips, inverse = torch.unique(torch.cat([eps.support.flatten(), eps.query.flatten()]), return_inverse=True)
     out = {}
     for variant in ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd"):
         names = ("penultimate", "mean_pool", "max_pool", "taggram", "cnn3", "timbral", "temporal") \
             if variant.startswith("musicnn") else ("penultimate", "pool3", "pool4", "taggram")
-        nets = {layer: build_backbone(f"{variant}:{layer}", input_shape=(1, 96, features.n_frames)).eval()
-                for layer in names[:1]}
-        net = nets[names[0]]
+        net, _ = registry.get(variant).load()
         t0 = time.perf_counter()
         with torch.no_grad():
-            outs = [net.patch_outputs(dev.eval_inputs(c)) for c in clips.split(64)]
+            outs = [net(dev.eval_inputs(c)) for c in clips.split(64)]
         seconds = time.perf_counter() - t0
         for layer in names:
-            net.layer = layer
-            z = []
-            for o, n_patches in outs:
-                v = o[layer]
-                if v.ndim == 3:
-                    v = torch.cat([v.mean(1), v.amax(1)], dim=1)
-                elif v.ndim == 4:
-                    v = torch.cat([v.mean((1, 2)), v.amax((1, 2))], dim=1)
-                z.append(v.reshape(-1, n_patches, v.shape[-1]).mean(1))
-            z = torch.cat(z)
+            z = torch.cat([pool_output(o[layer]) for o in outs])
             zs = z[inverse[: eps.support.numel()]].view(*eps.support.shape, -1)
             zq = z[inverse[eps.support.numel():]].view(len(eps), -1, z.shape[-1])
             scores = Prototypical.classify(None, zs, zq)
@@ -115,8 +88,6 @@ def main() -> None:
     args = ap.parse_args()
     res = {"max_relative_error": errors()}
     print(json.dumps(res), flush=True)
-    res["embedding_clips_per_s_3s"] = throughput()
-    print(json.dumps(res["embedding_clips_per_s_3s"]), flush=True)
     res["layers_builtin"] = layers(None, None, args.episodes, 1.0)
     if Path(args.fsdd).is_dir():
         res["layers_fsdd_digit_speaker"] = layers(args.fsdd, "digit-speaker", args.episodes, 1.0)

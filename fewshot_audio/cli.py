@@ -258,9 +258,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_adapt(args) -> int:
-    from .tagger import Tagger
-
-    from .tagger import DEFAULT_BACKBONE
+    from .tagger import DEFAULT_BACKBONE, Tagger
 
     tagger = Tagger.adapt(args.support, backbone=args.backbone or DEFAULT_BACKBONE, head=args.head, format=args.format,
                           device=args.device, quiet=args.quiet)

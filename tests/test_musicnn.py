@@ -117,13 +117,7 @@ def test_reader_on_the_real_wheel(unpacked, tmp_path):
 @pytest.mark.parametrize("name", list(mn.MODELS))
 def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
-    from fewshot_audio.pretrained.registry import source
-    from fewshot_audio.pretrained.weights import load_state
-
-    state, meta = load_state(source("musicnn"), name)
-    model = mn.build_model(name)
-    model.load_state_dict(state)
-    model.eval()
+    model, meta = mn.load_original(name)
     ref = np.load(FIXTURES / "musicnn_reference.npz")
     for sig, x in signals().items():
         p, _ = mn.patches(mn.musicnn_logmel(x))

@@ -65,12 +65,16 @@ def rel(a, b) -> float:
     return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
-def test_aisfx_matches_the_original_package(cache, monkeypatch):
+def _port(cache, monkeypatch, name: str):
+    """Model ``name`` converted into the test cache: its network, metadata, front end and reference outputs."""
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
-    model = registry.get("aisfx")
-    net, _ = model.load()
-    front = model.front_end.build()
-    ref = np.load(FIXTURES / "aisfx_reference.npz")
+    model = registry.get(name)
+    net, meta = model.load()
+    return net, meta, model.front_end.build(), np.load(FIXTURES / f"{name}_reference.npz")
+
+
+def test_aisfx_matches_the_original_package(cache, monkeypatch):
+    net, _, front, ref = _port(cache, monkeypatch, "aisfx")
     clips = signals(sr=44100, seconds=3.5)
     clips["tone_short"] = clips["tone"][: int(1.5 * 44100)]
     for name, x in clips.items():
@@ -97,11 +101,7 @@ def _yamnet_patches(front, x: np.ndarray, n_patches: int) -> torch.Tensor:
 
 
 def test_yamnet_matches_tensorflow_features_and_onnxruntime(cache, monkeypatch):
-    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
-    model = registry.get("yamnet")
-    net, meta = model.load()
-    front = model.front_end.build()
-    ref = np.load(FIXTURES / "yamnet_reference.npz")
+    net, meta, front, ref = _port(cache, monkeypatch, "yamnet")
     clips = signals(sr=16000, seconds=3.0)
     clips["tone_short"] = clips["tone"][:8000]
     for name, x in clips.items():

