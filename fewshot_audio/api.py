@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import yaml
 
-from .backbones import backbone_input_kind, build_backbone
+from .compose import build_strategy, check_backbone, prepare_strategy
 from .config import TrainConfig, config_from_dict
 from .dataset import DeviceData, LabelledFeatures, config_split, load_config_data
 from . import distributed
 from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
                        split_id)
 from .errors import CheckpointError, ConfigError, EpisodeError
-from .features import feature_shape
 from .harness import evaluate, load_checkpoint, meta_train
 from .io_utils import atomic_write_json, atomic_write_text
 from .metrics import mean_ci95
-from .progress import log, warn
+from .progress import log
 from .report import plot_training_curve
 from .runtime import pick_device, seed_everything, tune_cpu
 from .strategies import strategy_class
@@ -55,41 +54,6 @@ def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, spli
 def _default_out(config: TrainConfig) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"
-
-
-def check_backbone(config: TrainConfig, name: str) -> str:
-    """The input kind of backbone ``name``; an error when the configured features do not provide it."""
-    kind = backbone_input_kind(name)
-    if kind != config.features.kind:
-        raise ConfigError(f"backbone {name!r} needs {kind} inputs but features.kind is {config.features.kind!r}; "
-                          f"set features.kind: {kind} in the config")
-    return kind
-
-
-def _build_strategy(config: TrainConfig, device: torch.device, *, backbone: str | None = None,
-                    strategy: str | None = None, n_classes: int = 0):
-    """The strategy of ``config`` (or ``strategy``) on its backbone, checked against the feature kind."""
-    cls = strategy_class(strategy or config.strategy)
-    name = backbone or cls.backbone_name or config.backbone
-    kind = check_backbone(config, name)
-    features = config.features.resolved(None)  # unresolved 'auto' (no dataset yet): built for 1 s windows
-    shape = feature_shape(features)[:-1] + (features.crop_size(),)
-    torch.manual_seed(config.seed)  # the initial weights do not depend on what ran before
-    model = build_backbone(name, input_shape=shape, channels=config.channels)
-    if kind != "waveform":
-        model = model.to(memory_format=torch.channels_last)
-    if config.compile:
-        if torch.device(device).type == "cpu" and backbone is None:
-            warn("compile: true on the CPU: in benchmarks/README.md torch.compile made Conv4 meta-training 0.79x as "
-                 "fast as eager on a 2-core CPU, after ~40 s of compiling; it is meant for GPUs")
-        model.compile()  # in place: parameter names, and so checkpoints, stay the same
-    return cls(backbone=model, device=device, lr=config.lr, weight_decay=config.weight_decay, n_classes=n_classes,
-               n_way=config.train_ways or config.ways, episodes=config.episodes, seed=config.seed)
-
-
-def _prepare(strategy, data: LabelledFeatures, dev: DeviceData, base: list[int]) -> None:
-    idx = torch.from_numpy(np.nonzero(np.isin(data.labels, base))[0])
-    strategy.prepare(dev.eval_inputs(idx), torch.from_numpy(data.labels[idx.numpy()]))
 
 
 def _test(strategy, dev: DeviceData, episodes: Episodes, *, amp: bool) -> dict:
@@ -154,8 +118,11 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
         save_split(run_dir / "split.yaml", split)
     dev = data.device_data(device=device, seed=rank_seed)
-    strategy = _build_strategy(config, device, n_classes=len(data.class_names))
-    _prepare(strategy, data, dev, base)
+    strategy = build_strategy(config, device, n_classes=len(data.class_names))
+    if main:  # what 'adapt --backbone RUN_DIR' rebuilds the embedding model from
+        atomic_write_json(run_dir / "model.json", {"model": strategy.backbone.record,
+                                                   "features": dataclasses.asdict(config.features)})
+    prepare_strategy(strategy, data, dev, base)
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
         f"{len(split['novel'])} novel classes; device {device}")
     with distributed.peers_failing_stop_cleanly(run_dir):
@@ -168,8 +135,8 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp)}
     metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
     if config.baseline and config.features.kind == "logmel":
-        baseline = _build_strategy(config, device, backbone="mfcc", strategy="prototypical")
-        _prepare(baseline, data, dev, base)
+        baseline = build_strategy(config, device, backbone="mfcc", strategy="prototypical")
+        prepare_strategy(baseline, data, dev, base)
         metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False), "strategy": "prototypical",
                                "backbone": "mfcc"}
     metrics["training"] = {"episodes": config.episodes, "seconds": round(history.seconds, 1),
@@ -201,7 +168,7 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
                                 n_query=queries or config.queries, n_episodes=episodes,
                                 episodes_dir=episodes_dir or config.episodes_dir)
     dev = data.device_data(device=dev_name, seed=config.seed)
-    strategy = _build_strategy(config, dev_name, n_classes=len(data.class_names))
+    strategy = build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     result = {**_test(strategy, dev, eps, amp=config.amp), "strategy": config.strategy, "backbone": config.backbone,
               "episodes_file": str(path)}

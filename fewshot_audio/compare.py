@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .api import EVAL_SEED, _build_strategy, _prepare, check_backbone, frozen_episodes
+from .api import EVAL_SEED, frozen_episodes
+from .compose import build_strategy, check_backbone, prepare_strategy
 from .config import TrainConfig
 from .dataset import (BUILTIN, DeviceData, LabelledFeatures, config_split, load_config_data,
                       load_labelled_features, resolve_split)
@@ -126,9 +127,9 @@ def _trained(name: str, config: TrainConfig, data: LabelledFeatures, dev: Device
     """Build ``name``, prepare it on the training classes and train it (or load its finished training)."""
     cls = strategy_class(name)
     cfg = replace(config, strategy=name, train_ways=n_way)
-    strategy = _build_strategy(cfg, device, n_classes=len(data.class_names))
+    strategy = build_strategy(cfg, device, n_classes=len(data.class_names))
     base = data.classes_of(split["base"])
-    _prepare(strategy, data, dev, base)
+    prepare_strategy(strategy, data, dev, base)
     if not strategy.trains:
         return strategy, 0.0
     folder = models_dir / (cls.training_key or name)

@@ -27,7 +27,8 @@ from .progress import log, progress, warn
 from .strategies.base import squared_distances
 from .strategies.embedding import centred_l2, cosine_scores, logistic_regression
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the embedding model is stored as a model record; 2 (a whole training config) still loads
+READABLE_VERSIONS = (2, 3)
 HEADS = ("prototypes", "linear")
 
 
@@ -71,48 +72,64 @@ DEFAULT_BACKBONE = "aisfx"
 
 @dataclass
 class Backbone:
-    """A frozen embedding model with the feature config it was trained with."""
+    """A frozen embedding model, its :func:`~fewshot_audio.compose.model_record` and the feature config it
+    was trained with."""
 
     name: str
     model: torch.nn.Module
     features: FeatureConfig
     window: float
-    config: dict | None = None  # the run's resolved TrainConfig, to rebuild the architecture on load
+    record: dict
 
 
 def load_backbone(spec: str, *, device: torch.device, durations: list[float] | None = None) -> Backbone:
     """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
     backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc`` (whose window is fitted to the clip
     ``durations`` of the support set, as ``features.duration: auto`` does for a dataset)."""
-    from .api import _build_strategy
-    from .backbones import build_backbone
-    from .config import TrainConfig, config_from_dict
+    from .compose import build_model, model_record
+    from .config import TrainConfig
     from .features import feature_shape
-    from .harness import load_checkpoint
 
     path = Path(spec)
     if (path / "config.yaml").is_file():
+        return _run_backbone(path, device)
+    if spec == "mfcc":
+        features = TrainConfig().features.resolved(durations)
+    else:
+        from .pretrained.registry import ModelSpec, is_pretrained, models
+
+        if not is_pretrained(spec):
+            raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
+                              f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
+                              "and pass DIR")
+        features = ModelSpec.parse(spec).model.feature_config()
+    record = model_record(spec, feature_shape(features), 64)
+    model = build_model(record).to(device).eval()
+    return Backbone(spec, model, features, features.duration, record)
+
+
+def _run_backbone(path: Path, device: torch.device) -> Backbone:
+    """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record (runs of
+    earlier versions, which have none: from their ``config.yaml``) with its best checkpoint's weights."""
+    from .compose import build_model, build_strategy, feature_config
+    from .config import config_from_dict
+    from .harness import load_checkpoint
+
+    state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
+    if (path / "model.json").is_file():
+        saved = json.loads((path / "model.json").read_text())
+        record = saved["model"]
+        features = feature_config(saved["features"], where=str(path / "model.json"))
+        model = build_model(record, where=str(path / "model.json"))
+    else:
         import yaml
 
         config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()), where=str(path / "config.yaml"))
-        strategy = _build_strategy(config, device, n_classes=1)
-        state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
-        strategy.backbone.load_state_dict(state)
-        window = config.features.crop or config.features.duration
-        name = f"{config.backbone}@{path.name}"
-        return Backbone(name, strategy.backbone.eval(), config.features, window, config.to_dict())
-    if spec == "mfcc":
-        features = TrainConfig().features.resolved(durations)
-        model = build_backbone("mfcc", input_shape=feature_shape(features)).to(device).eval()
-        return Backbone("mfcc", model, features, features.duration)
-    from .pretrained.registry import ModelSpec, is_pretrained, models
-
-    if is_pretrained(spec):
-        features = ModelSpec.parse(spec).model.feature_config()
-        model = build_backbone(spec, input_shape=feature_shape(features)).to(device).eval()
-        return Backbone(spec, model, features, features.duration)
-    raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
-                      f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' and pass DIR")
+        model = build_strategy(config, device, n_classes=1).backbone
+        record, features = model.record, config.features
+    model.load_state_dict(state)
+    name = f"{record['backbone']}@{path.name}"
+    return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
 
 
 @torch.no_grad()
@@ -387,7 +404,7 @@ class Tagger:
     # ------------------------------------------------------------------------------ persistence
     def metadata(self) -> dict:
         return {"format_version": FORMAT_VERSION, "toolkit_version": __version__, "tags": self.tags, "head": self.head,
-                "normalize": self.normalize, "backbone": self.backbone.name, "backbone_config": self.backbone.config,
+                "normalize": self.normalize, "backbone": self.backbone.name, "model": self.backbone.record,
                 "features": asdict(self.backbone.features), "window": self.backbone.window,
                 "thresholds": self.thresholds.tolist(), "support_paths": self.support_paths}
 
@@ -410,8 +427,7 @@ class Tagger:
         from safetensors.torch import load_file
         from safetensors import safe_open
 
-        from .backbones import build_backbone
-        from .features import feature_shape
+        from .compose import build_model, feature_config
         from .runtime import pick_device
 
         path = Path(path)
@@ -426,30 +442,44 @@ class Tagger:
         if raw is None:
             raise CheckpointError(f"{path} is a safetensors file but not a fewshot-audio tagger")
         meta = json.loads(raw)
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_VERSIONS:
             raise CheckpointError(f"tagger {path} has format version {meta.get('format_version')} (toolkit "
-                                  f"{meta.get('toolkit_version')}); this toolkit reads version {FORMAT_VERSION}: "
-                                  "rebuild it with 'fewshot-audio adapt'")
+                                  f"{meta.get('toolkit_version')}); this toolkit reads versions "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}: rebuild it with 'fewshot-audio adapt'")
         if expect_backbone is not None and expect_backbone != meta["backbone"].split("@")[0]:
             raise ConfigError(f"tagger {path} was built on backbone {meta['backbone']!r}, not {expect_backbone!r}; "
                               "use a tagger built on that backbone or adapt a new one")
         dev = pick_device(device)
-        features = FeatureConfig(**meta["features"])
+        features = feature_config(meta["features"], where=str(path))
         state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-        if meta.get("backbone_config") is not None:
-            from .api import _build_strategy
-            from .config import config_from_dict
-
-            model = _build_strategy(config_from_dict(meta["backbone_config"], where=str(path)), dev, n_classes=1).backbone
-        else:  # "mfcc" or a pretrained name
-            model = build_backbone(meta["backbone"], input_shape=feature_shape(features))
+        record = meta.get("model") or _record_of_version_2(meta, features, where=str(path))
+        model = build_model(record, where=str(path))
         model.load_state_dict(state)
         model = model.to(dev).eval()
-        bb = Backbone(meta["backbone"], model, features, meta["window"], meta.get("backbone_config"))
+        bb = Backbone(meta["backbone"], model, features, meta["window"], record)
         return cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],
                    support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
                    support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
                    centre=tensors["centre"], scale=tensors.get("scale"), normalize=meta["normalize"], device=dev)
+
+
+def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
+    """The model record of a version-2 tagger, which stored a run's whole training config (or nothing
+    for ``mfcc`` and pretrained backbones)."""
+    from .compose import model_record
+    from .features import feature_shape
+
+    config = meta.get("backbone_config")
+    if config is None:
+        return model_record(meta["backbone"], feature_shape(features), 64)
+    from .config import config_from_dict
+
+    from .strategies import strategy_class
+
+    cfg = config_from_dict(config, where=where)
+    f = cfg.features.resolved(None)
+    return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone,
+                        feature_shape(f)[:-1] + (f.crop_size(),), cfg.channels)
 
 
 def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -145,12 +145,12 @@ def test_per_task_training_works_under_autocast(name):
 
 def test_initial_weights_do_not_depend_on_what_ran_before():
     """compare builds strategies one after another; each one's initialisation must depend on the seed only."""
-    from fewshot_audio.api import _build_strategy
+    from fewshot_audio.compose import build_strategy
     from fewshot_audio.config import TrainConfig
 
     cfg = TrainConfig(channels=8, strategy="regularized-sbcnn")
-    a = _build_strategy(cfg, torch.device("cpu"))
+    a = build_strategy(cfg, torch.device("cpu"))
     torch.rand(1000)  # other work consumes the global random stream
-    b = _build_strategy(cfg, torch.device("cpu"))
+    b = build_strategy(cfg, torch.device("cpu"))
     for (k, v), w in zip(a.backbone.state_dict().items(), b.backbone.state_dict().values()):
         assert torch.equal(v, w), k

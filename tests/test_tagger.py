@@ -11,6 +11,8 @@ from fewshot_audio.cli import main
 from fewshot_audio.data import synthetic
 from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.tagger import Tagger, calibrate_threshold
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 SR = 16000
 
@@ -155,6 +157,31 @@ def test_tagger_on_a_trained_run_backbone(tmp_path, tiny_dataset, tiny_config, a
     a = tagger.tag([audio / "long.wav"], quiet=True)[0]
     b = Tagger.load(tmp_path / "t.safetensors").tag([audio / "long.wav"], quiet=True)[0]
     assert a.scores == b.scores and a.taggram.shape == (11, 4)  # 3 s in 0.5 s windows every 0.25 s
+
+    # the tagger and the run record the model (name, input shape, channels), not the training config
+    path = tmp_path / "t.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["fewshot_audio"])
+    assert meta["format_version"] == 3 and meta["model"]["backbone"] == "conv4" and "backbone_config" not in meta
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["model"] == meta["model"]
+
+    # a feature setting this version does not know (one removed since the file was written) is dropped, not fatal
+    meta["features"]["removed_setting"] = 1
+    save_file(load_file(str(path)), str(tmp_path / "future.safetensors"), metadata={"fewshot_audio": json.dumps(meta)})
+    assert Tagger.load(tmp_path / "future.safetensors").tag([audio / "long.wav"], quiet=True)[0].scores == a.scores
+
+    # a version-2 tagger (the run's whole training config instead of a record) still loads, with the same scores
+    v2 = {k: v for k, v in meta.items() if k != "model"}
+    v2["features"].pop("removed_setting")
+    import yaml
+    v2.update(format_version=2, backbone_config=yaml.safe_load((tmp_path / "run" / "config.yaml").read_text()))
+    save_file(load_file(str(path)), str(tmp_path / "v2.safetensors"), metadata={"fewshot_audio": json.dumps(v2)})
+    assert Tagger.load(tmp_path / "v2.safetensors").tag([audio / "long.wav"], quiet=True)[0].scores == a.scores
+
+    # the run folder is adapted from its model.json: a config.yaml this version could not read does not matter
+    (tmp_path / "run" / "config.yaml").write_text("no_such_field: 1\n")
+    again = Tagger.adapt(audio / "support", backbone=str(tmp_path / "run"), quiet=True)
+    assert again.tag([audio / "long.wav"], quiet=True)[0].scores == a.scores
 
 
 def test_calibrate_threshold():
