@@ -23,7 +23,7 @@ import io
 import json
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from .errors import ConfigError, DataError
 from .harness import evaluate, evaluate_tasks, load_checkpoint, meta_train
 from .io_utils import atomic_write_json, atomic_write_text
 from .metrics import mean_ci95
+from .pretrained.registry import ModelSpec, is_pretrained, models
 from .progress import log
 from .runtime import pick_device, seed_everything, tune_cpu
 from .strategies import strategy_class
@@ -122,17 +123,19 @@ def plot_results(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def _trained(name: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
+def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
              models_dir: Path, n_way: int, quiet: bool):
-    """Build ``name``, prepare it on the training classes and train it (or load its finished training)."""
-    cls = strategy_class(name)
-    cfg = replace(config, strategy=name, train_ways=n_way)
+    """Build row ``row``'s strategy (``config`` is the row's, see :func:`row_config`), prepare it on the training
+    classes and train it (or load its finished training)."""
+    cls = strategy_class(config.strategy)
+    cfg = replace(config, train_ways=n_way)
     strategy = build_strategy(cfg, device, n_classes=len(data.class_names))
     base = data.classes_of(split["base"])
     prepare_strategy(strategy, data, dev, base)
     if not strategy.trains:
         return strategy, 0.0
-    folder = models_dir / (cls.training_key or name)
+    key = cls.training_key or config.strategy
+    folder = models_dir / (key if "@" not in row else f"{key}@{row.split('@', 1)[1].replace(':', '-')}")
     done = folder / "done.json"
     if not done.exists():
         val_eps, _ = frozen_episodes(data, split, split_name="val", n_way=n_way, n_shot=config.shots,
@@ -149,6 +152,83 @@ def _trained(name: str, config: TrainConfig, data: LabelledFeatures, dev: Device
                                  "best_val_accuracy": history.best_val})
     strategy.load_state_dict(load_checkpoint(folder / "best.pt")["strategy"], with_optimizer=False)
     return strategy, json.loads(done.read_text())["seconds"]
+
+
+def row_config(config: TrainConfig, row: str) -> TrainConfig:
+    """The configuration of a comparison row ``STRATEGY`` or ``STRATEGY@BACKBONE``: a pretrained backbone
+    brings its own front end (its sample rate, bands and window; the clip policy's pooling, short-clip
+    handling and window count stay the comparison's)."""
+    name, _, backbone = row.partition("@")
+    cls = strategy_class(name)
+    if not backbone:
+        return replace(config, strategy=name)
+    if cls.backbone_name and cls.backbone_name != backbone:
+        raise ConfigError(f"strategy {name!r} always uses backbone {cls.backbone_name!r}; drop '@{backbone}'")
+    if is_pretrained(backbone):
+        f = config.features
+        own = ModelSpec.parse(backbone).model.feature_config()
+        features = replace(own, pooling=f.pooling, short=f.short, max_windows=f.max_windows, signal_db=f.signal_db)
+        return replace(config, strategy=name, backbone=backbone, features=features)
+    return replace(config, strategy=name, backbone=backbone)
+
+
+def pretrained_rows(strategies: tuple[str, ...] = ("transfer-proto", "transfer-logreg")) -> tuple[list[str], list[str]]:
+    """Rows ``STRATEGY@MODEL`` for every registered pretrained model whose weights are fetched, and the
+    names of the models left out because they are not."""
+    from .pretrained.weights import cached
+
+    rows, missing = [], []
+    for name, model in models().items():
+        if cached(model.source, model.weights_file):
+            rows += [f"{s}@{name}" for s in strategies]
+        else:
+            missing.append(name)
+    return rows, missing
+
+
+class _Views:
+    """The target (and source) dataset in each row's features, loaded once per feature configuration;
+    clips are matched across views by id."""
+
+    def __init__(self, config: TrainConfig, data: LabelledFeatures, *, device, quiet: bool, source=None,
+                 source_format=None):
+        self.device, self.quiet, self.source, self.source_format = device, quiet, source, source_format
+        self.config, self.data = config, data
+        self.cache: dict[str, tuple] = {}
+
+    def _key(self, features) -> str:
+        return json.dumps(asdict(features), sort_keys=True)
+
+    def target(self, cfg: TrainConfig) -> tuple[LabelledFeatures, DeviceData]:
+        key = "target" + self._key(cfg.features)
+        if key not in self.cache:
+            same = cfg.features == self.config.features
+            data = self.data if same else load_labelled_features(
+                self.config.dataset, features=cfg.features, format=self.config.format, label=self.config.label,
+                strict=self.config.strict, min_clips=self.config.min_clips, quiet=self.quiet)
+            self.cache[key] = (data, data.device_data(device=self.device, seed=cfg.seed))
+        return self.cache[key]
+
+    def source_data(self, cfg: TrainConfig) -> tuple[LabelledFeatures, DeviceData, dict]:
+        key = "source" + self._key(cfg.features)
+        if key not in self.cache:
+            src = load_labelled_features(self.source, features=cfg.features, format=self.source_format,
+                                         quiet=self.quiet)
+            split = resolve_split(src, ratios=cfg.split, seed=0, split_file=None)
+            self.cache[key] = (src, src.device_data(device=self.device, seed=cfg.seed), split)
+        return self.cache[key]
+
+    def indices(self, data: LabelledFeatures, idx: np.ndarray) -> np.ndarray:
+        """``idx`` (clips of the first view) as indices of ``data``."""
+        if data is self.data:
+            return idx
+        where = {cid: i for i, cid in enumerate(data.ids)}
+        ids = [self.data.ids[i] for i in idx]
+        lost = [c for c in ids if c not in where]
+        if lost:
+            raise DataError(f"clip {lost[0]} is in the comparison's test or training pool but could not be read with "
+                            f"another row's features ({len(lost)} such clips); fix or remove it")
+        return np.array([where[c] for c in ids], dtype=np.int64)
 
 
 def _low_data_split(data: LabelledFeatures, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +265,8 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     if draws <= 0:
         raise ConfigError(f"--draws must be a positive integer, got {draws}")
     for name in strategies:
-        check_backbone(config, strategy_class(name).backbone_name or config.backbone)
+        cfg = row_config(config, name)
+        check_backbone(cfg, strategy_class(cfg.strategy).backbone_name or cfg.backbone)
     out = Path(out)
     chash = compare_hash(config, protocol=protocol, draws=draws, source=source, test_fold=test_fold)
     header_path = out / "compare.json"
@@ -230,20 +311,31 @@ def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, c
 
 def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
     split = config_split(data, config)
-    # every test file is frozen (and every shot count checked against the class sizes) before any training
-    test_episodes = {k: frozen_episodes(data, split, split_name="novel", n_way=config.ways, n_shot=k,
-                                        n_query=config.queries, n_episodes=config.test_episodes,
-                                        episodes_dir=config.episodes_dir)[0]
-                     for k in sorted({k for _, ks in todo for k in ks})}
-    dev = data.device_data(device=device, seed=config.seed)
+    views = _Views(config, data, device=device, quiet=quiet)
+    shot_counts = sorted({k for _, ks in todo for k in ks})
+    test_episodes = {}
+
+    def episodes_of(view: LabelledFeatures, k: int):
+        # frozen files are keyed by dataset, split and clip ids: every view of the dataset reads the same ones
+        key = (id(view), k)
+        if key not in test_episodes:
+            test_episodes[key] = frozen_episodes(view, split, split_name="novel", n_way=config.ways, n_shot=k,
+                                                 n_query=config.queries, n_episodes=config.test_episodes,
+                                                 episodes_dir=config.episodes_dir)[0]
+        return test_episodes[key]
+
+    for k in shot_counts:  # every test file is frozen (and every shot count checked) before any training
+        episodes_of(data, k)
     for name, shot_list in todo:
-        strategy, train_s = _trained(name, config, data, dev, split, device=device, models_dir=out / "models",
+        cfg = row_config(config, name)
+        view, dev = views.target(cfg)
+        strategy, train_s = _trained(name, cfg, view, dev, split, device=device, models_dir=out / "models",
                                      n_way=config.ways, quiet=quiet)
         for k in shot_list:
-            eps = test_episodes[k]
             t0 = time.perf_counter()
-            accs = evaluate(strategy, dev, eps, amp=config.amp, desc=f"{name} {k}-shot", quiet=quiet).numpy()
-            rows.append(_row(config, strategy, name, "episodic", config.ways, k, accs, train_s,
+            accs = evaluate(strategy, dev, episodes_of(view, k), amp=config.amp, desc=f"{name} {k}-shot",
+                            quiet=quiet).numpy()
+            rows.append(_row(cfg, strategy, name, "episodic", config.ways, k, accs, train_s,
                              time.perf_counter() - t0, chash))
             write_results(out, rows)
             log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
@@ -258,33 +350,35 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
     if (source or BUILTIN) == (config.dataset or BUILTIN):
         raise ConfigError("the low-data protocol learns on a --source dataset other than the target; pass --source PATH "
                           "(the built-in dataset is the default source for any other --dataset)")
-    src = load_labelled_features(source, features=config.features, format=source_format, quiet=quiet)
-    src_split = resolve_split(src, ratios=config.split, seed=0, split_file=None)
-    for name in ("base", "val"):
-        if len(src_split[name]) < n_way:
-            raise ConfigError(f"the source dataset's {name} split has {len(src_split[name])} classes but the target has "
-                              f"{n_way}; {n_way}-way meta-training needs a source with more classes")
-    src_dev = src.device_data(device=device, seed=config.seed)
-    dev = data.device_data(device=device, seed=config.seed)
     counts = {c: int((data.labels[pool] == c).sum()) for c in classes}
     for k in sorted({k for _, ks in todo for k in ks}):
         short = [c for c, n in counts.items() if n < k]
         if short:
             raise ConfigError(f"class {data.class_names[short[0]]!r} has {counts[short[0]]} training clips but "
                               f"--shots {k} needs {k}; lower --shots")
+    views = _Views(config, data, device=device, quiet=quiet, source=source, source_format=source_format)
+    # support draws and the test split are drawn on the first view and matched to each row's view by clip id
     for name, shot_list in todo:
-        strategy, train_s = _trained(name, config, src, src_dev, src_split, device=device, models_dir=out / "models",
+        cfg = row_config(config, name)
+        src, src_dev, src_split = views.source_data(cfg)
+        for part in ("base", "val"):
+            if len(src_split[part]) < n_way:
+                raise ConfigError(f"the source dataset's {part} split has {len(src_split[part])} classes but the "
+                                  f"target has {n_way}; {n_way}-way meta-training needs a source with more classes")
+        view, dev = views.target(cfg)
+        strategy, train_s = _trained(name, cfg, src, src_dev, src_split, device=device, models_dir=out / "models",
                                      n_way=n_way, quiet=quiet)
         for k in shot_list:
             t0 = time.perf_counter()
-            supports = []
+            draws_k = []
             for r in range(draws):
                 rng = np.random.default_rng([EVAL_SEED, r, k])
-                supports.append(np.stack([rng.choice(pool[data.labels[pool] == c], size=k, replace=False)
-                                          for c in classes]))
-            accs = evaluate_tasks(strategy, dev, support=torch.from_numpy(np.stack(supports)),
-                                  query=torch.from_numpy(test), query_labels=test_labels, amp=config.amp)
-            rows.append(_row(config, strategy, name, "low-data", n_way, k, accs, train_s,
+                draws_k.append(np.stack([views.indices(view, rng.choice(pool[data.labels[pool] == c], size=k,
+                                                                        replace=False)) for c in classes]))
+            accs = evaluate_tasks(strategy, dev, support=torch.from_numpy(np.stack(draws_k)),
+                                  query=torch.from_numpy(views.indices(view, test)), query_labels=test_labels,
+                                  amp=config.amp)
+            rows.append(_row(cfg, strategy, name, "low-data", n_way, k, accs, train_s,
                              time.perf_counter() - t0, chash))
             write_results(out, rows)
             log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")

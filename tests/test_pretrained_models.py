@@ -199,16 +199,15 @@ def test_damaged_checkpoint_and_weights_files_are_named(cache, tmp_path, monkeyp
         registry.get("yamnet").load()
 
 
-def test_a_new_model_is_one_module_and_its_registration(tmp_path, monkeypatch):
-    """The README's "Adding a pretrained model": a front end, a network, a weights source, a registration;
-    then it is a backbone for adapt/tag/train like the built-in ones, with no other change."""
-    import soundfile as sf
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A third model, registered the way the README's "Adding a pretrained model" says: a front end, a
+    network, a weights source, a registration; its weights fetched into a cache of the test's own."""
     from torch import nn
 
     from fewshot_audio.features import LogMel
     from fewshot_audio.config import FeatureConfig
     from fewshot_audio.pretrained.weights import fetch
-    from fewshot_audio.tagger import embed_files, load_backbone
 
     class Net(nn.Module):
         def __init__(self):
@@ -236,6 +235,16 @@ def test_a_new_model_is_one_module_and_its_registration(tmp_path, monkeypatch):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path / "cache"))
     (tmp_path / "toy").mkdir()
     fetch(source, tmp_path / "toy")  # a package folder stands in for the wheel
+    return source
+
+
+def test_a_new_model_is_one_module_and_its_registration(tmp_path, toy):
+    """Once registered, the third model is a backbone for adapt/tag/train like the built-in ones, with no other change."""
+    import soundfile as sf
+
+    from fewshot_audio.config import FeatureConfig
+    from fewshot_audio.tagger import embed_files, load_backbone
+
     sf.write(tmp_path / "a.wav", np.sin(np.arange(12000) / 3.0).astype(np.float32), 8000)
     for spec, dim in (("toy", 8), ("toy:frames", 16)):
         bb = load_backbone(spec, device=torch.device("cpu"))
@@ -244,3 +253,32 @@ def test_a_new_model_is_one_module_and_its_registration(tmp_path, monkeypatch):
     assert FeatureConfig(kind="toy", sample_rate=8000, n_mels=40, n_fft=256, hop_length=128, duration=0.5).n_frames == 32
     with pytest.raises(ConfigError, match="features.kind toy needs"):
         FeatureConfig(kind="toy", sample_rate=16000, n_mels=40, n_fft=256, hop_length=128).validate()
+
+
+def test_compare_puts_rows_on_pretrained_models(tmp_path, toy, tiny_config):
+    """STRATEGY@MODEL rows run on the model's own front end, next to rows on the comparison's features, on the
+    same support draws and test clips; 'all' in the low-data protocol adds rows for every fetched model."""
+    from conftest import write_tiny_dataset
+
+    from fewshot_audio.cli import main
+    from fewshot_audio.compare import pretrained_rows
+
+    rows, missing = pretrained_rows()
+    assert rows == ["transfer-proto@toy", "transfer-logreg@toy"] and "aisfx" in missing  # only toy is fetched here
+    target = write_tiny_dataset(tmp_path / "target", n_classes=3, n_clips=10, seed=5)
+    source = write_tiny_dataset(tmp_path / "source", n_classes=12, n_clips=8, seed=1)
+    out = tmp_path / "low"
+    assert main(["compare", "--dataset", str(target), "--source", str(source), "--config", str(tiny_config),
+                 "--protocol", "low-data", "--strategies", "mfcc-1nn,transfer-logreg@toy,transfer-proto@toy:frames",
+                 "--shots", "1,3", "--draws", "2", "--out", str(out), "--quiet"]) == 0
+    import csv
+
+    got = {(r["strategy"], r["shots"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    assert set(got) == {(s, k) for s in ("mfcc-1nn", "transfer-logreg@toy", "transfer-proto@toy:frames")
+                        for k in ("1", "3")}
+    assert got[("transfer-logreg@toy", "3")]["backbone"] == "toy"
+    assert got[("transfer-proto@toy:frames", "1")]["backbone"] == "toy:frames"
+    assert all(r["n"] == "2" for r in got.values())
+    assert main(["compare", "--dataset", str(target), "--source", str(source), "--config", str(tiny_config),
+                 "--protocol", "low-data", "--strategies", "mfcc-svm@toy", "--shots", "1", "--out",
+                 str(tmp_path / "bad"), "--quiet"]) == 2

@@ -25,10 +25,15 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 def parse_strategies(text: str) -> list[str]:
-    """``"all"`` or a comma-separated list of registered names (each checked)."""
+    """``"all"`` or a comma-separated list of registered names, each optionally ``@BACKBONE`` (each checked)."""
     names = list(STRATEGIES) if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
     for name in names:
-        strategy_class(name)
+        strategy, _, backbone = name.partition("@")  # STRATEGY@BACKBONE: a row on another backbone
+        strategy_class(strategy)
+        if backbone:
+            from ..backbones import backbone_input_kind
+
+            backbone_input_kind(backbone)
     if not names:
         raise ConfigError("--strategies is empty; give 'all' or names separated by commas")
     return names
