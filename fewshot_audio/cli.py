@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="every strategy on identical tasks: results.csv, results.md, accuracy_vs_shots.png")
     _add_dataset_args(p)
-    p.add_argument("--strategies", default="all", help="'all' or a comma-separated list (see 'fewshot-audio strategies')")
+    p.add_argument("--strategies", default="all", help="'all' or a comma-separated list (see 'fewshot-audio strategies'); STRATEGY@BACKBONE puts a row on "
+                   "another backbone, e.g. transfer-logreg@aisfx; with --protocol low-data, 'all' adds transfer-proto "
+                   "and transfer-logreg rows on every pretrained model whose weights are fetched")
     p.add_argument("--shots", default="1,5", help="comma-separated shot counts, e.g. 1,2,5,10,20")
     p.add_argument("--protocol", default="episodic", help="episodic (class-disjoint) or low-data (Pons et al. 2019)")
     p.add_argument("--ways", type=int, help="classes per episode (episodic protocol)")
@@ -131,6 +133,37 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("index", help="embed an archive once; search it by example and tag it from the index")
+    isub = p.add_subparsers(dest="index_command", required=True)
+    q = isub.add_parser("build", help="embed every audio file under ARCHIVE (resumable, incremental)")
+    q.add_argument("archive", nargs="+", help="audio files or folders")
+    q.add_argument("--out", required=True, help="index folder")
+    q.add_argument("--backbone", help="a pretrained model (default aisfx), mfcc, or a run folder written by 'train'")
+    q.add_argument("--hop", type=float, help="seconds between windows (default: half a window, as 'tag')")
+    q.add_argument("--workers", type=int, default=1, help="processes decoding and embedding files (default 1)")
+    q.add_argument("--files-per-shard", type=int, default=256, dest="files_per_shard",
+                   help="files committed together (a killed build loses at most one shard's work)")
+    q.add_argument("--resume", action="store_true", help="continue a killed build, or update the index of a changed "
+                   "archive (new and changed files embedded, deleted ones forgotten)")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--quiet", action="store_true")
+    q = isub.add_parser("search", help="the indexed windows most like the examples")
+    q.add_argument("index", help="index folder")
+    q.add_argument("--example", nargs="+", required=True, help="example audio files")
+    q.add_argument("--k", type=int, default=10, help="windows returned (default 10)")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--quiet", action="store_true")
+    q = isub.add_parser("tag", help="tag every indexed file from its stored embeddings (as 'tag', no decoding)")
+    q.add_argument("index", help="index folder")
+    q.add_argument("--tagger", required=True, help="tagger file built on the index's backbone")
+    q.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
+    fmt = q.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("tagger", help="change or inspect a tagger")
     tsub = p.add_subparsers(dest="tagger_command", required=True)
@@ -246,7 +279,16 @@ def cmd_compare(args) -> int:
     keys = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episodes", "backbone", "device", "seed",
             "episodes_dir")
     config = apply_overrides(config, {k: getattr(args, k) for k in keys})
-    rows = compare(config, strategies=parse_strategies(args.strategies), shots=_int_list(args.shots, "--shots"),
+    strategies = parse_strategies(args.strategies)
+    if args.protocol == "low-data" and args.strategies.strip() == "all":
+        from .compare import pretrained_rows
+
+        extra, missing = pretrained_rows()
+        strategies += extra
+        if missing and not args.quiet:
+            print(f"pretrained rows left out, weights not fetched: {', '.join(missing)} (fewshot-audio weights fetch "
+                  "NAME adds them)", file=sys.stderr)
+    rows = compare(config, strategies=strategies, shots=_int_list(args.shots, "--shots"),
                    out=args.out, protocol=args.protocol, draws=args.draws, source=args.source,
                    source_format=args.source_format, test_fold=args.test_fold, overwrite=args.overwrite,
                    quiet=args.quiet)
@@ -275,7 +317,6 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_tag(args) -> int:
-    from pathlib import Path
 
     from .tagger import Tagger, audio_files
 
@@ -288,7 +329,15 @@ def cmd_tag(args) -> int:
     else:
         tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
         results, tags = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet), tagger.tags
-    if args.taggram:
+    _print_tag_results(results, tags, args)
+    return 0
+
+
+def _print_tag_results(results, tags: list[str], args) -> None:
+    """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table."""
+    from pathlib import Path
+
+    if getattr(args, "taggram", None):
         from .report import write_taggram
 
         target = Path(args.taggram)
@@ -309,7 +358,7 @@ def cmd_tag(args) -> int:
                 print(f"{r.path}: ERROR {r.error}")
                 continue
             best = sorted(tags, key=lambda t: r.scores[t], reverse=True)[: args.top_k]
-            if args.model:
+            if getattr(args, "model", None):
                 print(f"{r.path}: " + ", ".join(f"{t} {r.scores[t]:.3f}" for t in best))
                 continue
             shown = ", ".join(f"{t} {r.scores[t]:.3f} (threshold {r.thresholds[t]:.3f})" for t in best)
@@ -317,7 +366,35 @@ def cmd_tag(args) -> int:
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
+
+
+def cmd_index(args) -> int:
+    from . import index
+
+    if args.index_command == "build":
+        counts = index.build_index(args.archive, backbone=args.backbone or _default_backbone(), out=args.out,
+                                   hop=args.hop, workers=args.workers, resume=args.resume,
+                                   files_per_shard=args.files_per_shard, device=args.device, quiet=args.quiet)
+        print(f"index {counts['index']}: {counts['embedded']} file(s) embedded ({counts['windows']} windows, "
+              f"{counts['unreadable']} unreadable), {counts['unchanged']} unchanged, {counts['forgotten']} forgotten, "
+              f"{counts['seconds']} s")
+    elif args.index_command == "search":
+        hits = index.search(args.index, args.example, k=args.k, device=args.device, quiet=args.quiet)
+        if args.json:
+            print(json.dumps(hits, indent=2))
+        else:
+            for h in hits:
+                print(f"{h['score']:.4f}  {h['path']}  {h['start']:.2f}-{h['end']:.2f} s")
+    else:
+        results, tags = index.tag_index(args.index, tagger=args.tagger, device=args.device)
+        _print_tag_results(results, tags, args)
     return 0
+
+
+def _default_backbone() -> str:
+    from .tagger import DEFAULT_BACKBONE
+
+    return DEFAULT_BACKBONE
 
 
 def cmd_tagger(args) -> int:
@@ -373,7 +450,7 @@ def cmd_strategies(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "datasets": cmd_datasets, "episodes": cmd_episodes,
-            "compare": cmd_compare, "adapt": cmd_adapt, "tag": cmd_tag, "tagger": cmd_tagger, "weights": cmd_weights,
+            "compare": cmd_compare, "adapt": cmd_adapt, "tag": cmd_tag, "index": cmd_index, "tagger": cmd_tagger, "weights": cmd_weights,
             "strategies": cmd_strategies}
 
 

@@ -1,0 +1,393 @@
+"""An archive index: embed every file of an archive once, then search by example and tag from the index.
+
+Layout of an index folder::
+
+    index.sqlite        meta (backbone, model record, features, window, hop), files (path, size, mtime,
+                        duration, shard, first row, window count, error), shards (name, rows)
+    shards/NNNNNN.emb.npy   float16 window embeddings (rows, d)
+    shards/NNNNNN.win.npy   float32 (start, end) seconds of each row's window
+
+A build embeds files in groups; each group becomes one shard, written to temporary files, renamed, and
+only then recorded in the database in one transaction. A build killed at any point (even ``kill -9``)
+leaves the database naming only complete shards; ``--resume`` deletes shard files the database does
+not name and goes on with the files it has not recorded. On a changed archive, ``--resume`` embeds new
+files and files whose size or modification time changed, and forgets files that are gone (their old
+rows stay in their shard, unreferenced, and are never read).
+
+Files become windows by the same clip policy as ``tag`` (:func:`~fewshot_audio.tagger.embed_files`,
+streamed block by block, so memory stays bounded whatever a file's length), ``--hop`` seconds apart
+(default: half a window, as ``tag``), so ``index tag`` gives what ``tag`` gives, up to float16 storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, DataError
+from .progress import log
+
+DB_NAME = "index.sqlite"
+SCHEMA = """
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists shards (id integer primary key, name text not null, rows integer not null);
+create table if not exists files (path text primary key, size integer, mtime_ns integer, duration real,
+                                  shard integer, first integer, count integer, error text);
+"""
+
+
+def _window_times(n: int, *, duration: float, window: float, hop: float) -> np.ndarray:
+    """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop`` seconds, the
+    last one ending at the file's end; a file shorter than a window is one (looped or padded) window."""
+    if duration <= window or n == 1:
+        return np.array([[0.0, min(duration, window) if duration > 0 else window]], dtype=np.float32)[:n]
+    starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
+    return np.stack([starts, starts + window], axis=1).astype(np.float32)
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights: an index and a tagger must embed with the very same model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _duration(path: Path) -> float:
+    try:
+        import soundfile as sf
+
+        return float(sf.info(str(path)).duration)
+    except Exception:  # noqa: BLE001 - formats soundfile cannot read: decode to measure
+        from .data.audio import load_audio
+
+        try:
+            return len(load_audio(path, sample_rate=16000)) / 16000
+        except DataError:
+            return 0.0
+
+
+class ArchiveIndex:
+    """An index folder (see the module docstring)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.db = sqlite3.connect(str(self.root / DB_NAME), isolation_level=None)  # explicit transactions
+        self.db.executescript(SCHEMA)
+
+    # ----------------------------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, root: str | Path) -> "ArchiveIndex":
+        root = Path(root)
+        if not (root / DB_NAME).is_file():
+            raise DataError(f"{root} is not an index (no {DB_NAME}); build one with 'fewshot-audio index build'")
+        index = cls(root)
+        if not index.meta:
+            raise DataError(f"{root} holds no finished index set-up; rebuild it with 'fewshot-audio index build'")
+        return index
+
+    @property
+    def meta(self) -> dict:
+        return {k: json.loads(v) for k, v in self.db.execute("select key, value from meta")}
+
+    def backbone(self, *, device: torch.device):
+        """The index's embedding model (:class:`~fewshot_audio.tagger.Backbone`)."""
+        from .tagger import load_backbone
+
+        meta = self.meta
+        bb = load_backbone(meta["backbone"], device=device)
+        differs = _difference(meta, bb)
+        if differs:
+            raise ConfigError(f"backbone {meta['backbone']!r} is no longer the model index {self.root} was built "
+                              f"with ({differs}); rebuild the index")
+        return bb
+
+    # ----------------------------------------------------------------------------------- building
+    def _cleanup_orphans(self) -> None:
+        named = {n for (n,) in self.db.execute("select name from shards")}
+        folder = self.root / "shards"
+        for f in folder.glob("*") if folder.exists() else []:
+            if f.name.split(".")[0] not in named:
+                f.unlink()  # a shard written but never committed (the build was killed), or a temporary file
+
+    def _commit(self, paths: list[Path], stats: list[tuple[int, int]], windows: list[np.ndarray | None],
+                errors: list[str | None], *, window: float, hop: float) -> None:
+        ok = [i for i, w in enumerate(windows) if w is not None]
+        shard = (self.db.execute("select coalesce(max(id), 0) + 1 from shards").fetchone()[0])
+        name = f"{shard:06d}"
+        folder = self.root / "shards"
+        folder.mkdir(exist_ok=True)
+        durations = [_duration(paths[i]) if windows[i] is not None else 0.0 for i in range(len(paths))]
+        if ok:
+            emb = np.concatenate([windows[i] for i in ok]).astype(np.float16)
+            times = np.concatenate([_window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)
+                                    for i in ok])
+            for suffix, arr in (("emb", emb), ("win", times)):
+                tmp = folder / f".{name}.{suffix}.tmp.npy"
+                np.save(tmp, arr)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, folder / f"{name}.{suffix}.npy")
+        first = 0
+        self.db.execute("begin")
+        try:
+            if ok:
+                self.db.execute("insert into shards (id, name, rows) values (?, ?, ?)", (shard, name, len(emb)))
+            for i, path in enumerate(paths):
+                n = 0 if windows[i] is None else len(windows[i])
+                self.db.execute("insert or replace into files values (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (str(path), stats[i][0], stats[i][1], durations[i], shard if n else None,
+                                 first if n else None, n, errors[i]))
+                first += n
+            self.db.execute("commit")
+        except BaseException:
+            self.db.execute("rollback")
+            raise
+
+    # ----------------------------------------------------------------------------------- reading
+    def files(self) -> list[tuple[str, int | None, int, int, str | None]]:
+        """``(path, shard, first, count, error)`` of every indexed file, in path order."""
+        return list(self.db.execute("select path, shard, first, count, error from files order by path"))
+
+    def shard_arrays(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        """Memory-mapped ``(embeddings (rows, d) float16, times (rows, 2))`` of shard ``shard``."""
+        name = f"{shard:06d}"
+        folder = self.root / "shards"
+        try:
+            return (np.load(folder / f"{name}.emb.npy", mmap_mode="r"), np.load(folder / f"{name}.win.npy", mmap_mode="r"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"index shard {folder / name}.emb.npy is missing or damaged ({exc}); rebuild the "
+                            "index with 'fewshot-audio index build ... --resume' after deleting it") from None
+
+    def live_rows(self) -> dict[int, list[tuple[str, int, int]]]:
+        """Per shard, the ``(path, first, count)`` of the files whose windows it holds (rows of forgotten or
+        re-embedded files are left out)."""
+        out: dict[int, list[tuple[str, int, int]]] = {}
+        for path, shard, first, count, _ in self.files():
+            if count:
+                out.setdefault(shard, []).append((path, first, count))
+        return out
+
+    def windows_of_files(self):
+        """``(path, window embeddings float32 (n, d) or None, times (n, 2) or None, error)`` per indexed file."""
+        cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for path, shard, first, count, error in self.files():
+            if not count:
+                yield path, None, None, error or "no audio"
+                continue
+            if shard not in cache:
+                cache.clear()  # files of one shard are consecutive in most archives: keep one shard mapped
+                cache[shard] = self.shard_arrays(shard)
+            emb, times = cache[shard]
+            yield path, np.asarray(emb[first : first + count], dtype=np.float32), np.asarray(times[first : first + count]), None
+
+
+def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
+                workers: int = 1, resume: bool = False, files_per_shard: int = 256, device: str = "cpu",
+                quiet: bool = False) -> dict:
+    """Embed every audio file under ``archive`` into the index folder ``out`` (see the module docstring).
+    Returns counts: files embedded, unchanged, forgotten, unreadable; windows stored; seconds."""
+    from .runtime import pick_device
+    from .tagger import audio_files, load_backbone
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if hop is not None and hop <= 0:
+        raise ConfigError(f"--hop must be > 0 seconds, got {hop}")
+    exists = (out / DB_NAME).is_file()
+    if exists and not resume:
+        raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
+    if out.exists() and not exists and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
+    files = sorted({p.resolve() for p in audio_files(list(archive))})
+    dev = pick_device(device)
+    bb = load_backbone(backbone, device=dev)
+    step = hop if hop is not None else bb.window / 2
+    out.mkdir(parents=True, exist_ok=True)
+    index = ArchiveIndex(out)
+    meta = {"backbone": backbone, "model": bb.record, "features": asdict(bb.features), "window": bb.window,
+            "hop": step, "weights": model_fingerprint(bb.model), "format": 1}
+    old = index.meta
+    if old:
+        for key in ("backbone", "model", "features", "window", "hop", "weights"):
+            if old.get(key) != meta[key]:
+                raise ConfigError(f"index {out} was built with {key} {old.get(key)!r}, not {meta[key]!r}; resume it "
+                                  "with the same --backbone and --hop, or build a new index")
+    else:
+        index.db.execute("begin")
+        index.db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+        index.db.execute("commit")
+    index._cleanup_orphans()
+
+    known = {p: (size, mtime) for p, size, mtime in index.db.execute("select path, size, mtime_ns from files")}
+    stats = {}
+    for f in files:
+        st = f.stat()
+        stats[str(f)] = (st.st_size, st.st_mtime_ns)
+    gone = sorted(set(known) - set(stats))
+    if gone:
+        index.db.execute("begin")
+        index.db.executemany("delete from files where path = ?", [(p,) for p in gone])
+        index.db.execute("commit")
+    todo = [f for f in files if known.get(str(f)) != stats[str(f)]]
+    unchanged = len(files) - len(todo)
+    if not quiet and (unchanged or gone):
+        log(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
+    embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
+    n_windows = n_bad = 0
+    try:
+        from .progress import progress
+
+        groups = [todo[i : i + files_per_shard] for i in range(0, len(todo), files_per_shard)]
+        for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
+            windows, errors = embedder(group, quiet=quiet or len(groups) > 1)
+            index._commit(group, [stats[str(f)] for f in group], windows, errors, window=bb.window, hop=step)
+            n_windows += sum(len(w) for w in windows if w is not None)
+            n_bad += sum(e is not None for e in errors)
+    finally:
+        embedder.close()
+    return {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
+            "unreadable": n_bad, "windows": n_windows, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+class _Embedder:
+    """Window embeddings of a group of files: in this process (``workers=1``, files batched together) or
+    in ``workers`` processes, each decoding and embedding its share with one thread."""
+
+    def __init__(self, bb, *, backbone: str, device: torch.device, hop: float, workers: int):
+        self.bb, self.device, self.hop, self.pool = bb, device, hop, None
+        if workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                            initargs=(backbone, str(device)))
+            self.workers = workers
+
+    def __call__(self, files: list[Path], *, quiet: bool):
+        from .tagger import embed_files
+
+        if self.pool is None:
+            return embed_files(self.bb, files, device=self.device, hop=self.hop, quiet=quiet)
+        parts = [files[i :: self.workers] for i in range(self.workers)]
+        results = list(self.pool.map(_worker_embed, parts, [self.hop] * len(parts)))
+        windows: list = [None] * len(files)
+        errors: list = [None] * len(files)
+        for w, (ws, es) in enumerate(results):
+            for j, (z, e) in enumerate(zip(ws, es)):
+                windows[w + j * self.workers], errors[w + j * self.workers] = z, e
+        return windows, errors
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(backbone: str, device: str) -> None:
+    from .progress import set_quiet
+    from .tagger import load_backbone
+
+    torch.set_num_threads(1)
+    set_quiet(True)
+    _WORKER["device"] = torch.device(device)
+    _WORKER["bb"] = load_backbone(backbone, device=_WORKER["device"])
+
+
+def _worker_embed(files: list[Path], hop: float):
+    from .tagger import embed_files
+
+    if not files:
+        return [], []
+    return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop=hop, quiet=True)
+
+
+@torch.no_grad()
+def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, device: str = "cpu",
+           quiet: bool = False, chunk: int = 1 << 16) -> list[dict]:
+    """The ``k`` indexed windows nearest (cosine) to the mean of the examples' clip embeddings:
+    ``[{"path", "start", "end", "score"}]``, best first. Exact: batched matrix products over the shards."""
+    from .dataset import pool_by_owner
+    from .runtime import pick_device
+    from .tagger import audio_files, embed_files
+
+    if k < 1:
+        raise ConfigError(f"--k must be >= 1, got {k}")
+    index = ArchiveIndex.open(index_dir)
+    dev = pick_device(device)
+    bb = index.backbone(device=dev)
+    files = audio_files(list(examples))
+    emb, errors = embed_files(bb, files, device=dev, hop=index.meta["hop"], quiet=quiet)
+    bad = [f"{f}: {e}" for f, e in zip(files, errors) if e is not None]
+    if bad:
+        raise DataError(f"example {bad[0]}")
+    clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
+                                     pooling=bb.features.pooling) for z in emb])
+    query = torch.nn.functional.normalize(clips.mean(0), dim=0).to(dev)
+    best_scores = torch.empty(0, device=dev)
+    best_ref: list[tuple[str, float, float]] = []
+    for shard, owners in index.live_rows().items():
+        emb_all, times = index.shard_arrays(shard)
+        rows = np.concatenate([np.arange(first, first + count) for _, first, count in owners])
+        paths = np.concatenate([np.full(count, i) for i, (_, _, count) in enumerate(owners)])
+        for s in range(0, len(rows), chunk):
+            r = rows[s : s + chunk]
+            z = torch.from_numpy(np.asarray(emb_all[r], dtype=np.float32)).to(dev)
+            scores = torch.nn.functional.normalize(z, dim=1) @ query
+            top = torch.topk(scores, min(k, len(scores)))
+            refs = [(owners[paths[s + j]][0], float(times[r[j], 0]), float(times[r[j], 1])) for j in top.indices.tolist()]
+            merged = torch.cat([best_scores, top.values])
+            keep = torch.topk(merged, min(k, len(merged)))
+            pool_refs = best_ref + refs
+            best_scores, best_ref = keep.values, [pool_refs[j] for j in keep.indices.tolist()]
+    return [{"path": p, "start": round(a, 3), "end": round(b, 3), "score": float(sc)}
+            for (p, a, b), sc in zip(best_ref, best_scores.tolist())]
+
+
+def _difference(meta: dict, bb) -> str:
+    """How backbone ``bb`` differs from the one an index was built with ('' when it is the same model)."""
+    if bb.record["backbone"] != meta["model"]["backbone"]:
+        return f"backbone {bb.record['backbone']!r}, the index's {meta['model']['backbone']!r}"
+    feats = asdict(bb.features)
+    fields = [k for k in feats if feats[k] != meta["features"].get(k)]
+    if fields:
+        return ", ".join(f"features.{k} {feats[k]!r}, the index's {meta['features'].get(k)!r}" for k in fields[:3])
+    if bb.record != meta["model"]:
+        return f"model {bb.record}, the index's {meta['model']}"
+    if model_fingerprint(bb.model) != meta["weights"]:
+        return f"backbone {bb.name!r} with other weights"
+    return ""
+
+
+def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu"):
+    """``tag``'s results for every indexed file, from the stored embeddings (no audio decoded)."""
+    from .tagger import Tagger, TagResult
+
+    index = ArchiveIndex.open(index_dir)
+    meta = index.meta
+    model = Tagger.load(tagger, device=device)
+    differs = _difference(meta, model.backbone)
+    if differs:
+        raise ConfigError(f"tagger {tagger} was built on another model than index {index_dir} ({differs}); adapt a "
+                          f"tagger with --backbone {meta['backbone']} or tag the files with 'fewshot-audio tag'")
+    results = []
+    for path, z, _, error in index.windows_of_files():
+        if z is None:
+            results.append(TagResult(path, [], {}, {}, np.zeros((0, len(model.tags))), np.zeros(0), error))
+        else:
+            results.append(model.result(path, z, step=meta["hop"]))
+    return results, model.tags

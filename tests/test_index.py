@@ -1,0 +1,169 @@
+"""The archive index end to end on generated audio: build, kill -9 and resume, incremental update, search by
+example, ``index tag`` against ``tag``, and the one-line errors."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fewshot_audio.cli import main
+from fewshot_audio.index import ArchiveIndex, build_index, search, tag_index
+
+SR = 8000
+F0 = {"low": 220.0, "mid": 660.0, "high": 1800.0}
+
+
+def tone(f0: float, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    x = 0.3 * np.sin(2 * np.pi * f0 * (1 + 0.01 * rng.standard_normal()) * t) * np.exp(-t / (0.3 + seconds))
+    return (x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_archive(root: Path, *, per_class: int = 6) -> Path:
+    for c, f0 in F0.items():
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for j in range(per_class):
+            sf.write(root / c / f"{c}{j}.wav", tone(f0, 0.4 + 0.35 * j, seed=hash((c, j)) % 1000), SR)
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An archive, its index on mfcc, and an mfcc tagger adapted on 1 s examples (so its window is the index's)."""
+    root = tmp_path_factory.mktemp("ix")
+    archive = write_archive(root / "archive")
+    (archive / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    for c, f0 in F0.items():
+        (root / "support" / c).mkdir(parents=True)
+        for j in range(3):
+            sf.write(root / "support" / c / f"s{j}.wav", tone(f0, 1.0, seed=100 + j), SR)
+    assert main(["adapt", "--support", str(root / "support"), "--backbone", "mfcc", "--out",
+                 str(root / "t.safetensors"), "--quiet"]) == 0
+    counts = build_index([archive], backbone="mfcc", out=root / "idx", files_per_shard=4, quiet=True)
+    return root, archive, counts
+
+
+def test_build_counts_and_layout(setup):
+    root, archive, counts = setup
+    assert counts["embedded"] == 19 and counts["unreadable"] == 1 and counts["unchanged"] == 0
+    index = ArchiveIndex.open(root / "idx")
+    files = index.files()
+    assert len(files) == 19 and sum(f[3] for f in files) == counts["windows"]
+    assert [f[4] is not None for f in files].count(True) == 1  # broken.wav: recorded with its error
+    emb, times = index.shard_arrays(next(f[1] for f in files if f[3]))
+    assert emb.dtype == np.float16 and times.shape[1] == 2
+    # windows every half window (0.5 s), the last one ending at the file's end
+    path, z, t, _ = next(r for r in index.windows_of_files() if r[0].endswith("high5.wav"))
+    duration = sf.info(path).duration
+    assert t[0, 0] == 0 and t[1, 0] == pytest.approx(0.5) and t[-1, 1] == pytest.approx(duration, abs=1e-3)
+
+
+def test_index_tag_agrees_with_tag(setup, capsys):
+    root, archive, _ = setup
+    files = sorted(str(p) for p in archive.rglob("*.wav"))
+    assert main(["tag", *files, "--tagger", str(root / "t.safetensors"), "--json", "--quiet"]) == 0
+    direct = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert main(["index", "tag", str(root / "idx"), "--tagger", str(root / "t.safetensors"), "--json"]) == 0
+    indexed = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(indexed) == set(direct)
+    for path, r in direct.items():
+        assert indexed[path]["tags"] == r["tags"], path
+        assert (r["error"] is None) == (indexed[path]["error"] is None)
+        for tag, score in r["scores"].items():
+            assert indexed[path]["scores"][tag] == pytest.approx(score, abs=2e-3)  # float16 storage
+    assert sum(r["tags"][:1] == [Path(p).parent.name] for p, r in direct.items() if not r["error"]) >= 15
+
+
+def test_search_by_example_finds_the_same_class(setup, capsys):
+    root, archive, _ = setup
+    hits = search(root / "idx", [root / "support" / "mid" / "s0.wav", root / "support" / "mid" / "s1.wav"], k=8,
+                  quiet=True)
+    assert len(hits) == 8 and [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert sum(Path(h["path"]).parent.name == "mid" for h in hits) >= 7
+    assert all(0 <= h["start"] < h["end"] for h in hits)
+    assert main(["index", "search", str(root / "idx"), "--example", str(root / "support" / "low" / "s0.wav"),
+                 "--k", "3", "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert len(got) == 3 and set(got[0]) == {"path", "start", "end", "score"}
+
+
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, setup):
+    root, _, _ = setup
+    archive = write_archive(tmp_path / "archive", per_class=14)
+    out = tmp_path / "idx"
+    cmd = [sys.executable, "-m", "fewshot_audio", "index", "build", str(archive), "--backbone", "mfcc", "--out",
+           str(out), "--files-per-shard", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    committed = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            committed = sqlite3.connect(str(out / "index.sqlite")).execute("select count(*) from files").fetchone()[0]
+        except sqlite3.Error:
+            committed = 0
+        if committed >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait() == -signal.SIGKILL, "the build finished before it could be killed"
+    partial = ArchiveIndex.open(out).files()
+    assert 3 <= len(partial) < 42
+    assert main(["index", "build", str(archive), "--backbone", "mfcc", "--out", str(out), "--quiet"]) == 2  # no --resume
+    counts = build_index([archive], backbone="mfcc", out=out, files_per_shard=1, resume=True, quiet=True)
+    assert counts["unchanged"] == len(partial) and counts["embedded"] == 42 - len(partial)
+    fresh = tmp_path / "fresh"
+    build_index([archive], backbone="mfcc", out=fresh, files_per_shard=7, quiet=True)
+    a = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(out).windows_of_files()}
+    b = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(fresh).windows_of_files()}
+    assert set(a) == set(b) and len(a) == 42
+    for p in a:
+        assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
+    named = {n for (n,) in ArchiveIndex.open(out).db.execute("select name from shards")}
+    assert {f.name.split(".")[0] for f in (out / "shards").iterdir()} == named  # no orphan shard files left
+
+
+def test_changed_archive_embeds_only_new_and_changed_files(tmp_path, setup):
+    root, _, _ = setup
+    archive = write_archive(tmp_path / "archive", per_class=3)
+    out = tmp_path / "idx"
+    build_index([archive], backbone="mfcc", out=out, quiet=True)
+    time.sleep(0.01)
+    sf.write(archive / "low" / "low0.wav", tone(F0["high"], 1.3, seed=7), SR)  # changed
+    (archive / "mid" / "mid1.wav").unlink()  # deleted
+    sf.write(archive / "mid" / "new.wav", tone(F0["mid"], 0.8, seed=8), SR)  # new
+    counts = build_index([archive], backbone="mfcc", out=out, resume=True, quiet=True)
+    assert (counts["embedded"], counts["unchanged"], counts["forgotten"]) == (2, 7, 1)
+    fresh = tmp_path / "fresh"
+    build_index([archive], backbone="mfcc", out=fresh, quiet=True)
+    a, _ = tag_index(out, tagger=root / "t.safetensors")
+    b, _ = tag_index(fresh, tagger=root / "t.safetensors")
+    assert [(r.path, r.tags, r.scores) for r in a] == [(r.path, r.tags, r.scores) for r in b]
+
+
+def test_bad_index_input_is_one_line(tmp_path, setup):
+    root, archive, _ = setup
+
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "fewshot_audio", *args], capture_output=True, text=True)
+        return r.returncode, r.stderr.strip()
+
+    rc, err = run("index", "search", str(tmp_path), "--example", str(archive / "low" / "low0.wav"))
+    assert rc == 2 and err.count("\n") == 0 and "is not an index" in err
+    # a tagger whose mfcc window (fitted to 0.4-2.2 s examples) is not the index's 1 s window
+    assert main(["adapt", "--support", str(archive), "--backbone", "mfcc", "--out", str(tmp_path / "other.safetensors"),
+                 "--quiet"]) == 0
+    rc, err = run("index", "tag", str(root / "idx"), "--tagger", str(tmp_path / "other.safetensors"))
+    assert rc == 2 and err.count("\n") == 0 and "built on another model than index" in err and "features.duration" in err
+    rc, err = run("index", "build", str(archive), "--backbone", "mfcc", "--out", str(root / "idx"), "--resume",
+                  "--hop", "0.25")
+    assert rc == 2 and "was built with hop 0.5" in err
+    rc, err = run("index", "build", str(archive), "--out", str(tmp_path / "x"), "--backbone", "nope")
+    assert rc == 2 and "nope" in err
