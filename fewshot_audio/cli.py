@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
     p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several")
+    p.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
+                   "its threshold")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -159,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("index", help="index folder")
     q.add_argument("--tagger", required=True, help="tagger file built on the index's backbone")
     q.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
+    q.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
+                   "its threshold")
     fmt = q.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -329,8 +333,18 @@ def cmd_tag(args) -> int:
     else:
         tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
         results, tags = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet), tagger.tags
+        _write_raven(args, results, tags, window=tagger.backbone.window,
+                     high_freq=tagger.backbone.features.sample_rate / 2)
     _print_tag_results(results, tags, args)
     return 0
+
+
+def _write_raven(args, results, tags, *, window: float, high_freq: float) -> None:
+    if getattr(args, "raven", None):
+        from .io_utils import atomic_write_text
+        from .report import raven_table
+
+        atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
 
 
 def _print_tag_results(results, tags: list[str], args) -> None:
@@ -387,6 +401,8 @@ def cmd_index(args) -> int:
                 print(f"{h['score']:.4f}  {h['path']}  {h['start']:.2f}-{h['end']:.2f} s")
     else:
         results, tags = index.tag_index(args.index, tagger=args.tagger, device=args.device)
+        meta = index.ArchiveIndex.open(args.index).meta
+        _write_raven(args, results, tags, window=meta["window"], high_freq=meta["features"]["sample_rate"] / 2)
         _print_tag_results(results, tags, args)
     return 0
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data.audio import window_times
 from .errors import ConfigError, DataError
 from .progress import log
 
@@ -41,15 +42,6 @@ create table if not exists shards (id integer primary key, name text not null, r
 create table if not exists files (path text primary key, size integer, mtime_ns integer, duration real,
                                   shard integer, first integer, count integer, error text);
 """
-
-
-def _window_times(n: int, *, duration: float, window: float, hop: float) -> np.ndarray:
-    """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop`` seconds, the
-    last one ending at the file's end; a file shorter than a window is one (looped or padded) window."""
-    if duration <= window or n == 1:
-        return np.array([[0.0, min(duration, window) if duration > 0 else window]], dtype=np.float32)[:n]
-    starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
-    return np.stack([starts, starts + window], axis=1).astype(np.float32)
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -130,7 +122,7 @@ class ArchiveIndex:
         durations = [_duration(paths[i]) if windows[i] is not None else 0.0 for i in range(len(paths))]
         if ok:
             emb = np.concatenate([windows[i] for i in ok]).astype(np.float16)
-            times = np.concatenate([_window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)
+            times = np.concatenate([window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)
                                     for i in ok])
             for suffix, arr in (("emb", emb), ("win", times)):
                 tmp = folder / f".{name}.{suffix}.tmp.npy"
@@ -337,23 +329,35 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
         raise DataError(f"example {bad[0]}")
     clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
                                      pooling=bb.features.pooling) for z in emb])
-    query = torch.nn.functional.normalize(clips.mean(0), dim=0).to(dev)
-    best_scores = torch.empty(0, device=dev)
+    return nearest(index, clips.mean(0), k=k, device=dev, chunk=chunk)
+
+
+@torch.no_grad()
+def nearest(index: ArchiveIndex, query: torch.Tensor, *, k: int, device: torch.device = torch.device("cpu"),
+            chunk: int = 1 << 16) -> list[dict]:
+    """The ``k`` live windows of ``index`` with the highest cosine to ``query (d,)``, best first (exact:
+    one matrix-vector product per chunk of ``chunk`` rows, a running top-k across chunks and shards)."""
+    query = torch.nn.functional.normalize(query.float(), dim=0).to(device)
+    best_scores = torch.empty(0, device=device)
     best_ref: list[tuple[str, float, float]] = []
     for shard, owners in index.live_rows().items():
         emb_all, times = index.shard_arrays(shard)
-        rows = np.concatenate([np.arange(first, first + count) for _, first, count in owners])
-        paths = np.concatenate([np.full(count, i) for i, (_, _, count) in enumerate(owners)])
-        for s in range(0, len(rows), chunk):
-            r = rows[s : s + chunk]
-            z = torch.from_numpy(np.asarray(emb_all[r], dtype=np.float32)).to(dev)
-            scores = torch.nn.functional.normalize(z, dim=1) @ query
+        spans = [(first, count) for _, first, count in owners]
+        contiguous = all(a[0] + a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[0][0] == 0
+        rows = None if contiguous else np.concatenate([np.arange(f, f + c) for f, c in spans])
+        n = sum(c for _, c in spans)
+        owner = np.repeat(np.arange(len(owners)), [c for _, c in spans])
+        for s in range(0, n, chunk):
+            r = np.arange(s, min(n, s + chunk)) if rows is None else rows[s : s + chunk]
+            block = emb_all[s : s + chunk] if rows is None else emb_all[r]
+            z = torch.from_numpy(np.array(block, dtype=np.float32)).to(device)
+            scores = (z @ query) / z.norm(dim=1).clamp_min(1e-12)
             top = torch.topk(scores, min(k, len(scores)))
-            refs = [(owners[paths[s + j]][0], float(times[r[j], 0]), float(times[r[j], 1])) for j in top.indices.tolist()]
+            refs = [(owners[owner[s + j]][0], float(times[r[j], 0]), float(times[r[j], 1])) for j in top.indices.tolist()]
             merged = torch.cat([best_scores, top.values])
             keep = torch.topk(merged, min(k, len(merged)))
-            pool_refs = best_ref + refs
-            best_scores, best_ref = keep.values, [pool_refs[j] for j in keep.indices.tolist()]
+            candidates = best_ref + refs
+            best_scores, best_ref = keep.values, [candidates[j] for j in keep.indices.tolist()]
     return [{"path": p, "start": round(a, 3), "end": round(b, 3), "score": float(sc)}
             for (p, a, b), sc in zip(best_ref, best_scores.tolist())]
 
@@ -385,9 +389,9 @@ def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu")
         raise ConfigError(f"tagger {tagger} was built on another model than index {index_dir} ({differs}); adapt a "
                           f"tagger with --backbone {meta['backbone']} or tag the files with 'fewshot-audio tag'")
     results = []
-    for path, z, _, error in index.windows_of_files():
+    for path, z, t, error in index.windows_of_files():
         if z is None:
             results.append(TagResult(path, [], {}, {}, np.zeros((0, len(model.tags))), np.zeros(0), error))
         else:
-            results.append(model.result(path, z, step=meta["hop"]))
+            results.append(model.result(path, z, times=t[:, 0]))
     return results, model.tags

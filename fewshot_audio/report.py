@@ -61,3 +61,34 @@ def write_taggram(png: Path, result, tags: list[str]) -> None:
     fig.tight_layout()
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                 "Begin Path", "File Offset (s)", "Tag", "Score", "Threshold"]
+
+
+def raven_table(results, tags: list[str], *, window: float, high_freq: float) -> str:
+    """A Raven selection table (tab-separated) of every window whose score reaches its tag's threshold:
+    one row per (window, tag), in file and time order. Begin/End Time run on across files, as in a
+    Raven table of several files; ``Begin Path`` and ``File Offset (s)`` place each row in its file."""
+    lines = ["\t".join(RAVEN_COLUMNS)]
+    offset, n = 0.0, 0
+    for r in results:
+        if r.error is not None:
+            continue
+        import soundfile as sf
+
+        try:
+            duration = float(sf.info(r.path).duration)
+        except Exception:  # noqa: BLE001 - a format soundfile cannot read: the windows' extent
+            duration = float(r.times[-1] + window) if len(r.times) else 0.0
+        for start, row in zip(r.times, r.taggram):
+            end = min(float(start) + window, duration) if duration else float(start) + window
+            for j, tag in enumerate(tags):
+                if row[j] >= r.thresholds[tag]:
+                    n += 1
+                    lines.append("\t".join([str(n), "Spectrogram 1", "1", f"{offset + start:.3f}", f"{offset + end:.3f}",
+                                            "0", f"{high_freq:.0f}", r.path, f"{start:.3f}", tag, f"{row[j]:.5f}",
+                                            f"{r.thresholds[tag]:.5f}"]))
+        offset += duration
+    return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .config import FeatureConfig
-from .data.audio import AUDIO_EXTENSIONS, stream_windows
+from .data.audio import AUDIO_EXTENSIONS, stream_windows, window_times
 from .dataset import pool_by_owner
 from .errors import CheckpointError, ConfigError, DataError
 from .features import SILENCE_PEAK, compute_features
@@ -183,20 +183,25 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     flush()
     if silent:
         warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
-    if short:
+    if short and not quiet:
         log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
             f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
     out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
     return out, errors
 
 
-def _shorter_than(path: Path, seconds: float) -> bool:
+def _duration(path: Path) -> float:
+    """The file's duration in seconds (0 when soundfile cannot tell without decoding)."""
     try:
         import soundfile as sf
 
-        return sf.info(str(path)).duration < seconds
+        return float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001
-        return False
+        return 0.0
+
+
+def _shorter_than(path: Path, seconds: float) -> bool:
+    return 0 < _duration(path) < seconds
 
 
 class Tagger:
@@ -384,22 +389,30 @@ class Tagger:
         self.support_targets = self.support_targets[:, keep]
         self.params = self.params[keep]
 
-    def result(self, path: str, windows: np.ndarray, *, step: float) -> TagResult:
-        """The :class:`TagResult` of one file from its window embeddings."""
+    def result(self, path: str, windows: np.ndarray, *, times: np.ndarray) -> TagResult:
+        """The :class:`TagResult` of one file from its window embeddings, which start at ``times`` seconds."""
         clip, gram = self.score_embeddings(windows)
         best, th = clip.numpy(), self.thresholds.numpy()
         order = np.argsort(-best)  # scores share one embedding space: rank by score
         tags = [self.tags[j] for j in order if best[j] >= th[j]]
         return TagResult(str(path), tags, {t: float(v) for t, v in zip(self.tags, best)},
-                         {t: float(v) for t, v in zip(self.tags, th)}, gram.numpy(), np.arange(len(gram)) * step)
+                         {t: float(v) for t, v in zip(self.tags, th)}, gram.numpy(), np.asarray(times, dtype=np.float64))
 
     def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
         step = hop if hop is not None else self.backbone.window / 2
         emb, errors = self.embed_files(files, hop=step, quiet=quiet)
-        return [TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err) if z is None
-                else self.result(str(path), z, step=step) for path, z, err in zip(files, emb, errors)]
+        out = []
+        for path, z, err in zip(files, emb, errors):
+            if z is None:
+                out.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err))
+                continue
+            duration = _duration(path)
+            times = window_times(len(z), duration=duration, window=self.backbone.window, hop=step)[:, 0] \
+                if duration else np.arange(len(z)) * step
+            out.append(self.result(str(path), z, times=times))
+        return out
 
     # ------------------------------------------------------------------------------ persistence
     def metadata(self) -> dict:

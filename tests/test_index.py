@@ -69,10 +69,20 @@ def test_build_counts_and_layout(setup):
 def test_index_tag_agrees_with_tag(setup, capsys):
     root, archive, _ = setup
     files = sorted(str(p) for p in archive.rglob("*.wav"))
-    assert main(["tag", *files, "--tagger", str(root / "t.safetensors"), "--json", "--quiet"]) == 0
+    assert main(["tag", *files, "--tagger", str(root / "t.safetensors"), "--json", "--quiet",
+                 "--raven", str(root / "direct.txt")]) == 0
     direct = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
-    assert main(["index", "tag", str(root / "idx"), "--tagger", str(root / "t.safetensors"), "--json"]) == 0
+    assert main(["index", "tag", str(root / "idx"), "--tagger", str(root / "t.safetensors"), "--json",
+                 "--raven", str(root / "indexed.txt")]) == 0
     indexed = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    # Raven selection tables: the same windows, times and tags (scores to float16 precision)
+    a = [line.split("\t") for line in (root / "direct.txt").read_text().splitlines()]
+    b = [line.split("\t") for line in (root / "indexed.txt").read_text().splitlines()]
+    assert a[0] == b[0] and a[0][3:5] == ["Begin Time (s)", "End Time (s)"] and len(a) > 19
+    assert [r[:10] for r in a] == [r[:10] for r in b]
+    assert all(float(r[10]) >= float(r[11]) for r in a[1:])  # every row at or above its tag's threshold
+    high5 = [r for r in a[1:] if r[7].endswith("high5.wav")]
+    assert high5 and float(high5[-1][4]) - float(high5[-1][3]) <= 1.0 + 1e-3
     assert set(indexed) == set(direct)
     for path, r in direct.items():
         assert indexed[path]["tags"] == r["tags"], path

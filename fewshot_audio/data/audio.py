@@ -234,3 +234,12 @@ def list_last(iterable):
         yield prev, False
         prev = item
     yield prev, True
+
+
+def window_times(n: int, *, duration: float, window: float, hop: float) -> np.ndarray:
+    """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop`` seconds, the
+    last one ending at the file's end; a file shorter than a window is one (looped or padded) window."""
+    if duration <= window or n == 1:
+        return np.array([[0.0, min(duration, window) if duration > 0 else window]], dtype=np.float32)[:n]
+    starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
+    return np.stack([starts, starts + window], axis=1).astype(np.float32)

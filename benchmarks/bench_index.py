@@ -1,0 +1,232 @@
+"""Archive index benchmarks (issue #12): build throughput, `index tag` against `tag`, search quality and latency,
+and peak memory on a 1-hour file.
+
+    python benchmarks/bench_index.py [--data ../shared/data] [--backbone aisfx] [--parts build,tag,quality,latency,memory]
+
+Writes benchmarks/results_index.json. Every ratio is measured side by side in this one script:
+* build: `index build` at 1 and 2 workers against `tag` (decode + embed + score) on the same files;
+* tag: `index tag` (stored embeddings) against `tag` on the same files, and whether they agree on every file;
+* quality: search by example on the archive (50 files of each set as examples, their own windows excluded),
+  same-class precision@10 of the backbone's index against an index of whole-clip MFCC statistics;
+* latency: exact search over 10k, 100k and 1M stored windows (random 512-d vectors: latency does not depend on
+  the values);
+* memory: peak resident memory of `index build` on a generated 1-hour 44.1 kHz file, next to the same build
+  on a 10-second file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fewshot_audio.index import DB_NAME, SCHEMA, ArchiveIndex, build_index, nearest, tag_index  # noqa: E402
+from fewshot_audio.tagger import Tagger, audio_files  # noqa: E402
+
+
+def label_of(path: str) -> str:
+    p = Path(path)
+    if p.parent.name == "recordings":  # fsdd: digit_speaker_take.wav
+        return "fsdd:" + p.name.split("_")[0]
+    return f"{p.parent.parent.name}:{p.parent.name}"
+
+
+def archive_files(data: Path) -> list[Path]:
+    return audio_files([data / d for d in ("fsdd", "speech_commands_30", "body_percussion", "kenney_impact")
+                        if (data / d).exists()])
+
+
+def bench_build(files, backbone, work: Path, quiet=True) -> dict:
+    import soundfile as sf
+
+    for f in files:  # every timing below reads the files from a warm page cache
+        sf.info(str(f))
+        f.read_bytes()
+    out = {}
+    for workers in (1, 2):
+        target = work / f"idx-{backbone}-w{workers}"
+        shutil.rmtree(target, ignore_errors=True)
+        counts = build_index(files, backbone=backbone, out=target, workers=workers, quiet=quiet)
+        out[f"workers_{workers}"] = counts
+    return out
+
+
+def bench_tag(files, backbone, work: Path, support: Path) -> dict:
+    tagger_path = work / f"tagger-{backbone}.safetensors"
+    tagger = Tagger.adapt(support, backbone=backbone, quiet=True)
+    tagger.save(tagger_path)
+    t0 = time.perf_counter()
+    direct = tagger.tag([str(f.resolve()) for f in files], quiet=True)
+    tag_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    indexed, _ = tag_index(work / f"idx-{backbone}-w1", tagger=tagger_path)
+    index_s = time.perf_counter() - t0
+    by_path = {r.path: r for r in indexed}
+    same_tags = sum(by_path[r.path].tags == r.tags for r in direct)
+    diffs = [abs(by_path[r.path].scores[t] - r.scores[t]) for r in direct if not r.error for t in r.scores]
+    return {"files": len(files), "tag_seconds": round(tag_s, 2), "index_tag_seconds": round(index_s, 3),
+            "speedup": round(tag_s / index_s, 1), "files_with_identical_tags": same_tags,
+            "max_score_difference": float(max(diffs))}
+
+
+def precision_at_10(index_dir: Path, queries: int = 200, standardize: bool = False) -> dict:
+    """Same-class precision@10 of search by example, over all queries and per set of the query."""
+    index = ArchiveIndex.open(index_dir)
+    paths, zs, owner = [], [], []
+    for i, (p, z, _, err) in enumerate(index.windows_of_files()):
+        if z is None:
+            continue
+        paths.append(p)
+        zs.append(z)
+        owner += [len(paths) - 1] * len(z)
+    z = torch.from_numpy(np.concatenate(zs))
+    owner = torch.tensor(owner)
+    if standardize:
+        z = (z - z.mean(0)) / (z.std(0) + 1e-6)
+    zn = torch.nn.functional.normalize(z, dim=1)
+    labels = [label_of(p) for p in paths]
+    rng = np.random.default_rng(0)
+    sets = np.array([lab.split(":")[0] for lab in labels])
+    # the same number of queries from every set (the archive is mostly FSDD)
+    picks = np.concatenate([rng.choice(np.nonzero(sets == name)[0], size=min(queries // 4, int((sets == name).sum())),
+                                       replace=False) for name in sorted(set(sets))])
+    hits = []
+    for q in picks:
+        query = torch.nn.functional.normalize(z[owner == q].mean(0), dim=0)
+        scores = zn @ query
+        scores[owner == q] = -2  # the example's own windows
+        top = torch.topk(scores, 10).indices
+        hits.append((labels[q].split(":")[0], np.mean([labels[owner[j]] == labels[q] for j in top.tolist()])))
+    out = {"all": round(float(np.mean([h for _, h in hits])), 4)}
+    for name in sorted({s for s, _ in hits}):
+        out[name] = round(float(np.mean([h for s, h in hits if s == name])), 4)
+    return out
+
+
+def bench_quality(files, backbone, work: Path) -> dict:
+    mfcc = work / "idx-mfcc"
+    shutil.rmtree(mfcc, ignore_errors=True)
+    build_index(files, backbone="mfcc", out=mfcc, quiet=True)
+    return {f"{backbone}_precision_at_10": precision_at_10(work / f"idx-{backbone}-w1"),
+            "mfcc_precision_at_10": precision_at_10(mfcc),
+            "mfcc_standardized_precision_at_10": precision_at_10(mfcc, standardize=True),
+            "queries": "50 per set"}
+
+
+def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 1000) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shards").mkdir(exist_ok=True)
+    db = sqlite3.connect(str(root / DB_NAME))
+    db.executescript(SCHEMA)
+    db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in {"backbone": "synthetic", "hop": 1.0}.items()])
+    rng = np.random.default_rng(0)
+    shard_rows = 100_000
+    for shard, start in enumerate(range(0, n_windows, shard_rows), 1):
+        n = min(shard_rows, n_windows - start)
+        np.save(root / "shards" / f"{shard:06d}.emb.npy", rng.standard_normal((n, dim), dtype=np.float32).astype(np.float16))
+        np.save(root / "shards" / f"{shard:06d}.win.npy", np.stack([np.arange(n) % per_file, np.arange(n) % per_file + 1], 1).astype(np.float32))
+        db.execute("insert into shards values (?, ?, ?)", (shard, f"{shard:06d}", n))
+        db.executemany("insert into files values (?, 0, 0, 0, ?, ?, ?, null)",
+                       [(f"s{shard}/f{j}.wav", shard, j * per_file, min(per_file, n - j * per_file))
+                        for j in range((n + per_file - 1) // per_file)])
+    db.commit()
+    return root
+
+
+def bench_latency(work: Path) -> dict:
+    out = {}
+    for n in (10_000, 100_000, 1_000_000):
+        root = synthetic_index(work / f"syn-{n}", n)
+        index = ArchiveIndex(root)
+        q = torch.randn(512)
+        nearest(index, q, k=10)  # warm (page cache, first-call costs)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            nearest(index, torch.randn(512), k=10)
+            times.append(time.perf_counter() - t0)
+        out[f"{n}_windows_ms"] = round(1000 * float(np.median(times)), 1)
+        shutil.rmtree(root)
+    return out
+
+
+def bench_memory(backbone: str, work: Path) -> dict:
+    import soundfile as sf
+
+    out = {}
+    for seconds in (10, 3600):
+        path = work / f"long-{seconds}s.wav"
+        with sf.SoundFile(str(path), "w", samplerate=44100, channels=1, subtype="PCM_16") as fh:
+            rng = np.random.default_rng(0)
+            for _ in range(0, seconds, 60):
+                block = min(60, seconds)
+                t = np.arange(44100 * block) / 44100
+                fh.write((0.2 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32))
+        target = work / f"idx-long-{seconds}"
+        shutil.rmtree(target, ignore_errors=True)
+        code = ("import resource, sys, time; from fewshot_audio.index import build_index; t0 = time.time(); "
+                f"c = build_index([{str(path)!r}], backbone={backbone!r}, out={str(target)!r}, quiet=True); "
+                "print(c['windows'], round(time.time() - t0, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        windows, secs, rss_kb = r.stdout.split()
+        out[f"{seconds}_s_file"] = {"windows": int(windows), "seconds": float(secs), "peak_rss_mb": round(int(rss_kb) / 1024),
+                                    "file_mb": round(path.stat().st_size / 2**20)}
+        path.unlink()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--backbone", default="aisfx")
+    ap.add_argument("--parts", default="build,tag,quality,latency,memory")
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    parts = args.parts.split(",")
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_index_"))
+    files = archive_files(Path(args.data))
+    result_path = ROOT / "benchmarks" / "results_index.json"
+    results = json.loads(result_path.read_text()) if result_path.exists() else {}
+    results["machine"] = f"{os.cpu_count()} CPU threads, torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
+    results["archive"] = {"files": len(files), "sets": "fsdd + speech_commands_30 + body_percussion + kenney_impact"}
+    if "build" in parts:
+        results["build"] = bench_build(files, args.backbone, work)
+        print(json.dumps(results["build"], indent=1))
+    if "tag" in parts:
+        support = work / "support"  # 3 examples of each kenney_impact class as the tagger's vocabulary
+        shutil.rmtree(support, ignore_errors=True)
+        for d in sorted((Path(args.data) / "kenney_impact").iterdir()):
+            if d.is_dir():
+                (support / d.name).mkdir(parents=True)
+                for f in sorted(d.iterdir())[:3]:
+                    shutil.copy(f, support / d.name / f.name)
+        results["tag"] = bench_tag(files, args.backbone, work, support)
+        print(json.dumps(results["tag"], indent=1))
+    if "quality" in parts:
+        results["search_quality"] = bench_quality(files, args.backbone, work)
+        print(json.dumps(results["search_quality"], indent=1))
+    if "latency" in parts:
+        results["search_latency_exact"] = bench_latency(work)
+        print(json.dumps(results["search_latency_exact"], indent=1))
+    if "memory" in parts:
+        results["memory"] = bench_memory(args.backbone, work)
+        print(json.dumps(results["memory"], indent=1))
+    result_path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {result_path} (work folder {work})")
+
+
+if __name__ == "__main__":
+    main()
