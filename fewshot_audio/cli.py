@@ -27,6 +27,16 @@ def _add_episode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=int, help="query clips per class (Q)")
 
 
+def _add_tag_output_args(p) -> None:
+    """The outputs of ``tag`` and ``index tag``: the table's top-k, a Raven table, JSON or CSV."""
+    p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
+    p.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
+                   "its threshold")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fewshot-audio", description="Few-shot audio and music tagging.")
     parser.add_argument("--version", action="version", version=f"fewshot-audio {__version__}")
@@ -126,13 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "musicnn-msd, vgg-mtt, vgg-msd")
     p.add_argument("--backbone", help="refuse a tagger built on another backbone")
     p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window)")
-    p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
     p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several")
-    p.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
-                   "its threshold")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    _add_tag_output_args(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
 
@@ -160,12 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = isub.add_parser("tag", help="tag every indexed file from its stored embeddings (as 'tag', no decoding)")
     q.add_argument("index", help="index folder")
     q.add_argument("--tagger", required=True, help="tagger file built on the index's backbone")
-    q.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
-    q.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
-                   "its threshold")
-    fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    _add_tag_output_args(q)
     q.add_argument("--device", default="cpu")
     q.add_argument("--quiet", action="store_true")
 

@@ -58,6 +58,13 @@ def feature_config(data: dict, *, where: str) -> FeatureConfig:
     return FeatureConfig(**{k: v for k, v in data.items() if k in known})
 
 
+def input_shape(features: FeatureConfig) -> tuple[int, ...]:
+    """A trainable backbone's per-window input shape: the training crop of ``features`` (an unresolved
+    ``duration: auto``, with no dataset yet, is built for 1 s windows)."""
+    f = features.resolved(None)
+    return feature_shape(f)[:-1] + (f.crop_size(),)
+
+
 def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str | None = None,
                    strategy: str | None = None, n_classes: int = 0):
     """The strategy of ``config`` (or ``strategy``) on its backbone (or ``backbone``), checked against the
@@ -65,8 +72,7 @@ def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str |
     cls = strategy_class(strategy or config.strategy)
     name = backbone or cls.backbone_name or config.backbone
     kind = check_backbone(config, name)
-    features = config.features.resolved(None)  # unresolved 'auto' (no dataset yet): built for 1 s windows
-    shape = feature_shape(features)[:-1] + (features.crop_size(),)
+    shape = input_shape(config.features)
     torch.manual_seed(config.seed)  # the initial weights do not depend on what ran before
     model = build_backbone(name, input_shape=shape, channels=config.channels)
     record = model_record(name, shape, config.channels)

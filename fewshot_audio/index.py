@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.audio import window_times
+from .data.audio import audio_duration, window_times
 from .errors import ConfigError, DataError
 from .progress import log
 
@@ -53,20 +53,6 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _duration(path: Path) -> float:
-    try:
-        import soundfile as sf
-
-        return float(sf.info(str(path)).duration)
-    except Exception:  # noqa: BLE001 - formats soundfile cannot read: decode to measure
-        from .data.audio import load_audio
-
-        try:
-            return len(load_audio(path, sample_rate=16000)) / 16000
-        except DataError:
-            return 0.0
 
 
 class ArchiveIndex:
@@ -119,7 +105,7 @@ class ArchiveIndex:
         name = f"{shard:06d}"
         folder = self.root / "shards"
         folder.mkdir(exist_ok=True)
-        durations = [_duration(paths[i]) if windows[i] is not None else 0.0 for i in range(len(paths))]
+        durations = [audio_duration(paths[i], decode=True) if windows[i] is not None else 0.0 for i in range(len(paths))]
         if ok:
             emb = np.concatenate([windows[i] for i in ok]).astype(np.float16)
             times = np.concatenate([window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)

@@ -76,12 +76,10 @@ def raven_table(results, tags: list[str], *, window: float, high_freq: float) ->
     for r in results:
         if r.error is not None:
             continue
-        import soundfile as sf
+        from .data.audio import audio_duration
 
-        try:
-            duration = float(sf.info(r.path).duration)
-        except Exception:  # noqa: BLE001 - a format soundfile cannot read: the windows' extent
-            duration = float(r.times[-1] + window) if len(r.times) else 0.0
+        # a format soundfile cannot read: the windows' extent
+        duration = audio_duration(r.path) or (float(r.times[-1] + window) if len(r.times) else 0.0)
         for start, row in zip(r.times, r.taggram):
             end = min(float(start) + window, duration) if duration else float(start) + window
             for j, tag in enumerate(tags):

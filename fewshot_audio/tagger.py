@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .config import FeatureConfig
-from .data.audio import AUDIO_EXTENSIONS, stream_windows, window_times
+from .data.audio import AUDIO_EXTENSIONS, audio_duration, stream_windows, window_times
 from .dataset import pool_by_owner
 from .errors import CheckpointError, ConfigError, DataError
 from .features import SILENCE_PEAK, compute_features
@@ -190,18 +190,8 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     return out, errors
 
 
-def _duration(path: Path) -> float:
-    """The file's duration in seconds (0 when soundfile cannot tell without decoding)."""
-    try:
-        import soundfile as sf
-
-        return float(sf.info(str(path)).duration)
-    except Exception:  # noqa: BLE001
-        return 0.0
-
-
 def _shorter_than(path: Path, seconds: float) -> bool:
-    return 0 < _duration(path) < seconds
+    return 0 < audio_duration(path) < seconds
 
 
 class Tagger:
@@ -408,10 +398,8 @@ class Tagger:
             if z is None:
                 out.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err))
                 continue
-            duration = _duration(path)
-            times = window_times(len(z), duration=duration, window=self.backbone.window, hop=step)[:, 0] \
-                if duration else np.arange(len(z)) * step
-            out.append(self.result(str(path), z, times=times))
+            times = window_times(len(z), duration=audio_duration(path), window=self.backbone.window, hop=step)
+            out.append(self.result(str(path), z, times=times[:, 0]))
         return out
 
     # ------------------------------------------------------------------------------ persistence
@@ -479,20 +467,18 @@ class Tagger:
 def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
     """The model record of a version-2 tagger, which stored a run's whole training config (or nothing
     for ``mfcc`` and pretrained backbones)."""
-    from .compose import model_record
+    from .compose import input_shape, model_record
     from .features import feature_shape
 
     config = meta.get("backbone_config")
     if config is None:
         return model_record(meta["backbone"], feature_shape(features), 64)
     from .config import config_from_dict
-
     from .strategies import strategy_class
 
     cfg = config_from_dict(config, where=where)
-    f = cfg.features.resolved(None)
-    return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone,
-                        feature_shape(f)[:-1] + (f.crop_size(),), cfg.channels)
+    return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone, input_shape(cfg.features),
+                        cfg.channels)
 
 
 def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -236,10 +236,30 @@ def list_last(iterable):
     yield prev, True
 
 
+def audio_duration(path: str | Path, *, decode: bool = False) -> float:
+    """Seconds of audio in ``path`` from its header; 0.0 when soundfile cannot tell (with ``decode``, such
+    a file is decoded to measure it, and 0.0 when that fails too)."""
+    try:
+        import soundfile as sf
+
+        return float(sf.info(str(path)).duration)
+    except Exception:  # noqa: BLE001 - a format soundfile cannot read
+        if not decode:
+            return 0.0
+        try:
+            return len(load_audio(path, sample_rate=16000)) / 16000
+        except DataError:
+            return 0.0
+
+
 def window_times(n: int, *, duration: float, window: float, hop: float) -> np.ndarray:
     """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop`` seconds, the
-    last one ending at the file's end; a file shorter than a window is one (looped or padded) window."""
+    last one ending at the file's end; a file shorter than a window is one (looped or padded) window.
+    With ``duration`` unknown (0), windows simply start every ``hop`` seconds."""
+    if duration <= 0:
+        starts = np.arange(n) * hop
+        return np.stack([starts, starts + window], axis=1).astype(np.float32)
     if duration <= window or n == 1:
-        return np.array([[0.0, min(duration, window) if duration > 0 else window]], dtype=np.float32)[:n]
+        return np.array([[0.0, min(duration, window)]], dtype=np.float32)[:n]
     starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
     return np.stack([starts, starts + window], axis=1).astype(np.float32)
