@@ -187,7 +187,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     exists = (out / DB_NAME).is_file()
     if exists and not resume:
         raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
-    if out.exists() and not exists and any(out.iterdir()):
+    if out.exists() and not exists and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
     files = sorted({p.resolve() for p in audio_files(list(archive))})
     dev = pick_device(device)

@@ -177,3 +177,6 @@ def test_bad_index_input_is_one_line(tmp_path, setup):
     assert rc == 2 and "was built with hop 0.5" in err
     rc, err = run("index", "build", str(archive), "--out", str(tmp_path / "x"), "--backbone", "nope")
     assert rc == 2 and "nope" in err
+    (tmp_path / "afile").write_text("x")
+    rc, err = run("index", "build", str(archive), "--out", str(tmp_path / "afile"), "--backbone", "mfcc")
+    assert rc == 2 and err.count("\n") == 0 and "afile exists and is not an index" in err
