@@ -10,6 +10,8 @@ Writes benchmarks/results_index.json. Every ratio is measured side by side in th
   same-class precision@10 of the backbone's index against an index of whole-clip MFCC statistics;
 * latency: exact search over 10k, 100k and 1M stored windows (random 512-d vectors: latency does not depend on
   the values);
+* approximate: the search graph (USearch HNSW) against exact search at 10k, 100k and 1M windows drawn around
+  the archive's real window embeddings: graph build time, latency and recall@10;
 * memory: peak resident memory of `index build` on a generated 1-hour 44.1 kHz file, next to the same build
   on a 10-second file.
 """
@@ -126,7 +128,8 @@ def bench_quality(files, backbone, work: Path) -> dict:
             "queries": "50 per set"}
 
 
-def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 1000) -> Path:
+def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 1000, vectors=None) -> Path:
+    """An index of ``n_windows`` vectors from ``vectors(rng, n)`` (default: isotropic Gaussian, ``dim``-d)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "shards").mkdir(exist_ok=True)
     db = sqlite3.connect(str(root / DB_NAME))
@@ -136,7 +139,8 @@ def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 
     shard_rows = 100_000
     for shard, start in enumerate(range(0, n_windows, shard_rows), 1):
         n = min(shard_rows, n_windows - start)
-        np.save(root / "shards" / f"{shard:06d}.emb.npy", rng.standard_normal((n, dim), dtype=np.float32).astype(np.float16))
+        z = vectors(rng, n) if vectors is not None else rng.standard_normal((n, dim), dtype=np.float32)
+        np.save(root / "shards" / f"{shard:06d}.emb.npy", z.astype(np.float16))
         np.save(root / "shards" / f"{shard:06d}.win.npy", np.stack([np.arange(n) % per_file, np.arange(n) % per_file + 1], 1).astype(np.float32))
         db.execute("insert into shards values (?, ?, ?)", (shard, f"{shard:06d}", n))
         db.executemany("insert into files values (?, 0, 0, 0, ?, ?, ?, null)",
@@ -144,6 +148,62 @@ def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 
                         for j in range((n + per_file - 1) // per_file)])
     db.commit()
     return root
+
+
+def real_anchored(anchors: np.ndarray, noise: float = 0.3):
+    """Vectors drawn around real window embeddings: a random real one plus Gaussian noise of ``noise`` times
+    the per-dimension standard deviation (the anisotropy and clusters of real embeddings, at any count)."""
+    std = anchors.std(0)
+
+    def draw(rng, n):
+        return anchors[rng.integers(0, len(anchors), n)] + noise * std * rng.standard_normal((n, anchors.shape[1]), dtype=np.float32)
+
+    return draw
+
+
+def bench_approximate(work: Path, anchor_index: Path, sizes=(10_000, 100_000, 1_000_000), queries: int = 50) -> dict:
+    """Exact against approximate search (:mod:`fewshot_audio.ann`) over real-anchored vectors: graph build
+    time, latency per query (the whole call: search and the database look-ups of paths and times; the first
+    query also opens the graph) and recall@10."""
+    from fewshot_audio.ann import ann_nearest, build_ann
+
+    index = ArchiveIndex.open(anchor_index)
+    anchors = np.concatenate([z for _, z, _, _ in index.windows_of_files() if z is not None]).astype(np.float32)
+    draw = real_anchored(anchors)
+    out = {"vectors": f"real {index.meta['backbone']} window embeddings ({len(anchors)}) plus noise of 0.3 x their "
+                      "per-dimension std", "queries": queries}
+    for n in sizes:
+        root = synthetic_index(work / f"ann-{n}", n, vectors=draw)
+        syn = ArchiveIndex(root)
+        t0 = time.perf_counter()
+        build_ann(syn, quiet=True)
+        build_s = time.perf_counter() - t0
+        qs = draw(np.random.default_rng(1), queries)
+        from fewshot_audio import ann
+
+        ann._OPEN.clear()
+        t0 = time.perf_counter()
+        ann_nearest(syn, qs[0], k=10)
+        first_ms = 1000 * (time.perf_counter() - t0)
+        exact_ms, approx_ms, recall = [], [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            truth = nearest(syn, torch.from_numpy(q), k=10)
+            exact_ms.append(1000 * (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            found = ann_nearest(syn, q, k=10)
+            approx_ms.append(1000 * (time.perf_counter() - t0))
+            recall.append(len({(h["path"], h["start"]) for h in found} & {(h["path"], h["start"]) for h in truth}) / 10)
+        out[f"{n}_windows"] = {"exact_ms": round(float(np.median(exact_ms)), 2),
+                               "approximate_ms": round(float(np.median(approx_ms)), 2),
+                               "approximate_first_query_ms": round(first_ms, 2),
+                               "speedup": round(float(np.median(exact_ms) / np.median(approx_ms)), 1),
+                               "recall_at_10": round(float(np.mean(recall)), 4),
+                               "graph_build_s": round(build_s, 1),
+                               "graph_build_ms_per_1k_windows": round(1000 * build_s / (n / 1000), 1)}
+        print(n, out[f"{n}_windows"], flush=True)
+        shutil.rmtree(root)
+    return out
 
 
 def bench_latency(work: Path) -> dict:
@@ -192,7 +252,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--backbone", default="aisfx")
-    ap.add_argument("--parts", default="build,tag,quality,latency,memory")
+    ap.add_argument("--parts", default="build,tag,quality,latency,approximate,memory")
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -221,6 +281,11 @@ def main() -> None:
     if "latency" in parts:
         results["search_latency_exact"] = bench_latency(work)
         print(json.dumps(results["search_latency_exact"], indent=1))
+    if "approximate" in parts:
+        anchor = work / f"idx-{args.backbone}-w1"
+        if not (anchor / DB_NAME).exists():
+            build_index(files, backbone=args.backbone, out=anchor, quiet=True)
+        results["search_approximate"] = bench_approximate(work, anchor)
     if "memory" in parts:
         results["memory"] = bench_memory(args.backbone, work)
         print(json.dumps(results["memory"], indent=1))

@@ -153,12 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files committed together (a killed build loses at most one shard's work)")
     q.add_argument("--resume", action="store_true", help="continue a killed build, or update the index of a changed "
                    "archive (new and changed files embedded, deleted ones forgotten)")
+    q.add_argument("--ann", default="auto", choices=("auto", "yes", "no"),
+                   help="write an approximate-search graph (USearch): auto (default) from 100,000 windows on")
     q.add_argument("--device", default="cpu")
     q.add_argument("--quiet", action="store_true")
     q = isub.add_parser("search", help="the indexed windows most like the examples")
     q.add_argument("index", help="index folder")
     q.add_argument("--example", nargs="+", required=True, help="example audio files")
     q.add_argument("--k", type=int, default=10, help="windows returned (default 10)")
+    q.add_argument("--method", default="auto", help="auto (default: the search graph where the index has one), "
+                   "exact or approximate")
     q.add_argument("--json", action="store_true")
     q.add_argument("--device", default="cpu")
     q.add_argument("--quiet", action="store_true")
@@ -169,12 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="cpu")
     q.add_argument("--quiet", action="store_true")
 
+    q = isub.add_parser("suggest", help="the indexed files to label next for one tag (active learning)")
+    q.add_argument("index", help="index folder")
+    q.add_argument("--tagger", required=True, help="tagger file built on the index's backbone")
+    q.add_argument("--tag", required=True, help="the tag to improve")
+    q.add_argument("--k", type=int, default=20, help="files suggested (default 20)")
+    q.add_argument("--method", default="uncertain", help="uncertain (default: scores nearest the tag's threshold), "
+                   "top (highest scores) or random")
+    q.add_argument("--json", action="store_true")
+
     p = sub.add_parser("tagger", help="change or inspect a tagger")
     tsub = p.add_subparsers(dest="tagger_command", required=True)
     q = tsub.add_parser("add-tag", help="add a tag from example files; other tags are untouched")
     q.add_argument("tagger")
     q.add_argument("--tag", required=True)
     q.add_argument("--examples", nargs="+", required=True, help="audio files or folders")
+    q.add_argument("--quiet", action="store_true")
+    q = tsub.add_parser("add-examples", help="fold confirmed positives and negatives of one tag back in (refits that "
+                        "tag's prototype or head and threshold)")
+    q.add_argument("tagger")
+    q.add_argument("--tag", required=True)
+    q.add_argument("--positive", nargs="+", default=[], help="audio files that are the tag")
+    q.add_argument("--negative", nargs="+", default=[], help="audio files that are not the tag")
+    q.add_argument("--index", help="read the files' embeddings from this index instead of decoding them")
     q.add_argument("--quiet", action="store_true")
     q = tsub.add_parser("remove-tag", help="remove a tag")
     q.add_argument("tagger")
@@ -388,17 +409,27 @@ def cmd_index(args) -> int:
     if args.index_command == "build":
         counts = index.build_index(args.archive, backbone=args.backbone or _default_backbone(), out=args.out,
                                    hop=args.hop, workers=args.workers, resume=args.resume,
-                                   files_per_shard=args.files_per_shard, device=args.device, quiet=args.quiet)
+                                   files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
+                                   quiet=args.quiet)
         print(f"index {counts['index']}: {counts['embedded']} file(s) embedded ({counts['windows']} windows, "
               f"{counts['unreadable']} unreadable), {counts['unchanged']} unchanged, {counts['forgotten']} forgotten, "
-              f"{counts['seconds']} s")
+              f"{counts['seconds']} s" + (f"; search graph over {counts['ann_windows']} windows"
+                                          if counts["ann_windows"] else ""))
     elif args.index_command == "search":
-        hits = index.search(args.index, args.example, k=args.k, device=args.device, quiet=args.quiet)
+        hits = index.search(args.index, args.example, k=args.k, device=args.device, method=args.method,
+                            quiet=args.quiet)
         if args.json:
             print(json.dumps(hits, indent=2))
         else:
             for h in hits:
                 print(f"{h['score']:.4f}  {h['path']}  {h['start']:.2f}-{h['end']:.2f} s")
+    elif args.index_command == "suggest":
+        picks = index.suggest(args.index, tagger=args.tagger, tag=args.tag, k=args.k, method=args.method)
+        if args.json:
+            print(json.dumps(picks, indent=2))
+        else:
+            for s in picks:
+                print(f"{s['score']:.4f}  {s['path']}  (threshold {s['threshold']:.4f})")
     else:
         results, tags = index.tag_index(args.index, tagger=args.tagger, device=args.device)
         meta = index.ArchiveIndex.open(args.index).meta
@@ -426,11 +457,41 @@ def cmd_tagger(args) -> int:
         return 0
     if args.tagger_command == "add-tag":
         tagger.add_tag(args.tag, args.examples, quiet=args.quiet)
+    elif args.tagger_command == "add-examples":
+        _add_examples(tagger, args)
     else:
         tagger.remove_tag(args.tag)
     tagger.save(args.tagger)
     print(f"tagger {args.tagger}: {len(tagger.tags)} tags: {', '.join(tagger.tags)}")
     return 0
+
+
+def _add_examples(tagger, args) -> None:
+    from pathlib import Path
+
+    from .errors import ConfigError, DataError
+
+    paths = [Path(p) for p in args.positive + args.negative]
+    if not paths:
+        raise ConfigError("give --positive and/or --negative audio files")
+    if args.index:
+        from .index import ArchiveIndex, _tagger_for
+
+        idx = ArchiveIndex.open(args.index)
+        _tagger_for(idx, tagger)
+        windows = idx.windows_of(paths)
+        paths = [p.resolve() for p in paths]
+    else:
+        windows, errors = tagger.embed_files(paths, quiet=args.quiet)
+        bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
+        if bad:
+            raise DataError(f"example {bad}")
+    before = float(tagger.thresholds[tagger.tags.index(args.tag)]) if args.tag in tagger.tags else None
+    tagger.add_examples(args.tag, windows, [str(p) for p in paths], [True] * len(args.positive) + [False] * len(args.negative))
+    after = float(tagger.thresholds[tagger.tags.index(args.tag)])
+    print(f"tag {args.tag!r}: {len(args.positive)} positive(s), {len(args.negative)} negative(s) added; "
+          f"{int(tagger.support_targets[:, tagger.tags.index(args.tag)].sum())} positives in all; threshold "
+          f"{before:.4f} -> {after:.4f}")
 
 
 def cmd_weights(args) -> int:

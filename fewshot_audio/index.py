@@ -33,14 +33,17 @@ import torch
 
 from .data.audio import audio_duration, window_times
 from .errors import ConfigError, DataError
-from .progress import log
+from .progress import log, warn
 
+ANN_CHOICES = ("auto", "yes", "no")
+SEARCH_METHODS = ("auto", "exact", "approximate")
 DB_NAME = "index.sqlite"
 SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists shards (id integer primary key, name text not null, rows integer not null);
 create table if not exists files (path text primary key, size integer, mtime_ns integer, duration real,
                                   shard integer, first integer, count integer, error text);
+create index if not exists files_rows on files (shard, first);
 """
 
 
@@ -156,6 +159,34 @@ class ArchiveIndex:
                 out.setdefault(shard, []).append((path, first, count))
         return out
 
+    def windows_of(self, paths: list[str | Path]) -> list[np.ndarray]:
+        """Window embeddings ``(n, d)`` float32 of the indexed files ``paths`` (one line naming a file the
+        index does not hold, or holds without audio)."""
+        out = []
+        for p in paths:
+            row = self.db.execute("select shard, first, count, error from files where path = ?",
+                                  (str(Path(p).resolve()),)).fetchone()
+            if row is None or not row[2]:
+                why = "is not in it" if row is None else f"has no audio in it ({row[3]})"
+                raise DataError(f"{p} {why}: index {self.root} holds the files of its archive; update it with "
+                                "'fewshot-audio index build ... --resume' or pass the file without --index")
+            emb, _ = self.shard_arrays(row[0])
+            out.append(np.asarray(emb[row[1] : row[1] + row[2]], dtype=np.float32))
+        return out
+
+    def clip_windows(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """Every file with audio: ``(paths, window embeddings (n_windows, d) float32, owner (n_windows,))``,
+        window ``i`` belonging to ``paths[owner[i]]``."""
+        paths, zs = [], []
+        for path, z, _, _ in self.windows_of_files():
+            if z is not None:
+                paths.append(path)
+                zs.append(torch.from_numpy(z))
+        if not zs:
+            raise DataError(f"index {self.root} holds no audio")
+        owner = torch.cat([torch.full((len(z),), i) for i, z in enumerate(zs)])
+        return paths, torch.cat(zs), owner
+
     def windows_of_files(self):
         """``(path, window embeddings float32 (n, d) or None, times (n, 2) or None, error)`` per indexed file."""
         cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -172,8 +203,10 @@ class ArchiveIndex:
 
 def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
                 workers: int = 1, resume: bool = False, files_per_shard: int = 256, device: str = "cpu",
-                quiet: bool = False) -> dict:
+                ann: str = "auto", quiet: bool = False) -> dict:
     """Embed every audio file under ``archive`` into the index folder ``out`` (see the module docstring).
+    ``ann``: write the approximate-search graph (:mod:`fewshot_audio.ann`) from ``ANN_MIN_WINDOWS`` live
+    windows on (``auto``), always (``yes``) or never (``no``).
     Returns counts: files embedded, unchanged, forgotten, unreadable; windows stored; seconds."""
     from .runtime import pick_device
     from .tagger import audio_files, load_backbone
@@ -184,6 +217,8 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if hop is not None and hop <= 0:
         raise ConfigError(f"--hop must be > 0 seconds, got {hop}")
+    if ann not in ANN_CHOICES:
+        raise ConfigError(f"--ann {ann!r} is not valid; use {', '.join(ANN_CHOICES)}")
     exists = (out / DB_NAME).is_file()
     if exists and not resume:
         raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
@@ -236,8 +271,29 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
             n_bad += sum(e is not None for e in errors)
     finally:
         embedder.close()
-    return {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
-            "unreadable": n_bad, "windows": n_windows, "seconds": round(time.perf_counter() - t0, 2)}
+    counts = {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
+              "unreadable": n_bad, "windows": n_windows}
+    counts["ann_windows"] = _update_ann(index, ann, quiet=quiet)
+    counts["seconds"] = round(time.perf_counter() - t0, 2)
+    return counts
+
+
+def _update_ann(index: ArchiveIndex, ann: str, *, quiet: bool) -> int | None:
+    """Rewrite the approximate-search graph when ``ann`` asks for one and it is stale; its window count."""
+    from . import ann as approx
+
+    live = index.db.execute("select coalesce(sum(count), 0) from files").fetchone()[0]
+    wanted = ann == "yes" or (ann == "auto" and live >= approx.ANN_MIN_WINDOWS)
+    if not wanted:
+        return None
+    if not approx.available():
+        if ann == "yes" or not quiet:
+            (warn if ann == "yes" else log)(f"{live} windows: install USearch (pip install 'fewshot-audio[archive]') "
+                                             "for approximate search; search stays exact")
+        return None
+    if approx.ann_ready(index):
+        return index.meta["ann"]["windows"]
+    return approx.build_ann(index, quiet=quiet)["windows"]
 
 
 class _Embedder:
@@ -296,16 +352,26 @@ def _worker_embed(files: list[Path], hop: float):
 
 @torch.no_grad()
 def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, device: str = "cpu",
-           quiet: bool = False, chunk: int = 1 << 16) -> list[dict]:
+           method: str = "auto", quiet: bool = False, chunk: int = 1 << 16) -> list[dict]:
     """The ``k`` indexed windows nearest (cosine) to the mean of the examples' clip embeddings:
-    ``[{"path", "start", "end", "score"}]``, best first. Exact: batched matrix products over the shards."""
+    ``[{"path", "start", "end", "score"}]``, best first. ``method``: ``exact`` (batched matrix products
+    over the shards), ``approximate`` (the index's search graph, :mod:`fewshot_audio.ann`) or ``auto``
+    (the graph when the index has an up-to-date one, else exact)."""
+    from . import ann as approx
     from .dataset import pool_by_owner
     from .runtime import pick_device
     from .tagger import audio_files, embed_files
 
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")
+    if method not in SEARCH_METHODS:
+        raise ConfigError(f"--method {method!r} is not valid; use {', '.join(SEARCH_METHODS)}")
     index = ArchiveIndex.open(index_dir)
+    graph = approx.ann_ready(index)
+    if method == "approximate" and not graph:
+        why = ("USearch is not installed (pip install 'fewshot-audio[archive]')" if not approx.available() else
+               "it has no up-to-date search graph (run 'fewshot-audio index build ... --resume --ann yes')")
+        raise ConfigError(f"index {index_dir} cannot be searched approximately: {why}; or use --method exact")
     dev = pick_device(device)
     bb = index.backbone(device=dev)
     files = audio_files(list(examples))
@@ -315,6 +381,8 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
         raise DataError(f"example {bad[0]}")
     clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
                                      pooling=bb.features.pooling) for z in emb])
+    if graph and method != "exact":
+        return approx.ann_nearest(index, clips.mean(0).numpy(), k=k)
     return nearest(index, clips.mean(0), k=k, device=dev, chunk=chunk)
 
 
@@ -363,17 +431,47 @@ def _difference(meta: dict, bb) -> str:
     return ""
 
 
-def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu"):
-    """``tag``'s results for every indexed file, from the stored embeddings (no audio decoded)."""
-    from .tagger import Tagger, TagResult
+def _tagger_for(index: ArchiveIndex, tagger, *, device: str = "cpu"):
+    """The tagger (a file or a loaded :class:`~fewshot_audio.tagger.Tagger`) if it embeds as ``index`` does."""
+    from .tagger import Tagger
 
-    index = ArchiveIndex.open(index_dir)
+    model = tagger if isinstance(tagger, Tagger) else Tagger.load(tagger, device=device)
     meta = index.meta
-    model = Tagger.load(tagger, device=device)
     differs = _difference(meta, model.backbone)
     if differs:
-        raise ConfigError(f"tagger {tagger} was built on another model than index {index_dir} ({differs}); adapt a "
+        raise ConfigError(f"tagger {tagger} was built on another model than index {index.root} ({differs}); adapt a "
                           f"tagger with --backbone {meta['backbone']} or tag the files with 'fewshot-audio tag'")
+    return model
+
+
+def suggest(index_dir: str | Path, *, tagger, tag: str, k: int = 20, method: str = "uncertain",
+            seed: int = 0) -> list[dict]:
+    """The ``k`` indexed files to label next for ``tag`` (files already among the tagger's examples left
+    out), ranked by :func:`~fewshot_audio.tagger.rank_for_labelling`: ``[{"path", "score", "threshold"}]``."""
+    from .tagger import rank_for_labelling
+
+    if k < 1:
+        raise ConfigError(f"--k must be >= 1, got {k}")
+    index = ArchiveIndex.open(index_dir)
+    model = _tagger_for(index, tagger)
+    if tag not in model.tags:
+        raise ConfigError(f"tag {tag!r} is not in tagger {tagger}; its tags: {', '.join(model.tags)}")
+    paths, z, owner = index.clip_windows()
+    labelled = {str(Path(p).resolve()) for p in model.support_paths}
+    keep = [i for i, p in enumerate(paths) if p not in labelled]
+    j = model.tags.index(tag)
+    scores = model.clip_scores(z, owner, len(paths))[:, j].numpy()[keep]
+    threshold = float(model.thresholds[j])
+    picks = rank_for_labelling(scores, threshold, method=method, k=k, seed=seed)
+    return [{"path": paths[keep[i]], "score": float(scores[i]), "threshold": threshold} for i in picks]
+
+
+def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu"):
+    """``tag``'s results for every indexed file, from the stored embeddings (no audio decoded)."""
+    from .tagger import TagResult
+
+    index = ArchiveIndex.open(index_dir)
+    model = _tagger_for(index, tagger, device=device)
     results = []
     for path, z, t, error in index.windows_of_files():
         if z is None:

@@ -369,6 +369,36 @@ class Tagger:
         mask[n0:] = True
         self._add(tag, mask)
 
+    def add_examples(self, tag: str, windows: list[np.ndarray], paths: list[str], positive: list[bool]) -> None:
+        """Fold confirmed examples of ``tag`` back in: ``windows[i]`` (window embeddings) of file ``paths[i]``,
+        a positive or a negative of ``tag``. A file already in the support set keeps its other tags and
+        changes only its answer for ``tag``; a new file joins the support set with no other tag. Then
+        ``tag``'s prototype (or head) and threshold are refitted; the other tags stay as they are."""
+        if tag not in self.tags:
+            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)} (add it with add-tag)")
+        j = self.tags.index(tag)
+        known = {str(Path(p).resolve()): i for i, p in enumerate(self.support_paths)}
+        for z, path, pos in zip(windows, paths, positive):
+            path = str(Path(path).resolve())
+            i = known.get(path)
+            if i is None:
+                i = known[path] = len(self.support_paths)
+                self.support_windows = torch.cat([self.support_windows, torch.as_tensor(z).float()])
+                self.support_clip = torch.cat([self.support_clip, torch.full((len(z),), i)])
+                self.support_paths.append(path)
+                self.support_targets = torch.cat([self.support_targets,
+                                                  torch.zeros(1, len(self.tags), dtype=torch.bool)])
+            self.support_targets[i, j] = bool(pos)
+        mask = self.support_targets[:, j].clone()
+        if not mask.any():
+            raise DataError(f"tag {tag!r} would have no positive example left; keep at least one")
+        param, threshold = self._fit_tag(mask)
+        self.params[j], self.thresholds[j] = param, threshold
+
+    def clip_scores(self, windows: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+        """Clip-level scores ``(n, n_tags)`` of ``n`` files whose windows ``(n_windows, d)`` belong to ``owner``."""
+        return self.head_scores(self.space(pool_by_owner(windows.float(), owner, n, pooling=self.pooling)))
+
     def remove_tag(self, tag: str) -> None:
         if tag not in self.tags:
             raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}")
@@ -479,6 +509,25 @@ def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> 
     cfg = config_from_dict(config, where=where)
     return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone, input_shape(cfg.features),
                         cfg.channels)
+
+
+SUGGEST_METHODS = ("uncertain", "top", "random")
+
+
+def rank_for_labelling(scores: np.ndarray, threshold: float, *, method: str, k: int,
+                       seed: int = 0) -> np.ndarray:
+    """Indices of the ``k`` candidates to label next for one tag, from their clip-level ``scores``:
+    ``uncertain`` (closest to the tag's threshold), ``top`` (highest scores) or ``random``."""
+    if method not in SUGGEST_METHODS:
+        raise ConfigError(f"--method {method!r} is not valid; use {', '.join(SUGGEST_METHODS)}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if method == "uncertain":
+        order = np.argsort(np.abs(scores - threshold), kind="stable")
+    elif method == "top":
+        order = np.argsort(-scores, kind="stable")
+    else:
+        order = np.random.default_rng(seed).permutation(len(scores))
+    return order[:k]
 
 
 def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:

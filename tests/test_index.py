@@ -180,3 +180,100 @@ def test_bad_index_input_is_one_line(tmp_path, setup):
     (tmp_path / "afile").write_text("x")
     rc, err = run("index", "build", str(archive), "--out", str(tmp_path / "afile"), "--backbone", "mfcc")
     assert rc == 2 and err.count("\n") == 0 and "afile exists and is not an index" in err
+
+
+def test_approximate_search_matches_exact_and_goes_stale_with_the_archive(tmp_path, setup, capsys):
+    pytest.importorskip("usearch")
+    from fewshot_audio.ann import ann_ready
+
+    root, _, _ = setup
+    archive = write_archive(tmp_path / "archive", per_class=5)
+    out = tmp_path / "idx"
+    counts = build_index([archive], backbone="mfcc", out=out, ann="yes", quiet=True)
+    assert counts["ann_windows"] == counts["windows"] and ann_ready(ArchiveIndex.open(out))
+    examples = [root / "support" / "high" / "s0.wav"]
+    ranked = search(out, examples, k=20, method="exact", quiet=True)
+    k = next(j for j in range(6, 20) if ranked[j - 1]["score"] > ranked[j]["score"] + 1e-3)  # no tie at the cut
+    exact = ranked[:k]
+    approx = search(out, examples, k=k, method="approximate", quiet=True)
+    assert {(h["path"], h["start"]) for h in approx} == {(h["path"], h["start"]) for h in exact}
+    assert [h["score"] for h in approx] == pytest.approx([h["score"] for h in exact], abs=2e-3)
+    # the archive changes and the index is updated without a graph: search falls back to exact, and asking
+    # for approximate search says why, in one line
+    (archive / "high" / "high0.wav").unlink()
+    assert build_index([archive], backbone="mfcc", out=out, resume=True, ann="no", quiet=True)["forgotten"] == 1
+    assert not ann_ready(ArchiveIndex.open(out))
+    hits = search(out, examples, k=6, quiet=True)
+    assert all(not h["path"].endswith("high0.wav") for h in hits)
+    assert main(["index", "search", str(out), "--example", str(examples[0]), "--method", "approximate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no up-to-date search graph" in err
+    live = ArchiveIndex.open(out).db.execute("select sum(count) from files").fetchone()[0]
+    assert build_index([archive], backbone="mfcc", out=out, resume=True, ann="yes", quiet=True)["ann_windows"] == live
+    assert ann_ready(ArchiveIndex.open(out))
+    approx = search(out, examples, k=6, method="approximate", quiet=True)
+    assert all(not h["path"].endswith("high0.wav") for h in approx)
+
+
+def test_suggest_and_add_examples_fold_negatives_back_in(tmp_path, setup, capsys):
+    """A class the tagger never saw (900 Hz, between 'mid' and 'high') is tagged falsely; labelling half of its
+    falsely tagged files as negatives (read from the index) stops the other half being tagged, leaves the other
+    tags untouched, and ``index suggest`` ranks as its method says, never suggesting a labelled file."""
+    from fewshot_audio.tagger import Tagger
+
+    root, _, _ = setup
+    archive = write_archive(tmp_path / "archive", per_class=4)
+    (archive / "other").mkdir()
+    for j in range(12):
+        sf.write(archive / "other" / f"o{j}.wav", tone(900.0, 0.6 + 0.1 * j, seed=500 + j), SR)
+    out = tmp_path / "idx"
+    build_index([archive], backbone="mfcc", out=out, quiet=True)
+    tagger = tmp_path / "t.safetensors"
+    tagger.write_bytes((root / "t.safetensors").read_bytes())
+
+    def false_tags():
+        results, _ = tag_index(out, tagger=tagger)
+        return {r.path for r in results if "/other/" in r.path and r.tags}, {r.path: r.tags for r in results}
+
+    wrong, before = false_tags()
+    assert len(wrong) >= 4, "the unseen class should be tagged falsely at first"
+    victim = max(("low", "mid", "high"), key=lambda t: sum(t in before[p] for p in wrong))
+    wrong = sorted(p for p in wrong if victim in before[p])
+    old = Tagger.load(tagger)
+    # suggest: 'top' ranks by score, 'uncertain' by distance to the threshold
+    assert main(["index", "suggest", str(out), "--tagger", str(tagger), "--tag", victim, "--k", "6", "--method", "top",
+                 "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert len(top) == 6 and [s["score"] for s in top] == sorted((s["score"] for s in top), reverse=True)
+    assert main(["index", "suggest", str(out), "--tagger", str(tagger), "--tag", victim, "--k", "6", "--json"]) == 0
+    unsure = json.loads(capsys.readouterr().out)
+    gaps = [abs(s["score"] - s["threshold"]) for s in unsure]
+    assert gaps == sorted(gaps) and gaps[0] <= min(abs(s["score"] - s["threshold"]) for s in top)
+    labelled, held = wrong[::2], wrong[1::2]
+    assert main(["tagger", "add-examples", str(tagger), "--tag", victim, "--negative", *labelled, "--index",
+                 str(out)]) == 0
+    capsys.readouterr()
+    new = Tagger.load(tagger)
+    j = new.tags.index(victim)
+    others = [k for k in range(len(new.tags)) if k != j]
+    assert torch_equal(new.thresholds[others], old.thresholds[others]) and torch_equal(new.params[others], old.params[others])
+    assert len(new.support_paths) == len(old.support_paths) + len(labelled)
+    _, after = false_tags()
+    assert sum(victim in after[p] for p in held) < len(held)
+    assert sum(victim in after[p] for p in labelled) < len(labelled)
+    # the files now labelled are not suggested again
+    assert main(["index", "suggest", str(out), "--tagger", str(tagger), "--tag", victim, "--k", "50", "--json"]) == 0
+    assert not set(labelled) & {s["path"] for s in json.loads(capsys.readouterr().out)}
+    # bad input: one line each
+    assert main(["tagger", "add-examples", str(tagger), "--tag", "nope", "--negative", labelled[0], "--index", str(out)]) == 2
+    assert main(["tagger", "add-examples", str(tagger), "--tag", victim, "--positive", str(root / "support" / "low" / "s0.wav"),
+                 "--index", str(out)]) == 2
+    assert main(["index", "suggest", str(out), "--tagger", str(tagger), "--tag", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "'nope' is not in the tagger" in err[0] and "is not in it" in err[1] and "nope" in err[2]
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
