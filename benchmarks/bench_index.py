@@ -4,7 +4,8 @@ and peak memory on a 1-hour file.
     python benchmarks/bench_index.py [--data ../shared/data] [--backbone aisfx] [--parts build,tag,quality,latency,memory]
 
 Writes benchmarks/results_index.json. Every ratio is measured side by side in this one script:
-* build: `index build` at 1 and 2 workers against `tag` (decode + embed + score) on the same files;
+* build: `index build` at 1 and 2 workers and as 2 torchrun processes, against `tag` (decode + embed + score) on
+  the same files; files/s and audio-hours per hour;
 * tag: `index tag` (stored embeddings) against `tag` on the same files, and whether they agree on every file;
 * quality: search by example on the archive (50 files of each set as examples, their own windows excluded),
   same-class precision@10 of the backbone's index against an index of whole-clip MFCC statistics;
@@ -63,6 +64,21 @@ def bench_build(files, backbone, work: Path, quiet=True) -> dict:
         shutil.rmtree(target, ignore_errors=True)
         counts = build_index(files, backbone=backbone, out=target, workers=workers, quiet=quiet)
         out[f"workers_{workers}"] = counts
+    # torchrun: two processes (ranks), each embedding half of the files into the one index
+    target = work / f"idx-{backbone}-torchrun2"
+    shutil.rmtree(target, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "fewshot_audio", "index",
+                    "build", *map(str, files), "--backbone", backbone, "--out", str(target), "--device", "cpu", "--quiet"],
+                   check=True, cwd=ROOT, capture_output=True)
+    out["torchrun_2_processes"] = {"seconds": round(time.perf_counter() - t0, 2),
+                                   "windows": int(sqlite3.connect(str(target / DB_NAME)).execute(
+                                       "select sum(count) from files").fetchone()[0])}
+    hours = sqlite3.connect(str(work / f"idx-{backbone}-w1" / DB_NAME)).execute("select sum(duration) from files").fetchone()[0] / 3600
+    out["audio_hours"] = round(hours, 3)
+    for key in ("workers_1", "workers_2", "torchrun_2_processes"):
+        out[key]["files_per_s"] = round(len(files) / out[key]["seconds"], 1)
+        out[key]["audio_hours_per_hour"] = round(hours / (out[key]["seconds"] / 3600), 1)
     return out
 
 

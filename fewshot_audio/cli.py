@@ -411,10 +411,12 @@ def cmd_index(args) -> int:
                                    hop=args.hop, workers=args.workers, resume=args.resume,
                                    files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
                                    quiet=args.quiet)
+        if counts["rank"]:
+            return 0  # torchrun: rank 0 reports for all
         print(f"index {counts['index']}: {counts['embedded']} file(s) embedded ({counts['windows']} windows, "
               f"{counts['unreadable']} unreadable), {counts['unchanged']} unchanged, {counts['forgotten']} forgotten, "
-              f"{counts['seconds']} s" + (f"; search graph over {counts['ann_windows']} windows"
-                                          if counts["ann_windows"] else ""))
+              f"{counts['seconds']} s" + (f", {counts['processes']} processes" if counts["processes"] > 1 else "")
+              + (f"; search graph over {counts['ann_windows']} windows" if counts["ann_windows"] else ""))
     elif args.index_command == "search":
         hits = index.search(args.index, args.example, k=args.k, device=args.device, method=args.method,
                             quiet=args.quiet)
@@ -539,7 +541,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except FewshotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not getattr(exc, "reported_elsewhere", False):  # torchrun: the same error is printed once, by rank 0
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        if getattr(exc, "collective", False):  # ... and no rank exits (stopping the others) before it is printed
+            from .distributed import barrier
+
+            barrier()
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; continue with the same flags plus --resume", file=sys.stderr)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .data.audio import audio_duration, window_times
 from .errors import ConfigError, DataError
 from .progress import log, warn
@@ -63,7 +64,8 @@ class ArchiveIndex:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.db = sqlite3.connect(str(self.root / DB_NAME), isolation_level=None)  # explicit transactions
+        self.db = sqlite3.connect(str(self.root / DB_NAME), isolation_level=None,  # explicit transactions
+                                  timeout=600)  # processes of one torchrun build wait for each other's commits
         self.db.executescript(SCHEMA)
 
     # ----------------------------------------------------------------------------------- opening
@@ -104,24 +106,28 @@ class ArchiveIndex:
     def _commit(self, paths: list[Path], stats: list[tuple[int, int]], windows: list[np.ndarray | None],
                 errors: list[str | None], *, window: float, hop: float) -> None:
         ok = [i for i, w in enumerate(windows) if w is not None]
-        shard = (self.db.execute("select coalesce(max(id), 0) + 1 from shards").fetchone()[0])
-        name = f"{shard:06d}"
         folder = self.root / "shards"
         folder.mkdir(exist_ok=True)
         durations = [audio_duration(paths[i], decode=True) if windows[i] is not None else 0.0 for i in range(len(paths))]
+        temps = {}
         if ok:
             emb = np.concatenate([windows[i] for i in ok]).astype(np.float16)
             times = np.concatenate([window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)
                                     for i in ok])
             for suffix, arr in (("emb", emb), ("win", times)):
-                tmp = folder / f".{name}.{suffix}.tmp.npy"
+                tmp = temps[suffix] = folder / f".{os.getpid()}.{suffix}.tmp.npy"
                 np.save(tmp, arr)
                 with open(tmp, "rb") as fh:
                     os.fsync(fh.fileno())
-                os.replace(tmp, folder / f"{name}.{suffix}.npy")
         first = 0
-        self.db.execute("begin")
+        # the shard number is taken, and the shard files named, under the database's write lock: processes of
+        # a torchrun build commit into one index
+        self.db.execute("begin immediate")
         try:
+            shard = self.db.execute("select coalesce(max(id), 0) + 1 from shards").fetchone()[0]
+            name = f"{shard:06d}"
+            for suffix, tmp in temps.items():
+                os.replace(tmp, folder / f"{name}.{suffix}.npy")
             if ok:
                 self.db.execute("insert into shards (id, name, rows) values (?, ?, ?)", (shard, name, len(emb)))
             for i, path in enumerate(paths):
@@ -219,51 +225,39 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
         raise ConfigError(f"--hop must be > 0 seconds, got {hop}")
     if ann not in ANN_CHOICES:
         raise ConfigError(f"--ann {ann!r} is not valid; use {', '.join(ANN_CHOICES)}")
-    exists = (out / DB_NAME).is_file()
-    if exists and not resume:
-        raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
-    if out.exists() and not exists and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
     files = sorted({p.resolve() for p in audio_files(list(archive))})
-    dev = pick_device(device)
+    dev = distributed.setup(device) or pick_device(device)
+    rank, world = distributed.world()
+    quiet = quiet or rank > 0
+    _on_rank_0(lambda: _check_out(out, resume))
     bb = load_backbone(backbone, device=dev)
     step = hop if hop is not None else bb.window / 2
-    out.mkdir(parents=True, exist_ok=True)
-    index = ArchiveIndex(out)
     meta = {"backbone": backbone, "model": bb.record, "features": asdict(bb.features), "window": bb.window,
             "hop": step, "weights": model_fingerprint(bb.model), "format": 1}
-    old = index.meta
-    if old:
-        for key in ("backbone", "model", "features", "window", "hop", "weights"):
-            if old.get(key) != meta[key]:
-                raise ConfigError(f"index {out} was built with {key} {old.get(key)!r}, not {meta[key]!r}; resume it "
-                                  "with the same --backbone and --hop, or build a new index")
-    else:
-        index.db.execute("begin")
-        index.db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-        index.db.execute("commit")
-    index._cleanup_orphans()
-
+    _on_rank_0(lambda: _set_up(out, meta))  # sets the index up (or checks it) and removes what a killed build left
+    index = ArchiveIndex(out)
     known = {p: (size, mtime) for p, size, mtime in index.db.execute("select path, size, mtime_ns from files")}
     stats = {}
     for f in files:
         st = f.stat()
         stats[str(f)] = (st.st_size, st.st_mtime_ns)
     gone = sorted(set(known) - set(stats))
-    if gone:
-        index.db.execute("begin")
-        index.db.executemany("delete from files where path = ?", [(p,) for p in gone])
-        index.db.execute("commit")
     todo = [f for f in files if known.get(str(f)) != stats[str(f)]]
     unchanged = len(files) - len(todo)
+    distributed.barrier()  # every rank has read what is indexed before any rank changes it
+    if gone and rank == 0:
+        index.db.execute("begin immediate")
+        index.db.executemany("delete from files where path = ?", [(p,) for p in gone])
+        index.db.execute("commit")
     if not quiet and (unchanged or gone):
         log(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
+    mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
     embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
     n_windows = n_bad = 0
     try:
         from .progress import progress
 
-        groups = [todo[i : i + files_per_shard] for i in range(0, len(todo), files_per_shard)]
+        groups = [mine[i : i + files_per_shard] for i in range(0, len(mine), files_per_shard)]
         for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
             windows, errors = embedder(group, quiet=quiet or len(groups) > 1)
             index._commit(group, [stats[str(f)] for f in group], windows, errors, window=bb.window, hop=step)
@@ -271,11 +265,58 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
             n_bad += sum(e is not None for e in errors)
     finally:
         embedder.close()
+    if world > 1:
+        done = distributed.gather((n_windows, n_bad))  # also waits for every rank's last commit
+        n_windows, n_bad = sum(d[0] for d in done), sum(d[1] for d in done)
     counts = {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
-              "unreadable": n_bad, "windows": n_windows}
-    counts["ann_windows"] = _update_ann(index, ann, quiet=quiet)
+              "unreadable": n_bad, "windows": n_windows, "rank": rank, "processes": world}
+    counts["ann_windows"] = _update_ann(index, ann, quiet=quiet) if rank == 0 else None
     counts["seconds"] = round(time.perf_counter() - t0, 2)
     return counts
+
+
+def _on_rank_0(step) -> None:
+    """Run ``step`` on rank 0 alone (every process outside torchrun); every rank raises what it raised."""
+    rank, world = distributed.world()
+    problem = None
+    if rank == 0:
+        try:
+            step()
+        except (ConfigError, DataError) as exc:
+            problem = exc
+    if world > 1:
+        problem = next((p for p in distributed.gather(problem) if p is not None), None)
+        if problem is not None:
+            problem.collective = True  # every rank stops on it together (the CLI meets at a barrier after printing)
+            problem.reported_elsewhere = rank > 0  # rank 0 prints it; the others only stop
+    if problem is not None:
+        raise problem
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    exists = (out / DB_NAME).is_file()
+    if exists and not resume:
+        raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
+    if out.exists() and not exists and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
+
+
+def _set_up(out: Path, meta: dict) -> None:
+    """Record ``meta`` in a new index, or check that an existing one was built the same way; then remove
+    shard files a killed build wrote but never committed."""
+    out.mkdir(parents=True, exist_ok=True)
+    index = ArchiveIndex(out)
+    old = index.meta
+    if old:
+        for key in ("backbone", "model", "features", "window", "hop", "weights"):
+            if old.get(key) != meta[key]:
+                raise ConfigError(f"index {index.root} was built with {key} {old.get(key)!r}, not {meta[key]!r}; "
+                                  "resume it with the same --backbone and --hop, or build a new index")
+    else:
+        index.db.execute("begin immediate")
+        index.db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+        index.db.execute("commit")
+    index._cleanup_orphans()
 
 
 def _update_ann(index: ArchiveIndex, ann: str, *, quiet: bool) -> int | None:

@@ -277,3 +277,33 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_torchrun_ranks_build_one_index(tmp_path, setup):
+    """``torchrun --nproc-per-node 2 -m fewshot_audio index build``: each rank embeds every other file and commits
+    its own shards into the one index, which holds every file once with the windows of a one-process build;
+    a bad --out stops both ranks with one line."""
+    root, _, _ = setup
+    archive = write_archive(tmp_path / "archive", per_class=5)
+    out = tmp_path / "idx"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531", "-m",
+           "fewshot_audio", "index", "build", str(archive), "--backbone", "mfcc", "--out", str(out),
+           "--files-per-shard", "2", "--device", "cpu"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "15 file(s) embedded" in r.stdout and "2 processes" in r.stdout and r.stdout.count("index ") == 1
+    index = ArchiveIndex.open(out)
+    shards = index.db.execute("select count(*) from shards").fetchone()[0]
+    assert shards == 8  # 8 of one rank's files in 4 shards, 7 of the other's in 4
+    fresh = tmp_path / "fresh"
+    build_index([archive], backbone="mfcc", out=fresh, quiet=True)
+    a = {p: (z, t) for p, z, t, _ in index.windows_of_files()}
+    b = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(fresh).windows_of_files()}
+    assert set(a) == set(b) and len(a) == 15
+    for p in a:
+        assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
+    named = {n for (n,) in index.db.execute("select name from shards")}
+    assert {f.name.split(".")[0] for f in (out / "shards").iterdir()} == named
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # the index exists, no --resume
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode != 0 and len(errors) == 1 and "already holds an index" in errors[0]
