@@ -4,7 +4,7 @@ Exact search (:func:`fewshot_audio.index.nearest`) reads every stored window: ab
 two CPU cores, so 0.1 s at 100k windows and 1.1 s at 1M (``benchmarks/results_index.json``). From
 ``ANN_MIN_WINDOWS`` live windows on, ``index build`` also writes ``INDEX/ann.usearch``, a graph over the
 live windows (cosine, float16): 1.6 ms per query at 100k windows (recall@10 0.998) and 7.8 ms at 1M
-(recall@10 0.96); building it takes 80-140 us per window, under 1% of the time it took to embed them. The graph records a hash of the index's live rows;
+(recall@10 0.96); building it takes 80-140 us per window, under 1% of the time it took to embed them. The graph records the index's generation (raised by every change to its files);
 after the archive changes (or a build killed before the graph was rewritten) it is stale, and search
 falls back to exact until the next ``index build --resume``.
 
@@ -13,7 +13,6 @@ USearch is an optional dependency (``pip install "fewshot-audio[archive]"``); wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -36,11 +35,10 @@ def available() -> bool:
 
 
 def live_state(index) -> str:
-    """A hash of the index's live rows (which file owns which rows of which shard)."""
-    h = hashlib.sha256()
-    for row in index.db.execute("select path, shard, first, count from files where count > 0 order by shard, first"):
-        h.update(repr(row).encode())
-    return h.hexdigest()[:16]
+    """The index's generation: a counter every transaction that changes its files raises (constant time,
+    whatever the archive's size)."""
+    row = index.db.execute("select value from meta where key = 'generation'").fetchone()
+    return str(json.loads(row[0]) if row else 0)
 
 
 def _keys(shard: int, rows: np.ndarray) -> np.ndarray:

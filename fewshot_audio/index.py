@@ -136,10 +136,17 @@ class ArchiveIndex:
                                 (str(path), stats[i][0], stats[i][1], durations[i], shard if n else None,
                                  first if n else None, n, errors[i]))
                 first += n
+            self._next_generation()
             self.db.execute("commit")
         except BaseException:
             self.db.execute("rollback")
             raise
+
+    def _next_generation(self) -> None:
+        """Inside a transaction that changes the files: raise the index's generation (a stale search graph
+        is told from it, :mod:`fewshot_audio.ann`)."""
+        self.db.execute("insert into meta values ('generation', '1') on conflict (key) do update set "
+                        "value = cast(value as integer) + 1")
 
     # ----------------------------------------------------------------------------------- reading
     def files(self) -> list[tuple[str, int | None, int, int, str | None]]:
@@ -248,6 +255,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     if gone and rank == 0:
         index.db.execute("begin immediate")
         index.db.executemany("delete from files where path = ?", [(p,) for p in gone])
+        index._next_generation()
         index.db.execute("commit")
     if not quiet and (unchanged or gone):
         log(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
