@@ -33,13 +33,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_index import label_of  # noqa: E402
 from fewshot_audio.index import ArchiveIndex, build_index  # noqa: E402
+from fewshot_audio.metrics import mean_ci95, multilabel_metrics  # noqa: E402
 from fewshot_audio.tagger import Tagger, load_backbone, rank_for_labelling  # noqa: E402
 
 BUDGETS = (0, 10, 20, 40)
-
-
-def scores_of(tagger: Tagger, z: torch.Tensor, owner: torch.Tensor, n: int) -> np.ndarray:
-    return tagger.clip_scores(z, owner, n).numpy()
 
 
 def evaluate(tagger: Tagger, clip_scores: np.ndarray, labels: list[str], test: np.ndarray) -> dict:
@@ -49,13 +46,9 @@ def evaluate(tagger: Tagger, clip_scores: np.ndarray, labels: list[str], test: n
     y = [labels[i] for i in test]
     known = np.array([lab in tags for lab in y])
     top1 = float(np.mean([tags[j] == lab for j, lab in zip(s.argmax(1)[known], np.array(y)[known])]))
-    decide = s >= th
-    f1 = []
-    for j, t in enumerate(tags):
-        truth = np.array([lab == t for lab in y])
-        tp, fp, fn = (decide[:, j] & truth).sum(), (decide[:, j] & ~truth).sum(), (~decide[:, j] & truth).sum()
-        f1.append(2 * tp / max(2 * tp + fp + fn, 1))
-    return {"top1": top1, "macro_f1": float(np.mean(f1)), "heldout_false_positive": float(decide[~known].any(1).mean())}
+    truth = np.array([[lab == t for t in tags] for lab in y])
+    f1 = multilabel_metrics(s, truth, thresholds=th)["macro_f1"]
+    return {"top1": top1, "macro_f1": f1, "heldout_false_positive": float((s >= th)[~known].any(1).mean())}
 
 
 def run(set_name: str, z_by_file: list[np.ndarray], labels: list[str], bb, *, seed: int, method: str,
@@ -74,13 +67,13 @@ def run(set_name: str, z_by_file: list[np.ndarray], labels: list[str], bb, *, se
     z = torch.from_numpy(np.concatenate(z_by_file))
     owner = torch.cat([torch.full((len(w),), i) for i, w in enumerate(z_by_file)])
     n = len(z_by_file)
-    out = {0: evaluate(tagger, scores_of(tagger, z, owner, n), labels, test)}
+    out = {0: evaluate(tagger, tagger.clip_scores(z, owner, n).numpy(), labels, test)}
     labelled: set[int] = set()
     for step in range(1, BUDGETS[-1] + 1):
         tag = tags[(step - 1) % len(tags)]
         j = tagger.tags.index(tag)
         candidates = [i for i in pool if i not in labelled]
-        scores = scores_of(tagger, z, owner, n)[candidates, j]
+        scores = tagger.clip_scores(z, owner, n).numpy()[candidates, j]
         pick = candidates[int(rank_for_labelling(scores, float(tagger.thresholds[j]), method=method, k=1,
                                                  seed=seed * 1000 + step)[0])]
         labelled.add(pick)
@@ -88,7 +81,7 @@ def run(set_name: str, z_by_file: list[np.ndarray], labels: list[str], bb, *, se
         if answer or negatives:
             tagger.add_examples(tag, [z_by_file[pick]], [f"f{pick}"], [answer])
         if step in BUDGETS:
-            out[step] = evaluate(tagger, scores_of(tagger, z, owner, n), labels, test)
+            out[step] = evaluate(tagger, tagger.clip_scores(z, owner, n).numpy(), labels, test)
     return out
 
 
@@ -97,8 +90,8 @@ def summarise(runs: list[dict[int, dict]]) -> dict:
     for b in BUDGETS:
         cell = {}
         for key in runs[0][b]:
-            v = np.array([r[b][key] for r in runs])
-            cell[key] = [round(100 * float(v.mean()), 1), round(100 * 1.96 * float(v.std(ddof=1)) / np.sqrt(len(v)), 1)]
+            mean, ci = mean_ci95([r[b][key] for r in runs])
+            cell[key] = [round(100 * mean, 1), round(100 * ci, 1)]
         out[str(b)] = cell
     return out
 

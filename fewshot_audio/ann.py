@@ -34,7 +34,7 @@ def available() -> bool:
     return True
 
 
-def live_state(index) -> str:
+def generation(index) -> str:
     """The index's generation: a counter every transaction that changes its files raises (constant time,
     whatever the archive's size)."""
     row = index.db.execute("select value from meta where key = 'generation'").fetchone()
@@ -49,6 +49,8 @@ def build_ann(index, *, threads: int | None = None, quiet: bool = False) -> dict
     """(Re)write ``INDEX/ann.usearch`` over the live windows of ``index`` and record its state."""
     from usearch.index import Index
 
+    from .index import row_numbers
+
     threads = threads or os.cpu_count() or 1
     graph = None
     n = 0
@@ -57,7 +59,7 @@ def build_ann(index, *, threads: int | None = None, quiet: bool = False) -> dict
         if graph is None:
             graph = Index(ndim=emb.shape[1], metric="cos", dtype="f16", connectivity=CONNECTIVITY,
                           expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
-        rows = np.concatenate([np.arange(first, first + count) for _, first, count in owners])
+        rows = row_numbers(owners)
         for s in range(0, len(rows), 1 << 16):
             r = rows[s : s + (1 << 16)]
             graph.add(_keys(shard, r), np.ascontiguousarray(emb[r], dtype=np.float16), threads=threads)
@@ -69,7 +71,7 @@ def build_ann(index, *, threads: int | None = None, quiet: bool = False) -> dict
         return {"windows": 0}
     graph.save(str(tmp))
     os.replace(tmp, path)
-    state = {"live": live_state(index), "windows": n}
+    state = {"generation": generation(index), "windows": n}
     index.db.execute("insert or replace into meta values ('ann', ?)", (json.dumps(state),))
     if not quiet:
         log(f"approximate-search graph over {n} windows written to {path}")
@@ -77,9 +79,9 @@ def build_ann(index, *, threads: int | None = None, quiet: bool = False) -> dict
 
 
 def ann_ready(index) -> bool:
-    """Whether ``index`` has a graph that matches its live rows (and USearch is installed)."""
+    """Whether ``index`` has a graph written at its current generation (and USearch is installed)."""
     state = index.meta.get("ann")
-    return bool(state) and (index.root / ANN_FILE).is_file() and available() and state["live"] == live_state(index)
+    return bool(state) and (index.root / ANN_FILE).is_file() and available() and state.get("generation") == generation(index)
 
 
 _OPEN: dict = {}  # the last graph opened, kept memory-mapped for the next query: {(path, mtime, size): graph}

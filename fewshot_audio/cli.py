@@ -471,29 +471,26 @@ def cmd_tagger(args) -> int:
 def _add_examples(tagger, args) -> None:
     from pathlib import Path
 
-    from .errors import ConfigError, DataError
+    from .errors import ConfigError
+    from .tagger import embed_examples
 
     paths = [Path(p) for p in args.positive + args.negative]
     if not paths:
         raise ConfigError("give --positive and/or --negative audio files")
+    j = tagger.column(args.tag, hint=" (add it with add-tag)")
     if args.index:
         from .index import ArchiveIndex, _tagger_for
 
         idx = ArchiveIndex.open(args.index)
         _tagger_for(idx, tagger)
         windows = idx.windows_of(paths)
-        paths = [p.resolve() for p in paths]
     else:
-        windows, errors = tagger.embed_files(paths, quiet=args.quiet)
-        bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
-        if bad:
-            raise DataError(f"example {bad}")
-    before = float(tagger.thresholds[tagger.tags.index(args.tag)]) if args.tag in tagger.tags else None
+        windows = embed_examples(tagger.backbone, paths, device=tagger.device, quiet=args.quiet)
+    before = float(tagger.thresholds[j])
     tagger.add_examples(args.tag, windows, [str(p) for p in paths], [True] * len(args.positive) + [False] * len(args.negative))
-    after = float(tagger.thresholds[tagger.tags.index(args.tag)])
     print(f"tag {args.tag!r}: {len(args.positive)} positive(s), {len(args.negative)} negative(s) added; "
-          f"{int(tagger.support_targets[:, tagger.tags.index(args.tag)].sum())} positives in all; threshold "
-          f"{before:.4f} -> {after:.4f}")
+          f"{int(tagger.support_targets[:, j].sum())} positives in all; threshold "
+          f"{before:.4f} -> {float(tagger.thresholds[j]):.4f}")
 
 
 def cmd_weights(args) -> int:

@@ -214,6 +214,11 @@ class ArchiveIndex:
             yield path, np.asarray(emb[first : first + count], dtype=np.float32), np.asarray(times[first : first + count]), None
 
 
+def row_numbers(owners: list[tuple[str, int, int]]) -> np.ndarray:
+    """The shard rows of the files ``owners`` (``(path, first, count)`` from :meth:`ArchiveIndex.live_rows`), in order."""
+    return np.concatenate([np.arange(first, first + count) for _, first, count in owners])
+
+
 def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
                 workers: int = 1, resume: bool = False, files_per_shard: int = 256, device: str = "cpu",
                 ann: str = "auto", quiet: bool = False) -> dict:
@@ -409,7 +414,7 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
     from . import ann as approx
     from .dataset import pool_by_owner
     from .runtime import pick_device
-    from .tagger import audio_files, embed_files
+    from .tagger import audio_files, embed_examples
 
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")
@@ -423,11 +428,7 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
         raise ConfigError(f"index {index_dir} cannot be searched approximately: {why}; or use --method exact")
     dev = pick_device(device)
     bb = index.backbone(device=dev)
-    files = audio_files(list(examples))
-    emb, errors = embed_files(bb, files, device=dev, hop=index.meta["hop"], quiet=quiet)
-    bad = [f"{f}: {e}" for f, e in zip(files, errors) if e is not None]
-    if bad:
-        raise DataError(f"example {bad[0]}")
+    emb = embed_examples(bb, audio_files(list(examples)), device=dev, hop=index.meta["hop"], quiet=quiet)
     clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
                                      pooling=bb.features.pooling) for z in emb])
     if graph and method != "exact":
@@ -447,7 +448,7 @@ def nearest(index: ArchiveIndex, query: torch.Tensor, *, k: int, device: torch.d
         emb_all, times = index.shard_arrays(shard)
         spans = [(first, count) for _, first, count in owners]
         contiguous = all(a[0] + a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[0][0] == 0
-        rows = None if contiguous else np.concatenate([np.arange(f, f + c) for f, c in spans])
+        rows = None if contiguous else row_numbers(owners)
         n = sum(c for _, c in spans)
         owner = np.repeat(np.arange(len(owners)), [c for _, c in spans])
         for s in range(0, n, chunk):
@@ -503,12 +504,10 @@ def suggest(index_dir: str | Path, *, tagger, tag: str, k: int = 20, method: str
         raise ConfigError(f"--k must be >= 1, got {k}")
     index = ArchiveIndex.open(index_dir)
     model = _tagger_for(index, tagger)
-    if tag not in model.tags:
-        raise ConfigError(f"tag {tag!r} is not in tagger {tagger}; its tags: {', '.join(model.tags)}")
+    j = model.column(tag)
     paths, z, owner = index.clip_windows()
     labelled = {str(Path(p).resolve()) for p in model.support_paths}
     keep = [i for i, p in enumerate(paths) if p not in labelled]
-    j = model.tags.index(tag)
     scores = model.clip_scores(z, owner, len(paths))[:, j].numpy()[keep]
     threshold = float(model.thresholds[j])
     picks = rank_for_labelling(scores, threshold, method=method, k=k, seed=seed)

@@ -190,6 +190,17 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     return out, errors
 
 
+def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+                   quiet: bool = False) -> list[np.ndarray]:
+    """:func:`embed_files` for example files, every one of which must be readable (one line naming the first
+    that is not)."""
+    windows, errors = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
+    bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
+    if bad:
+        raise DataError(f"example {bad}")
+    return windows
+
+
 def _shorter_than(path: Path, seconds: float) -> bool:
     return 0 < audio_duration(path) < seconds
 
@@ -261,10 +272,8 @@ class Tagger:
     def score_embeddings(self, windows: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A file's clip-level scores ``(n_tags,)`` (its pooled embedding's) and its taggram ``(n_windows, n_tags)``."""
         z = torch.as_tensor(windows).float()
-        clip = self.head_scores(self.space(pool_by_owner(z, torch.zeros(len(z), dtype=torch.long), 1,
-                                                         pooling=self.pooling)))[0]
-        per_window = pool_by_owner(z, torch.arange(len(z)), len(z), pooling=self.pooling)  # each window on its own
-        return clip, self.head_scores(self.space(per_window))
+        clip = self.clip_scores(z, torch.zeros(len(z), dtype=torch.long), 1)[0]
+        return clip, self.clip_scores(z, torch.arange(len(z)), len(z))  # each window on its own
 
     # ------------------------------------------------------------------------------ fitting
     def _fit_params(self, zs: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -361,34 +370,39 @@ class Tagger:
         if not ok:
             raise DataError(f"tag {tag!r}: none of the example files could be read")
         n0 = len(self.support_paths)
-        self.support_windows = torch.cat([self.support_windows] + [torch.from_numpy(emb[i]).float() for i in ok])
-        self.support_clip = torch.cat([self.support_clip] + [torch.full((len(emb[i]),), n0 + j) for j, i in enumerate(ok)])
-        self.support_paths += [str(files[i]) for i in ok]
-        self.support_targets = torch.cat([self.support_targets, torch.zeros(len(ok), len(self.tags), dtype=torch.bool)])
+        self._append_support([emb[i] for i in ok], [str(files[i]) for i in ok])
         mask = torch.zeros(len(self.support_paths), dtype=torch.bool)
         mask[n0:] = True
         self._add(tag, mask)
+
+    def _append_support(self, windows: list[np.ndarray], paths: list[str]) -> None:
+        """New support clips (window embeddings ``(n, d)`` of each file), carrying no tag yet."""
+        n0 = len(self.support_paths)
+        self.support_windows = torch.cat([self.support_windows] + [torch.as_tensor(z).float() for z in windows])
+        self.support_clip = torch.cat([self.support_clip] + [torch.full((len(z),), n0 + j) for j, z in enumerate(windows)])
+        self.support_paths += list(paths)
+        self.support_targets = torch.cat([self.support_targets,
+                                          torch.zeros(len(windows), len(self.tags), dtype=torch.bool)])
+
+    def column(self, tag: str, *, hint: str = "") -> int:
+        """The index of ``tag`` among the tagger's tags (one line listing them when it is not one)."""
+        if tag not in self.tags:
+            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}{hint}")
+        return self.tags.index(tag)
 
     def add_examples(self, tag: str, windows: list[np.ndarray], paths: list[str], positive: list[bool]) -> None:
         """Fold confirmed examples of ``tag`` back in: ``windows[i]`` (window embeddings) of file ``paths[i]``,
         a positive or a negative of ``tag``. A file already in the support set keeps its other tags and
         changes only its answer for ``tag``; a new file joins the support set with no other tag. Then
         ``tag``'s prototype (or head) and threshold are refitted; the other tags stay as they are."""
-        if tag not in self.tags:
-            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)} (add it with add-tag)")
-        j = self.tags.index(tag)
+        j = self.column(tag, hint=" (add it with add-tag)")
         known = {str(Path(p).resolve()): i for i, p in enumerate(self.support_paths)}
         for z, path, pos in zip(windows, paths, positive):
             path = str(Path(path).resolve())
-            i = known.get(path)
-            if i is None:
-                i = known[path] = len(self.support_paths)
-                self.support_windows = torch.cat([self.support_windows, torch.as_tensor(z).float()])
-                self.support_clip = torch.cat([self.support_clip, torch.full((len(z),), i)])
-                self.support_paths.append(path)
-                self.support_targets = torch.cat([self.support_targets,
-                                                  torch.zeros(1, len(self.tags), dtype=torch.bool)])
-            self.support_targets[i, j] = bool(pos)
+            if path not in known:
+                known[path] = len(self.support_paths)
+                self._append_support([z], [path])
+            self.support_targets[known[path], j] = bool(pos)
         mask = self.support_targets[:, j].clone()
         if not mask.any():
             raise DataError(f"tag {tag!r} would have no positive example left; keep at least one")
@@ -400,9 +414,7 @@ class Tagger:
         return self.head_scores(self.space(pool_by_owner(windows.float(), owner, n, pooling=self.pooling)))
 
     def remove_tag(self, tag: str) -> None:
-        if tag not in self.tags:
-            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}")
-        j = self.tags.index(tag)
+        j = self.column(tag)
         keep = [k for k in range(len(self.tags)) if k != j]
         self.tags.pop(j)
         self.thresholds = self.thresholds[keep]
