@@ -15,12 +15,12 @@ from .compose import build_strategy, check_backbone, prepare_strategy
 from .config import TrainConfig, config_from_dict
 from .dataset import DeviceData, LabelledFeatures, config_split, load_config_data
 from . import distributed
-from .episodes import (EpisodeSampler, Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
+from .episodes import (Episodes, episode_file_name, freeze_episodes, read_episodes, save_split,
                        split_id)
 from .errors import CheckpointError, ConfigError, EpisodeError
-from .harness import evaluate, load_checkpoint, meta_train
+from .harness import episode_metric, episode_scores, load_checkpoint, meta_train, metric_name
 from .io_utils import atomic_write_json, atomic_write_text
-from .metrics import mean_ci95
+from .metrics import best_threshold, episode_f1, mean_ci95, tag_probabilities
 from .progress import log
 from .report import plot_training_curve
 from .runtime import pick_device, seed_everything, tune_cpu
@@ -34,12 +34,16 @@ def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, spli
     """Load the frozen episodes for these parameters, freezing them first if no file exists."""
     folder = Path(episodes_dir) / data.name / f"split-{split_id(split)}"
     path = folder / episode_file_name(split_name, n_way, n_shot, n_query, n_episodes, seed)
+    if data.multi_label:
+        path = path.with_name("multilabel-" + path.name)
     if not path.exists():
-        sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=data.classes_of(split[split_name]),
-                                 class_names=data.class_names, n_way=n_way, n_shot=n_shot, n_query=n_query, seed=seed)
+        sampler = data.sampler(data.classes_of(split[split_name]), n_way=n_way, n_shot=n_shot, n_query=n_query,
+                               seed=seed)
         header = {"dataset": data.name, "manifest_hash": data.manifest.content_hash(), "split": split_name,
                   "split_id": split_id(split), "classes": split[split_name], "ways": n_way, "shots": n_shot,
                   "queries": n_query, "seed": seed}
+        if data.multi_label:
+            header["multi_label"] = True
         freeze_episodes(path, episodes=sampler.sample(n_episodes), ids=data.ids, class_names=data.class_names,
                         header=header)
         split_path = folder.with_suffix(".yaml")
@@ -47,7 +51,8 @@ def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, spli
             save_split(split_path, split)
         log(f"froze {n_episodes} {split_name} episodes to {path}")
     episodes, _ = read_episodes(path, manifest_hash=data.manifest.content_hash(), ids=data.ids,
-                                class_names=data.class_names)
+                                class_names=data.class_names,
+                                targets=None if data.targets is None else torch.from_numpy(data.targets))
     return episodes, path
 
 
@@ -56,13 +61,25 @@ def _default_out(config: TrainConfig) -> Path:
     return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"
 
 
-def _test(strategy, dev: DeviceData, episodes: Episodes, *, amp: bool) -> dict:
+def _test(strategy, dev: DeviceData, episodes: Episodes, *, amp: bool, calibration: Episodes | None = None) -> dict:
+    """Mean ± 95% CI over ``episodes`` of the accuracy, or for multi-label episodes of the mAP plus micro and
+    macro F1 at one probability threshold chosen on the ``calibration`` (validation) episodes."""
     t0 = time.perf_counter()
-    accs = evaluate(strategy, dev, episodes, amp=amp).numpy()
-    mean, ci = mean_ci95(accs)
-    return {"accuracy": mean, "ci95": ci, "episodes": len(episodes), "ways": episodes.n_way,
-            "shots": int(episodes.support.shape[2]), "queries": int(episodes.query.shape[2]),
-            "seconds": round(time.perf_counter() - t0, 3)}
+    scores = episode_scores(strategy, dev, episodes, amp=amp)
+    name = metric_name(episodes)
+    mean, ci = mean_ci95(episode_metric(scores, episodes).numpy())
+    out = {"metric": name, name: mean, "ci95": ci}
+    if episodes.multi_label and calibration is not None:
+        val = episode_scores(strategy, dev, calibration, amp=amp)
+        threshold = best_threshold(tag_probabilities(val), calibration.query_targets.flatten(1, 2))
+        targets = episodes.query_targets.flatten(1, 2)
+        micro, macro = episode_f1(tag_probabilities(scores), targets, threshold)
+        hit = targets.gather(-1, scores.argmax(-1, keepdim=True)).float().mean((1, 2))
+        for key, values in (("micro_f1", micro), ("macro_f1", macro), ("top1_hit", hit)):
+            out[key], out[f"{key}_ci95"] = mean_ci95(values.numpy())
+        out["threshold"] = threshold
+    return {**out, "episodes": len(episodes), "ways": episodes.n_way, "shots": int(episodes.support.shape[2]),
+            "queries": int(episodes.query.shape[2]), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
@@ -110,9 +127,8 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         distributed.barrier()
     base = data.classes_of(split["base"])
     rank_seed = config.seed + 1000 * rank  # every rank draws its own episodes
-    sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=base, class_names=data.class_names,
-                             n_way=min(train_ways, len(base)), n_shot=config.shots, n_query=train_queries,
-                             seed=rank_seed)
+    sampler = data.sampler(base, n_way=min(train_ways, len(base)), n_shot=config.shots, n_query=train_queries,
+                           seed=rank_seed, training=True)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -123,8 +139,9 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         atomic_write_json(run_dir / "model.json", {"model": strategy.backbone.record,
                                                    "features": dataclasses.asdict(config.features)})
     prepare_strategy(strategy, data, dev, base)
+    kind = "tags" if data.multi_label else "classes"
     log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
-        f"{len(split['novel'])} novel classes; device {device}")
+        f"{len(split['novel'])} novel {kind}; device {device}")
     with distributed.peers_failing_stop_cleanly(run_dir):
         history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
                              meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
@@ -132,15 +149,15 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     if not main:
         return {"rank": rank}
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
-    metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp)}
+    metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp, calibration=val_eps)}
     metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
     if config.baseline and config.features.kind == "logmel":
         baseline = build_strategy(config, device, backbone="mfcc", strategy="prototypical")
         prepare_strategy(baseline, data, dev, base)
-        metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False), "strategy": "prototypical",
-                               "backbone": "mfcc"}
+        metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False, calibration=val_eps),
+                               "strategy": "prototypical", "backbone": "mfcc"}
     metrics["training"] = {"episodes": config.episodes, "seconds": round(history.seconds, 1),
-                           "best_step": history.best_step, "best_val_accuracy": history.best_val}
+                           "best_step": history.best_step, f"best_val_{metric_name(val_eps)}": history.best_val}
     metrics["dataset"] = {"name": data.name, "manifest_hash": data.manifest.content_hash(), "clips": len(data.ids),
                           "classes": len(data.class_names), "test_episodes_file": str(test_path)}
     metrics["device"] = str(device) + (f" x {world_size} processes" if world_size > 1 else "")
@@ -164,14 +181,16 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     dev_name = pick_device(device)
     data = load_config_data(config, quiet=quiet)
     split = config_split(data, config)
-    eps, path = frozen_episodes(data, split, split_name="novel", n_way=ways or config.ways, n_shot=shots or config.shots,
-                                n_query=queries or config.queries, n_episodes=episodes,
-                                episodes_dir=episodes_dir or config.episodes_dir)
+    kw = dict(n_way=ways or config.ways, n_shot=shots or config.shots, n_query=queries or config.queries,
+              episodes_dir=episodes_dir or config.episodes_dir)
+    eps, path = frozen_episodes(data, split, split_name="novel", n_episodes=episodes, **kw)
+    val_eps = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **kw)[0] \
+        if data.multi_label else None  # the F1 threshold is chosen on them
     dev = data.device_data(device=dev_name, seed=config.seed)
     strategy = build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
-    result = {**_test(strategy, dev, eps, amp=config.amp), "strategy": config.strategy, "backbone": config.backbone,
-              "episodes_file": str(path)}
+    result = {**_test(strategy, dev, eps, amp=config.amp, calibration=val_eps), "strategy": config.strategy,
+              "backbone": config.backbone, "episodes_file": str(path)}
     atomic_write_json(run_dir / f"evaluate-{result['ways']}way-{result['shots']}shot-{result['queries']}query.json",
                       result)
     return result

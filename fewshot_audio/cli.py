@@ -27,6 +27,12 @@ def _add_episode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=int, help="query clips per class (Q)")
 
 
+def _add_multi_label_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--multi-label", action="store_true", default=None, dest="multi_label",
+                   help="train and score on every tag of each clip (CSV 'labels' with ';', MTT): episodes over tags, "
+                        "mAP and micro/macro F1")
+
+
 def _add_tag_output_args(p) -> None:
     """The outputs of ``tag`` and ``index tag``: the table's top-k, a Raven table, JSON or CSV."""
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
@@ -57,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-clips", type=int, dest="min_clips", help="drop classes with fewer clips than this")
     p.add_argument("--episodes-dir", dest="episodes_dir", help="where frozen episode files live (default: episodes)")
     p.add_argument("--strict", action="store_true", default=None, help="unreadable or silent audio is an error")
+    _add_multi_label_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
 
     p = sub.add_parser("evaluate", help="score a trained run on frozen novel-class episodes")
@@ -88,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--config", help="YAML preset giving features and split")
     q.add_argument("--episodes-dir", dest="episodes_dir")
+    _add_multi_label_arg(q)
     q.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("compare", help="every strategy on identical tasks: results.csv, results.md, accuracy_vs_shots.png")
@@ -102,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="meta-training episodes for strategies that learn")
     p.add_argument("--test-episodes", type=int, dest="test_episodes", help="frozen test episodes per cell")
     p.add_argument("--draws", type=int, default=5, help="low-data protocol: random draws of the n clips per class")
+    _add_multi_label_arg(p)
     p.add_argument("--source", help="low-data protocol: dataset the learned parts train on (default: built-in)")
     p.add_argument("--source-format", dest="source_format", help="layout of --source")
     p.add_argument("--test-fold", dest="test_fold", help="low-data protocol: the fold scored (default: the last)")
@@ -220,7 +229,7 @@ def _train_config(args):
 
     config = load_config(args.config) if getattr(args, "config", None) else TrainConfig()
     keys = ("dataset", "format", "label", "ways", "shots", "queries", "episodes", "backbone", "strategy", "device",
-            "seed", "out", "min_clips", "episodes_dir", "strict")
+            "seed", "out", "min_clips", "episodes_dir", "strict", "multi_label")
     overrides = {k: getattr(args, k, None) for k in keys}
     config = apply_overrides(config, overrides)
     config.validate()
@@ -228,8 +237,14 @@ def _train_config(args):
 
 
 def _fmt(result: dict) -> str:
-    return (f"{result['strategy']}/{result['backbone']}: {result['ways']}-way {result['shots']}-shot accuracy "
-            f"{100 * result['accuracy']:.2f}% ± {100 * result['ci95']:.2f} (95% CI, {result['episodes']} episodes)")
+    metric = result.get("metric", "accuracy")
+    text = (f"{result['strategy']}/{result['backbone']}: {result['ways']}-way {result['shots']}-shot {metric} "
+            f"{100 * result[metric]:.2f}% ± {100 * result['ci95']:.2f} (95% CI, {result['episodes']} episodes)")
+    if "micro_f1" in result:
+        text += (f"; micro F1 {100 * result['micro_f1']:.2f} ± {100 * result['micro_f1_ci95']:.2f}, macro F1 "
+                 f"{100 * result['macro_f1']:.2f} ± {100 * result['macro_f1_ci95']:.2f} at p >= {result['threshold']:g} "
+                 "(chosen on the validation episodes)")
+    return text
 
 
 def cmd_train(args) -> int:
@@ -276,7 +291,7 @@ def cmd_episodes(args) -> int:
     config = load_config(args.config) if args.config else TrainConfig()
     data = load_labelled_features(args.dataset or config.dataset, features=config.features,
                                   format=args.format or config.format, label=args.label or config.label,
-                                  quiet=args.quiet)
+                                  multi_label=bool(args.multi_label or config.multi_label), quiet=args.quiet)
     split = config_split(data, config)
     _, path = frozen_episodes(data, split, split_name=args.split, n_way=args.ways or config.ways,
                               n_shot=args.shots or config.shots, n_query=args.queries or config.queries,
@@ -302,7 +317,7 @@ def cmd_compare(args) -> int:
 
     config = load_config(args.config) if args.config else TrainConfig()
     keys = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episodes", "backbone", "device", "seed",
-            "episodes_dir")
+            "episodes_dir", "multi_label")
     config = apply_overrides(config, {k: getattr(args, k) for k in keys})
     strategies = parse_strategies(args.strategies)
     if args.protocol == "low-data" and args.strategies.strip() == "all":

@@ -34,9 +34,8 @@ from .compose import build_strategy, check_backbone, prepare_strategy
 from .config import TrainConfig
 from .dataset import (BUILTIN, DeviceData, LabelledFeatures, config_split, load_config_data,
                       load_labelled_features, resolve_split)
-from .episodes import EpisodeSampler
 from .errors import ConfigError, DataError
-from .harness import evaluate, evaluate_tasks, load_checkpoint, meta_train
+from .harness import evaluate, evaluate_tasks, load_checkpoint, meta_train, metric_name
 from .io_utils import atomic_write_json, atomic_write_text
 from .metrics import mean_ci95
 from .pretrained.registry import ModelSpec, is_pretrained, models
@@ -46,13 +45,17 @@ from .strategies import strategy_class
 
 PROTOCOLS = ("episodic", "low-data")
 COLUMNS = ["strategy", "backbone", "protocol", "ways", "shots", "accuracy", "ci95", "n", "train_seconds",
-           "eval_seconds", "seed", "config_hash"]
+           "eval_seconds", "seed", "config_hash", "metric"]
+"""``accuracy`` holds the row's ``metric``: accuracy, or mAP for a multi-label comparison (``metric`` empty in
+results written before that column: accuracy)."""
 
 
 def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str | None, test_fold: str | None) -> str:
     keep = config.to_dict()
     for k in ("strategy", "out", "device", "episodes_dir", "strict"):
         keep.pop(k, None)
+    if not keep["multi_label"]:  # comparisons from before the option keep their hash
+        keep.pop("multi_label")
     keep.update(protocol=protocol, draws=draws if protocol == "low-data" else None, source=source, test_fold=test_fold)
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -82,7 +85,8 @@ def results_table(rows: list[dict]) -> str:
         return "(no results yet)\n"
     r0 = rows[0]
     unit = "episodes" if r0["protocol"] == "episodic" else "draws"
-    lines = [f"Protocol {r0['protocol']}, {r0['ways']}-way; accuracy % ± 95% CI over {r0['n']} {unit}; "
+    metric = r0.get("metric") or "accuracy"
+    lines = [f"Protocol {r0['protocol']}, {r0['ways']}-way; {metric} % ± 95% CI over {r0['n']} {unit}; "
              "train and eval seconds on this machine.", "",
              "| strategy | backbone | " + " | ".join(f"{k}-shot" for k in shots) + " | train s | eval s |",
              "|---|---|" + "---|" * len(shots) + "---|---|"]
@@ -114,7 +118,7 @@ def plot_results(path: Path, rows: list[dict]) -> None:
     ax.set_xscale("log")
     shots = sorted({int(r["shots"]) for r in rows})
     ax.set_xticks(shots, [str(k) for k in shots])
-    ax.set(xlabel="examples per class (shots)", ylabel="accuracy (%)",
+    ax.set(xlabel="examples per class (shots)", ylabel=f"{rows[0].get('metric') or 'accuracy'} (%)",
            title=f"{rows[0]['protocol']} protocol, {rows[0]['ways']}-way (bands: 95% CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -141,9 +145,8 @@ def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceD
         val_eps, _ = frozen_episodes(data, split, split_name="val", n_way=n_way, n_shot=config.shots,
                                      n_query=config.queries, n_episodes=config.val_episodes,
                                      episodes_dir=config.episodes_dir)
-        sampler = EpisodeSampler(labels=torch.from_numpy(data.labels), classes=base, class_names=data.class_names,
-                                 n_way=n_way, n_shot=config.shots, n_query=config.train_queries or config.queries,
-                                 seed=config.seed)
+        sampler = data.sampler(base, n_way=n_way, n_shot=config.shots, n_query=config.train_queries or config.queries,
+                               seed=config.seed, training=True)
         folder.mkdir(parents=True, exist_ok=True)
         history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
                              meta_batch=config.meta_batch, val_every=config.val_every, run_dir=folder,
@@ -205,7 +208,8 @@ class _Views:
             same = cfg.features == self.config.features
             data = self.data if same else load_labelled_features(
                 self.config.dataset, features=cfg.features, format=self.config.format, label=self.config.label,
-                strict=self.config.strict, min_clips=self.config.min_clips, quiet=self.quiet)
+                strict=self.config.strict, min_clips=self.config.min_clips, multi_label=self.config.multi_label,
+                quiet=self.quiet)
             self.cache[key] = (data, data.device_data(device=self.device, seed=cfg.seed))
         return self.cache[key]
 
@@ -264,6 +268,9 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
         raise ConfigError(f"--shots must be positive integers, got {shots}")
     if draws <= 0:
         raise ConfigError(f"--draws must be a positive integer, got {draws}")
+    if config.multi_label and protocol != "episodic":
+        raise ConfigError(f"--multi-label works with the episodic protocol only (the {protocol} protocol scores "
+                          "single-label classes); drop --multi-label or use --protocol episodic")
     for name in strategies:
         cfg = row_config(config, name)
         check_backbone(cfg, strategy_class(cfg.strategy).backbone_name or cfg.backbone)
@@ -301,12 +308,12 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     return rows
 
 
-def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, chash) -> dict:
+def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, chash, metric="accuracy") -> dict:
     mean, ci = mean_ci95(accs)
     return {"strategy": name, "backbone": strategy.backbone_name or config.backbone, "protocol": protocol,
             "ways": ways, "shots": shots, "accuracy": f"{mean:.5f}", "ci95": f"{ci:.5f}", "n": len(accs),
             "train_seconds": f"{train_s:.1f}", "eval_seconds": f"{eval_s:.1f}", "seed": config.seed,
-            "config_hash": chash}
+            "config_hash": chash, "metric": metric}
 
 
 def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
@@ -333,10 +340,10 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
                                      n_way=config.ways, quiet=quiet)
         for k in shot_list:
             t0 = time.perf_counter()
-            accs = evaluate(strategy, dev, episodes_of(view, k), amp=config.amp, desc=f"{name} {k}-shot",
-                            quiet=quiet).numpy()
+            eps = episodes_of(view, k)
+            accs = evaluate(strategy, dev, eps, amp=config.amp, desc=f"{name} {k}-shot", quiet=quiet).numpy()
             rows.append(_row(cfg, strategy, name, "episodic", config.ways, k, accs, train_s,
-                             time.perf_counter() - t0, chash))
+                             time.perf_counter() - t0, chash, metric=metric_name(eps)))
             write_results(out, rows)
             log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
 

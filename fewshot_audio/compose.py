@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 
 from .backbones import backbone_input_kind, build_backbone
@@ -91,5 +90,4 @@ def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str |
 
 def prepare_strategy(strategy, data, dev, base: list[int]) -> None:
     """Let ``strategy`` see the base classes' clips before training (feature statistics, class counts)."""
-    idx = torch.from_numpy(np.nonzero(np.isin(data.labels, base))[0])
-    strategy.prepare(dev.eval_inputs(idx), torch.from_numpy(data.labels[idx.numpy()]))
+    strategy.prepare(dev.eval_inputs(torch.from_numpy(data.clips_of(base, training=True))))

@@ -166,6 +166,7 @@ class TrainConfig:
     out: str | None = None
     strict: bool = False
     baseline: bool = True  # score the mfcc baseline on the same test episodes
+    multi_label: bool = False  # every tag of each clip: multi-label episodes, soft-target loss, mAP and F1
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def validate(self) -> None:
@@ -196,6 +197,8 @@ class TrainConfig:
         keep = self.to_dict()
         for k in ("out", "device", "episodes_dir", "strict"):
             keep.pop(k, None)
+        if not keep["multi_label"]:  # runs from before the option keep their fingerprint
+            keep.pop("multi_label")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -12,7 +12,7 @@ from .config import FeatureConfig
 from .data.adapters import build_manifest, validate_manifest
 from .data.manifest import Manifest
 from .data.synthetic import ensure_synthetic
-from .episodes import load_split, make_split
+from .episodes import EpisodeSampler, MultiLabelEpisodeSampler, load_split, make_split
 from .errors import DataError, EpisodeError
 from .features import FeatureStore
 from .progress import log, warn
@@ -23,13 +23,62 @@ BUILTIN = "builtin-synthetic"
 
 @dataclass
 class LabelledFeatures:
-    """A dataset ready for episodes: the store's array and one class index per clip (-1: excluded)."""
+    """A dataset ready for episodes: the store's array and one class index per clip (-1: excluded).
+
+    Multi-label datasets (``--multi-label``) carry ``targets``, a bool ``(n_clips, n_tags)`` matrix over
+    ``class_names`` (the tags; an excluded clip has no tag), and ``labels`` is all -1.
+    """
 
     manifest: Manifest
     store: FeatureStore
     labels: np.ndarray
     class_names: list[str]
     features: FeatureConfig
+    targets: np.ndarray | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.targets is not None
+
+    def clip_counts(self) -> np.ndarray:
+        """Usable clips per class (per tag): ``(n_classes,)``."""
+        if self.targets is not None:
+            return self.targets.sum(0)
+        return np.bincount(self.labels[self.labels >= 0], minlength=len(self.class_names))
+
+    def drop_classes(self, classes: np.ndarray) -> None:
+        """Exclude classes (indices): their clips (single-label), or the tags from every clip (multi-label)."""
+        if self.targets is not None:
+            self.targets[:, classes] = False
+        else:
+            self.labels[np.isin(self.labels, classes)] = -1
+
+    def clips_of(self, classes: list[int], *, training: bool = False) -> np.ndarray:
+        """Indices of the usable clips of ``classes`` (multi-label: carrying any of those tags; ``training``:
+        and no tag outside them)."""
+        if self.targets is not None:
+            return np.nonzero(self._training_targets(classes, training).any(1))[0]
+        return np.nonzero(np.isin(self.labels, classes))[0]
+
+    def _training_targets(self, classes: list[int], training: bool) -> np.ndarray:
+        if not training:
+            return self.targets
+        outside = np.ones(len(self.class_names), dtype=bool)
+        outside[classes] = False
+        return self.targets & ~self.targets[:, outside].any(1, keepdims=True)
+
+    def sampler(self, classes: list[int], *, n_way: int, n_shot: int, n_query: int, seed: int,
+                training: bool = False):
+        """The episode sampler over ``classes`` (:class:`EpisodeSampler`, or :class:`MultiLabelEpisodeSampler`
+        for a multi-label dataset). ``training``: a multi-label training sampler leaves out every clip that also
+        carries a tag outside ``classes``, so no val or novel tag is ever seen in training."""
+        names = self.class_names
+        if self.targets is None:
+            return EpisodeSampler(labels=torch.from_numpy(self.labels), classes=classes, class_names=names,
+                                  n_way=n_way, n_shot=n_shot, n_query=n_query, seed=seed)
+        return MultiLabelEpisodeSampler(targets=torch.from_numpy(self._training_targets(classes, training)),
+                                        tags=classes, tag_names=names, n_way=n_way, n_shot=n_shot, n_query=n_query,
+                                        seed=seed, why=" without a val or novel tag" if training else "")
 
     def device_data(self, *, device: torch.device, seed: int = 0) -> "DeviceData":
         """The store's windows on ``device`` with this dataset's clip policy."""
@@ -75,10 +124,11 @@ def resolve_features(features: FeatureConfig, manifest: Manifest) -> FeatureConf
 
 def load_labelled_features(dataset: str | None, *, features: FeatureConfig, format: str | None = None,
                            label: str | None = None, strict: bool = False, min_clips: int | None = None,
-                           quiet: bool = False) -> LabelledFeatures:
-    """The dataset's features and labels; ``features.duration: auto`` is resolved (``data.features``)."""
+                           multi_label: bool = False, quiet: bool = False) -> LabelledFeatures:
+    """The dataset's features and labels (``multi_label``: every tag of each clip); ``features.duration: auto``
+    is resolved (``data.features``)."""
     manifest = resolve_manifest(dataset, format=format, label=label, strict=strict, quiet=quiet)
-    labels_str = manifest.single_labels()
+    labels_str = None if multi_label else manifest.single_labels()
     features = resolve_features(features, manifest)
     store = FeatureStore.open_or_build(manifest, features, cache_dir=cache_dir(), quiet=quiet)
     summary = store.skipped_summary()
@@ -86,24 +136,36 @@ def load_labelled_features(dataset: str | None, *, features: FeatureConfig, form
         if strict:
             raise DataError(f"{summary}; remove or fix those files, or drop --strict to skip them")
         warn(summary)
-    class_names = sorted(set(labels_str))
-    index = {c: i for i, c in enumerate(class_names)}
-    labels = np.array([index[s] for s in labels_str], dtype=np.int64)
-    labels[~store.ok] = -1
+    targets = None
+    if multi_label:
+        class_names = manifest.classes
+        index = {c: i for i, c in enumerate(class_names)}
+        targets = np.zeros((len(manifest.clips), len(class_names)), dtype=bool)
+        for i, clip in enumerate(manifest.clips):
+            targets[i, [index[t] for t in clip.labels]] = True
+        targets[~store.ok] = False
+        labels = np.full(len(manifest.clips), -1, dtype=np.int64)
+    else:
+        class_names = sorted(set(labels_str))
+        index = {c: i for i, c in enumerate(class_names)}
+        labels = np.array([index[s] for s in labels_str], dtype=np.int64)
+        labels[~store.ok] = -1
+    data = LabelledFeatures(manifest, store, labels, class_names, features, targets)
     if min_clips:
-        counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
-        dropped = [class_names[c] for c in np.nonzero(counts < min_clips)[0]]
-        if dropped:
-            log(f"--min-clips {min_clips}: dropping {len(dropped)} class(es): {', '.join(dropped)}")
-            labels[np.isin(labels, np.nonzero(counts < min_clips)[0])] = -1
-    return LabelledFeatures(manifest, store, labels, class_names, features)
+        small = np.nonzero(data.clip_counts() < min_clips)[0]
+        if len(small):
+            kind = "tag(s)" if multi_label else "class(es)"
+            log(f"--min-clips {min_clips}: dropping {len(small)} {kind}: {', '.join(class_names[c] for c in small)}")
+            data.drop_classes(small)
+    return data
 
 
 def load_config_data(config, *, quiet: bool = False) -> LabelledFeatures:
     """The labelled features of the dataset that a ``TrainConfig`` names; its ``features.duration`` is
     resolved in place when it is ``auto`` (so the saved run configuration holds the window used)."""
     data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
-                                  strict=config.strict, min_clips=config.min_clips, quiet=quiet)
+                                  strict=config.strict, min_clips=config.min_clips, multi_label=config.multi_label,
+                                  quiet=quiet)
     config.features = data.features
     return data
 
@@ -114,7 +176,7 @@ def config_split(data: LabelledFeatures, config) -> dict[str, list[str]]:
 
 
 def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, split_file: str | None) -> dict[str, list[str]]:
-    present = sorted({data.class_names[c] for c in np.unique(data.labels[data.labels >= 0])})
+    present = [data.class_names[c] for c in np.nonzero(data.clip_counts() > 0)[0]]
     if split_file:
         split = load_split(split_file, data.class_names)
         split = {k: [c for c in v if c in present] for k, v in split.items()}

@@ -74,23 +74,48 @@ class Episodes:
     """A batch of episodes as clip-index tensors.
 
     ``support``: ``(n_episodes, n_way, n_shot)``; ``query``: ``(n_episodes, n_way, n_query)``;
-    ``classes``: ``(n_episodes, n_way)`` class indices. Row ``w`` of each is way ``w``,
-    so the labels are implicit: ``arange(n_way)``.
+    ``classes``: ``(n_episodes, n_way)`` class (or tag) indices. Row ``w`` of each is way ``w``: the
+    clips drawn for it. Single-label episodes leave the targets ``None`` (clip ``[e, w, k]`` is way
+    ``w`` alone); multi-label episodes carry each clip's tags restricted to the episode's ways,
+    ``support_targets (E, n_way, n_shot, n_way)`` and ``query_targets (E, n_way, n_query, n_way)``
+    (bool; a clip drawn for way ``w`` is always positive for ``w`` and may be for other ways too).
     """
 
     support: torch.Tensor
     query: torch.Tensor
     classes: torch.Tensor
+    support_targets: torch.Tensor | None = None
+    query_targets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.support.shape[0]
 
     def __getitem__(self, item) -> "Episodes":
-        return Episodes(self.support[item], self.query[item], self.classes[item])
+        pick = (lambda t: None if t is None else t[item])
+        return Episodes(self.support[item], self.query[item], self.classes[item], pick(self.support_targets),
+                        pick(self.query_targets))
 
     @property
     def n_way(self) -> int:
         return self.support.shape[1]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.query_targets is not None
+
+    def targets(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(support_targets, query_targets)`` as float on ``device`` (what ``Strategy.train_step`` takes), or
+        ``None`` for single-label episodes."""
+        if self.query_targets is None:
+            return None
+        return self.support_targets.to(device).float(), self.query_targets.to(device).float()
+
+
+def restricted_targets(targets: torch.Tensor, clips: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    """Each clip's tags restricted to its episode's: ``targets (n_clips, n_tags)`` bool, ``clips (E, W, k)``,
+    ``tags (E, W)`` -> ``(E, W, k, W)`` bool."""
+    t = targets[clips]  # (E, W, k, n_tags)
+    return torch.gather(t, -1, tags[:, None, None, :].expand(*clips.shape, tags.shape[1]))
 
 
 class EpisodeSampler:
@@ -184,19 +209,6 @@ class EpisodeSampler:
         self.generator.set_state(state)
 
 
-@dataclass
-class MultiLabelEpisodes:
-    """Multi-label episodes: ``support``/``query`` clip indices ``(E, n_way, k)`` drawn per tag, and each
-    clip's targets restricted to the episode's vocabulary: ``support_targets (E, n_way, n_shot, n_way)``,
-    ``query_targets (E, n_way, n_query, n_way)`` (bool). ``tags``: ``(E, n_way)`` tag indices."""
-
-    support: torch.Tensor
-    query: torch.Tensor
-    tags: torch.Tensor
-    support_targets: torch.Tensor
-    query_targets: torch.Tensor
-
-
 class MultiLabelEpisodeSampler:
     """N-way K-shot Q-query episodes over tags, for multi-label data.
 
@@ -207,15 +219,15 @@ class MultiLabelEpisodeSampler:
     """
 
     def __init__(self, *, targets: torch.Tensor, tags: list[int], tag_names: list[str], n_way: int, n_shot: int,
-                 n_query: int, seed: int = 0, max_tries: int = 100):
+                 n_query: int, seed: int = 0, max_tries: int = 100, why: str = ""):
         self.targets = torch.as_tensor(targets, dtype=torch.bool)
         self.per_tag = []
         need = n_shot + n_query
         for t in tags:
             members = torch.nonzero(self.targets[:, t]).flatten()
             if len(members) < need:
-                raise EpisodeError(f"tag {tag_names[t]!r} has {len(members)} clips but {n_shot}-shot {n_query}-query "
-                                   f"episodes need {need}; lower --queries or drop the tag")
+                raise EpisodeError(f"tag {tag_names[t]!r} has {len(members)} clips{why} but {n_shot}-shot {n_query}-query "
+                                   f"episodes need {need}; lower --queries or drop the tag with --min-clips")
             self.per_tag.append(members)
         if n_way > len(tags):
             raise EpisodeError(f"{n_way}-way episodes need {n_way} tags but {len(tags)} are available; lower --ways")
@@ -236,7 +248,7 @@ class MultiLabelEpisodeSampler:
         pick = keys.topk(self.n_shot + self.n_query, dim=-1, largest=False).indices
         return rows, torch.gather(self.table[rows], 1, pick)
 
-    def sample(self, n_episodes: int = 1) -> MultiLabelEpisodes:
+    def sample(self, n_episodes: int = 1) -> Episodes:
         sup, qry, tags = [], [], []
         for _ in range(n_episodes):
             for _ in range(self.max_tries):
@@ -250,12 +262,14 @@ class MultiLabelEpisodeSampler:
             qry.append(clips[:, self.n_shot :])
             tags.append(self.tags[rows])
         sup_t, qry_t, tag_t = torch.stack(sup), torch.stack(qry), torch.stack(tags)
+        return Episodes(sup_t, qry_t, tag_t, restricted_targets(self.targets, sup_t, tag_t),
+                        restricted_targets(self.targets, qry_t, tag_t))
 
-        def restrict(idx):  # (E, W, k) -> (E, W, k, W)
-            t = self.targets[idx]  # (E, W, k, n_tags)
-            return torch.gather(t, -1, tag_t[:, None, None, :].expand(*idx.shape, self.n_way))
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
 
-        return MultiLabelEpisodes(sup_t, qry_t, tag_t, restrict(sup_t), restrict(qry_t))
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
 
 
 # ----------------------------------------------------------------------------- frozen episode files
@@ -277,8 +291,13 @@ def freeze_episodes(path: str | Path, *, episodes: Episodes, ids: list[str], cla
     atomic_write_text(path, text)
 
 
-def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class_names: list[str]) -> tuple[Episodes, dict]:
-    """Load a frozen episode file, refusing one drawn from another manifest."""
+def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class_names: list[str],
+                  targets: torch.Tensor | None = None) -> tuple[Episodes, dict]:
+    """Load a frozen episode file, refusing one drawn from another manifest.
+
+    A multi-label file (header ``"multi_label": true``) stores clip ids and tags like a single-label one;
+    its targets are rebuilt from ``targets`` (the dataset's ``(n_clips, n_tags)`` bool matrix, which the
+    manifest hash pins down), restricted to each episode's tags."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -302,4 +321,13 @@ def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class
         raise EpisodeError(f"episode file {path} names clip or class {exc} that is missing or was skipped in this "
                            "dataset; re-freeze the episodes") from None
     header = {k: v for k, v in data.items() if k != "episodes"}
-    return Episodes(torch.tensor(sup), torch.tensor(qry), torch.tensor(cls)), header
+    episodes = Episodes(torch.tensor(sup), torch.tensor(qry), torch.tensor(cls))
+    if bool(header.get("multi_label")) != (targets is not None):
+        kind = "multi-label" if header.get("multi_label") else "single-label"
+        raise EpisodeError(f"episode file {path} holds {kind} episodes; "
+                           + ("pass --multi-label" if header.get("multi_label") else "drop --multi-label")
+                           + " or use another --episodes-dir")
+    if targets is not None:
+        episodes.support_targets = restricted_targets(targets, episodes.support, episodes.classes)
+        episodes.query_targets = restricted_targets(targets, episodes.query, episodes.classes)
+    return episodes, header

@@ -20,7 +20,7 @@ from .dataset import DeviceData
 from .episodes import Episodes, EpisodeSampler
 from .errors import CheckpointError
 from .io_utils import atomic_write
-from .metrics import episode_accuracies, mean_ci95
+from .metrics import episode_accuracies, episode_average_precision, mean_ci95
 from .progress import log, progress
 from .strategies.base import Strategy
 
@@ -35,18 +35,37 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False, chunk: int = 250,
-             desc: str | None = None, quiet: bool = True) -> torch.Tensor:
-    """Per-episode accuracy ``(E,)`` of ``strategy`` on frozen ``episodes``, ``chunk`` episodes at a time."""
+def episode_scores(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False, chunk: int = 250,
+                   desc: str | None = None, quiet: bool = True) -> torch.Tensor:
+    """Scores ``(E, n_way * n_query, n_way)`` (on the CPU) of ``strategy`` on frozen ``episodes``, ``chunk``
+    episodes at a time; queries in way order."""
     strategy.train_mode(False)
-    accs = []
+    out = []
     starts = range(0, len(episodes), chunk)
     with autocast(data.device, amp):
         for start in progress(starts, desc=desc or "evaluating", total=len(starts), quiet=quiet or desc is None):
             ep = episodes[start : start + chunk]
-            scores = strategy.score_episodes(data, ep.support, ep.query)
-            accs.append(episode_accuracies(scores.float(), ep.query.shape[2]).cpu())
-    return torch.cat(accs)
+            out.append(strategy.score_episodes(data, ep.support, ep.query).float().cpu())
+    return torch.cat(out)
+
+
+def metric_name(episodes: Episodes) -> str:
+    """What :func:`evaluate` measures on these episodes."""
+    return "mAP" if episodes.multi_label else "accuracy"
+
+
+def episode_metric(scores: torch.Tensor, episodes: Episodes) -> torch.Tensor:
+    """Per-episode accuracy ``(E,)``, or mAP over the episode's tags for multi-label episodes."""
+    if episodes.multi_label:
+        return episode_average_precision(scores, episodes.query_targets.flatten(1, 2))
+    return episode_accuracies(scores, episodes.query.shape[2])
+
+
+def evaluate(strategy: Strategy, data: DeviceData, episodes: Episodes, *, amp: bool = False, chunk: int = 250,
+             desc: str | None = None, quiet: bool = True) -> torch.Tensor:
+    """Per-episode accuracy (multi-label: mAP) ``(E,)`` of ``strategy`` on frozen ``episodes``."""
+    scores = episode_scores(strategy, data, episodes, amp=amp, chunk=chunk, desc=desc, quiet=quiet)
+    return episode_metric(scores, episodes)
 
 
 @torch.no_grad()
@@ -140,7 +159,7 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
             data.prefetch(upcoming.support, upcoming.query)
         support, query = data.inputs(ep.support, train=True), data.inputs(ep.query, train=True)
         with autocast(data.device, amp):
-            loss, acc = strategy.train_step(support, query, ep.classes.to(data.device))
+            loss, acc = strategy.train_step(support, query, ep.classes.to(data.device), targets=ep.targets(data.device))
         pending.append((done, loss, acc))
         if checkpoint_now:
             ranks = distributed.gather({"sampler_rng": sampler_state, "crop_rng": data.generator.get_state()})
@@ -179,5 +198,6 @@ def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, 
         state["ranks"] = ranks
     save_checkpoint(ckpt_path, state)
     recent = history.train_loss[-val_every:]
+    name = "mAP" if val_episodes.multi_label else "acc"
     log(f"step {done}/{episodes}: train loss {sum(recent) / len(recent):.3f}, "
-        f"val acc {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")
+        f"val {name} {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")

@@ -1,4 +1,4 @@
-"""Accuracy and confidence intervals."""
+"""Accuracy and confidence intervals; multi-label metrics (per tag, and per episode for the harness)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,41 @@ def episode_accuracies(scores: torch.Tensor, n_query: int) -> torch.Tensor:
     n_way = scores.shape[-1]
     y = torch.arange(n_way, device=scores.device).repeat_interleave(n_query)
     return (scores.argmax(-1) == y).float().mean(-1)
+
+
+def episode_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the ways of each tag's average precision among the episode's queries: ``(E,)`` from
+    ``scores (E, M, W)`` and 0/1 ``targets (E, M, W)`` (every way has a positive query in a multi-label
+    episode; ties ranked by position, which scores of real models do not hit)."""
+    order = scores.float().argsort(dim=1, descending=True, stable=True)
+    t = targets.float().gather(1, order)  # (E, M, W) in descending score order
+    hits = t.cumsum(1)
+    precision = hits / torch.arange(1, t.shape[1] + 1, device=t.device, dtype=t.dtype).view(1, -1, 1)
+    ap = (precision * t).sum(1) / t.sum(1).clamp_min(1)
+    return ap.mean(-1)
+
+
+def tag_probabilities(scores: torch.Tensor) -> torch.Tensor:
+    """Each query's scores as a distribution over the episode's ways (softmax): the scale every strategy's
+    scores share, on which one decision threshold is chosen (a query with two tags puts ~1/2 on each)."""
+    return scores.float().softmax(-1)
+
+
+def episode_f1(probabilities: torch.Tensor, targets: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Micro and macro F1 ``(E,)`` of each episode, a query being given every way whose probability is at least
+    ``threshold``: ``probabilities``, 0/1 ``targets`` ``(E, M, W)``."""
+    pred, t = probabilities >= threshold, targets.bool()
+    tp, fp, fn = ((pred & t).sum(1).float(), (pred & ~t).sum(1).float(), (~pred & t).sum(1).float())  # (E, W)
+    micro = 2 * tp.sum(-1) / (2 * tp.sum(-1) + fp.sum(-1) + fn.sum(-1)).clamp_min(1)
+    macro = (2 * tp / (2 * tp + fp + fn).clamp_min(1)).mean(-1)
+    return micro, macro
+
+
+def best_threshold(probabilities: torch.Tensor, targets: torch.Tensor,
+                   grid: np.ndarray = np.round(np.arange(0.05, 0.951, 0.025), 3)) -> float:
+    """The threshold of ``grid`` with the best mean micro F1 on these (validation) episodes."""
+    means = [float(episode_f1(probabilities, targets, float(g))[0].mean()) for g in grid]
+    return float(grid[int(np.argmax(means))])
 
 
 def mean_ci95(values) -> tuple[float, float]:

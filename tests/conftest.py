@@ -35,6 +35,43 @@ def write_tiny_dataset(root: Path, *, n_classes: int = 12, n_clips: int = 8, sam
     return root
 
 
+def write_tiny_multilabel(root: Path, *, n_tags: int = 12, n_clips: int = 160, sample_rate: int = 8000,
+                          seconds: float = 0.5, seed: int = 0, layout: str = "csv") -> Path:
+    """Multi-label clips: each the sum of one to three synthetic class sounds, tagged with those classes.
+    ``layout``: ``csv`` (``labels.csv``, ``path,labels`` with ``;``) or ``mtt`` (``annotations_final.csv``,
+    tab-separated 0/1 tag columns and ``mp3_path``, MP3 files in a sub-folder)."""
+    rng = np.random.default_rng(seed)
+    sounds = {}
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    n = int(seconds * sample_rate)
+    for j in range(n_clips):
+        tags = sorted(rng.choice(n_tags, size=int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15])), replace=False).tolist())
+        audio = np.zeros(n, dtype=np.float32)
+        for t in tags:
+            family = synthetic.FAMILIES[t % len(synthetic.FAMILIES)]
+            params = sounds.setdefault(t, synthetic._class_params(family, t, seed))
+            audio += synthetic.synthesize_clip(family, params, np.random.default_rng([seed, t, j]), sr=sample_rate)[:n]
+        audio /= max(1.0, float(np.abs(audio).max()) / 0.9)
+        rows.append((f"clip{j:03d}", [f"tag{t:02d}" for t in tags], audio))
+    if layout == "csv":
+        (root / "audio").mkdir(exist_ok=True)
+        lines = ["path,labels"]
+        for name, tags, audio in rows:
+            sf.write(root / "audio" / f"{name}.wav", audio, sample_rate)
+            lines.append(f"audio/{name}.wav,{';'.join(tags)}")
+        (root / "labels.csv").write_text("\n".join(lines) + "\n")
+        return root / "labels.csv"
+    names = [f"tag{t:02d}" for t in range(n_tags)]
+    (root / "0").mkdir(exist_ok=True)
+    lines = ["\t".join(["clip_id", *names, "mp3_path"])]
+    for j, (name, tags, audio) in enumerate(rows):
+        sf.write(root / "0" / f"{name}.mp3", audio, sample_rate, format="MP3")
+        lines.append("\t".join([str(j), *("1" if t in tags else "0" for t in names), f"0/{name}.mp3"]))
+    (root / "annotations_final.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
 TINY_CONFIG = {
     "channels": 8,
     "episodes": 6,

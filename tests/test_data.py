@@ -141,3 +141,34 @@ def test_synthetic_dataset_is_large_deterministic_and_varied():
     c = synthetic.synthesize_clip("plucked", p, np.random.default_rng([0, 2]))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.shape == (synthetic.SAMPLE_RATE,) and np.abs(a).max() <= 1 and np.abs(a).max() > 0.01
+
+
+def test_multi_label_training_never_sees_a_val_or_novel_tag(tmp_path):
+    """Base-tag training episodes (and the clips a strategy prepares on) leave out every clip that also carries
+    a val or novel tag; evaluation episodes over novel tags keep clips that carry base tags too."""
+    import torch
+
+    from conftest import write_tiny_multilabel
+
+    from fewshot_audio.config import FeatureConfig
+    from fewshot_audio.dataset import load_labelled_features
+
+    csv_path = write_tiny_multilabel(tmp_path / "ml")
+    features = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128, n_mels=32)
+    data = load_labelled_features(str(csv_path), features=features, multi_label=True, quiet=True)
+    assert data.multi_label and data.targets.shape == (160, 12) and (data.labels == -1).all()
+    assert (data.targets.sum(1) >= 1).all() and (data.targets.sum(1) > 1).sum() > 40
+    base, novel = list(range(8)), list(range(8, 12))
+    train_clips = data.clips_of(base, training=True)
+    assert len(train_clips) and not data.targets[train_clips][:, novel].any()
+    assert len(train_clips) < len(data.clips_of(base))  # some base clips also carry a novel tag
+    ep = data.sampler(base, n_way=3, n_shot=2, n_query=2, seed=0, training=True).sample(40)
+    drawn = torch.cat([ep.support.flatten(), ep.query.flatten()]).numpy()
+    assert not data.targets[drawn][:, novel].any()
+    test = data.sampler(novel, n_way=3, n_shot=2, n_query=2, seed=0).sample(40)
+    drawn = torch.cat([test.support.flatten(), test.query.flatten()]).numpy()
+    assert data.targets[drawn][:, base].any()
+    from fewshot_audio.errors import EpisodeError
+
+    with pytest.raises(EpisodeError, match="without a val or novel tag"):
+        data.sampler(base, n_way=3, n_shot=10, n_query=10, seed=0, training=True)

@@ -112,7 +112,7 @@ def test_multilabel_sampler_restricts_targets_to_the_episode():
             for k in range(2):
                 c = ep.support[e, w, k]
                 assert ep.support_targets[e, w, k, w]  # drawn for tag w, so positive for it
-                assert torch.equal(ep.support_targets[e, w, k], targets[c, ep.tags[e]])
+                assert torch.equal(ep.support_targets[e, w, k], targets[c, ep.classes[e]])
     assert any(ep.query_targets[e].sum(-1).max() > 1 for e in range(20)), "no multi-label clip was ever drawn"
     again = MultiLabelEpisodeSampler(targets=targets, tags=list(range(8)), tag_names=[f"t{i}" for i in range(8)],
                                      n_way=4, n_shot=2, n_query=3, seed=1).sample(20)
@@ -189,3 +189,28 @@ def test_sampler_cost_does_not_grow_with_the_dataset_and_large_draws_stay_unifor
     both = torch.cat([ep.support, ep.query], -1)
     assert torch.equal(mixed[both], ep.classes.unsqueeze(-1).expand_as(both))
     assert all(len(set(row.tolist())) == 15 for row in both.view(-1, 15))
+
+
+def test_multilabel_episodes_freeze_and_read_back_with_their_targets(tmp_path):
+    from fewshot_audio.episodes import MultiLabelEpisodeSampler
+
+    g = torch.Generator().manual_seed(3)
+    targets = torch.rand(120, 6, generator=g) < 0.3
+    names, ids = [f"t{i}" for i in range(6)], [f"clip{i}" for i in range(120)]
+    ep = MultiLabelEpisodeSampler(targets=targets, tags=[0, 2, 3, 5], tag_names=names, n_way=3, n_shot=2, n_query=3,
+                                  seed=4).sample(7)
+    path = tmp_path / "ml.json"
+    freeze_episodes(path, episodes=ep, ids=ids, class_names=names,
+                    header={"manifest_hash": "abc", "multi_label": True})
+    back, header = read_episodes(path, manifest_hash="abc", ids=ids, class_names=names, targets=targets)
+    assert header["multi_label"] is True and back.multi_label
+    for a, b in ((back.support, ep.support), (back.query, ep.query), (back.classes, ep.classes),
+                 (back.support_targets, ep.support_targets), (back.query_targets, ep.query_targets)):
+        assert torch.equal(a, b)
+    assert torch.equal(back[2:4].query_targets, ep.query_targets[2:4])
+    with pytest.raises(EpisodeError, match="holds multi-label episodes; pass --multi-label"):
+        read_episodes(path, manifest_hash="abc", ids=ids, class_names=names)
+    single = tmp_path / "single.json"
+    freeze_episodes(single, episodes=ep, ids=ids, class_names=names, header={"manifest_hash": "abc"})
+    with pytest.raises(EpisodeError, match="holds single-label episodes; drop --multi-label"):
+        read_episodes(single, manifest_hash="abc", ids=ids, class_names=names, targets=targets)

@@ -27,3 +27,28 @@ def test_mean_ci95():
     mean, ci = mean_ci95(v)
     assert mean == pytest.approx(0.675) and ci == pytest.approx(1.96 * v.std(ddof=1) / 2)
     assert mean_ci95([0.3]) == (0.3, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_episode_metrics_match_scikit_learn_episode_by_episode(seed):
+    import torch
+
+    from fewshot_audio.metrics import best_threshold, episode_average_precision, episode_f1, tag_probabilities
+
+    rng = np.random.default_rng(seed)
+    targets = rng.random((6, 15, 5)) < 0.35
+    targets[:, 0, :] = True  # every way has a positive query
+    scores = targets * rng.normal(1.0, 0.5, targets.shape) + rng.normal(0, 0.7, targets.shape)
+    ap = episode_average_precision(torch.from_numpy(scores), torch.from_numpy(targets)).numpy()
+    probs = tag_probabilities(torch.from_numpy(scores))
+    assert torch.allclose(probs.sum(-1), torch.ones(6, 15))
+    micro, macro = episode_f1(probs, torch.from_numpy(targets), 0.3)
+    for e in range(6):
+        assert ap[e] == pytest.approx(average_precision_score(targets[e], scores[e], average="macro"), abs=1e-6)
+        pred = probs[e].numpy() >= 0.3
+        assert float(micro[e]) == pytest.approx(f1_score(targets[e], pred, average="micro"), abs=1e-6)
+        assert float(macro[e]) == pytest.approx(f1_score(targets[e], pred, average="macro", zero_division=0), abs=1e-6)
+    grid = np.array([0.1, 0.3, 0.6])
+    t = best_threshold(probs, torch.from_numpy(targets), grid=grid)
+    best = max(grid, key=lambda g: float(episode_f1(probs, torch.from_numpy(targets), float(g))[0].mean()))
+    assert t == best

@@ -42,7 +42,7 @@ def run(name, seed=0):
     base, novel = list(range(0, 10)), list(range(10, 16))
     s = build(name, seed)
     idx = torch.nonzero(torch.isin(labels, torch.tensor(base))).flatten()
-    s.prepare(data.eval_inputs(idx), labels[idx])
+    s.prepare(data.eval_inputs(idx))
     if s.trains:
         sampler = EpisodeSampler(labels=labels, classes=base, class_names=names, n_way=3, n_shot=2, n_query=3, seed=seed)
         for _ in range(20):
@@ -136,7 +136,7 @@ def test_per_task_training_works_under_autocast(name):
                          n_way=3, n_shot=2, n_query=3, seed=99).sample(12)
     s = build(name)
     idx = torch.arange(len(labels))[labels < 10]
-    s.prepare(data.eval_inputs(idx), labels[idx])
+    s.prepare(data.eval_inputs(idx))
     s.train_mode(False)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         scores = s.score_episodes(data.eval_inputs, eps.support, eps.query)
@@ -154,3 +154,42 @@ def test_initial_weights_do_not_depend_on_what_ran_before():
     b = build_strategy(cfg, torch.device("cpu"))
     for (k, v), w in zip(a.backbone.state_dict().items(), b.backbone.state_dict().values()):
         assert torch.equal(v, w), k
+
+
+def test_multi_label_loss_is_cross_entropy_for_one_tag_and_spreads_over_several():
+    import torch.nn.functional as F
+
+    from fewshot_audio.strategies.base import classification_loss, hit_rate, way_targets
+
+    logits = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    one_hot = F.one_hot(y, 4).float()
+    assert torch.allclose(classification_loss(logits, one_hot), F.cross_entropy(logits, y))
+    assert hit_rate(logits, one_hot) == hit_rate(logits, y)
+    two = one_hot.clone()
+    two[0, 3] = 1.0  # clip 0 carries tags 0 and 3: its target is half on each
+    want = -(0.5 * F.log_softmax(logits[0], -1)[[0, 3]]).sum()
+    rows = [-(F.log_softmax(logits[i], -1)[y[i]]) for i in range(1, 8)]
+    assert torch.allclose(classification_loss(logits, two), (want + sum(rows)) / 8)
+    best = logits.argmax(-1)
+    assert hit_rate(logits, two) == pytest.approx(float(((best == y) | ((torch.arange(8) == 0) & (best == 3))).float().mean()))
+    assert torch.equal(way_targets((2, 3, 2), None, torch.device("cpu")), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
+    t = torch.rand(2, 3, 2, 3)
+    assert torch.equal(way_targets((2, 3, 2), t, torch.device("cpu")), t.reshape(12, 3))
+
+
+@pytest.mark.parametrize("name", ["prototypical", "transfer-proto", "proto-transfer", "maml", "anil"])
+def test_multi_label_train_step_uses_the_targets(name):
+    """A train step on multi-label targets gives a different loss than on the single-label ones, and each
+    trainable strategy takes it without error."""
+    g = torch.Generator().manual_seed(0)
+    support, query = torch.randn(1, 3, 2, *SHAPE, generator=g), torch.randn(1, 3, 2, *SHAPE, generator=g)
+    classes = torch.tensor([[0, 1, 2]])
+    st = torch.eye(3)[None, :, None, :].expand(1, 3, 2, 3).clone()  # one-hot: the single-label targets
+    same, _ = build(name).train_step(support, query, classes, targets=(st, st.clone()))
+    single, _ = build(name).train_step(support, query, classes)
+    assert torch.allclose(same, single, atol=1e-5)
+    qt = st.clone()
+    qt[0, 0, 0, 2] = qt[0, 1, 1, 0] = 1.0  # two queries carry a second tag
+    multi, _ = build(name).train_step(support, query, classes, targets=(st, qt))
+    assert torch.isfinite(multi) and not torch.isclose(single, multi)

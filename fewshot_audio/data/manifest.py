@@ -74,8 +74,9 @@ class Manifest:
         for clip in self.clips:
             if len(clip.labels) != 1:
                 raise DataError(
-                    f"clip {clip.id} has {len(clip.labels)} labels {list(clip.labels)} but episodic "
-                    "classification needs exactly one; pick one label per clip in the CSV"
+                    f"clip {clip.id} has {len(clip.labels)} labels {list(clip.labels)} but single-label "
+                    "classification needs exactly one; pass --multi-label to train on every tag, or pick one label "
+                    "per clip in the CSV"
                 )
             out.append(clip.labels[0])
         return out

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import InputsFn, Strategy, squared_distances
+from .base import InputsFn, Strategy, classification_loss, hit_rate, squared_distances, way_targets
 
 
 def embed_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -94,18 +94,20 @@ def per_episode(zs: torch.Tensor, zq: torch.Tensor, fit_score) -> torch.Tensor:
     return torch.from_numpy(out).to(zq.device)
 
 
-def proto_loss_step(strategy: Strategy, support: torch.Tensor, query: torch.Tensor):
-    """One prototypical-network optimisation step; returns detached (loss, accuracy)."""
+def proto_loss_step(strategy: Strategy, support: torch.Tensor, query: torch.Tensor,
+                    targets: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """One prototypical-network optimisation step; returns detached (loss, accuracy). A way's prototype is the
+    mean of the support clips drawn for it; multi-label queries are scored against all their tags."""
     n_ep, n_way, n_shot = support.shape[:3]
     n_query = query.shape[2]
     x = torch.cat([support.flatten(0, 2), query.flatten(0, 2)])
     z = strategy.backbone(x).float()
     zs = z[: n_ep * n_way * n_shot].view(n_ep, n_way, n_shot, -1)
     zq = z[n_ep * n_way * n_shot :].view(n_ep, n_way * n_query, -1)
-    logits = prototype_scores(zs, zq)
-    y = torch.arange(n_way, device=z.device).repeat_interleave(n_query).expand(n_ep, -1)
-    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    logits = prototype_scores(zs, zq).flatten(0, 1)
+    y = way_targets((n_ep, n_way, n_query), None if targets is None else targets[1], z.device)
+    loss = classification_loss(logits, y)
     strategy.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     strategy.optimizer.step()
-    return loss.detach(), (logits.argmax(-1) == y).float().mean().detach()
+    return loss.detach(), hit_rate(logits, y).detach()

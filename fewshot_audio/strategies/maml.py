@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..errors import ConfigError
-from .base import Strategy
+from .base import Strategy, classification_loss, hit_rate, way_targets
 
 
 class MAML(Strategy):
@@ -58,7 +58,7 @@ class MAML(Strategy):
         z = self.features(params, x) if self.head_only else None
         for _ in range(steps):
             feats = z if self.head_only else self.features(params, x)
-            loss = F.cross_entropy(self.logits(params, feats), y)
+            loss = classification_loss(self.logits(params, feats), y)
             grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph)
             params = {**params, **{n: params[n] - self.inner_lr * g for n, g in zip(names, grads)}}
         return params
@@ -69,22 +69,23 @@ class MAML(Strategy):
             raise ConfigError(f"{self.name} was meta-trained with a {self.n_way}-way head but the episodes are "
                               f"{n_way}-way; evaluate with --ways {self.n_way} or retrain with --ways {n_way}")
 
-    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
+    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
         n_ep, n_way, n_shot = support.shape[:3]
         self._check_ways(n_way)
         n_query = query.shape[2]
-        ys = torch.arange(n_way, device=self.device).repeat_interleave(n_shot)
-        yq = torch.arange(n_way, device=self.device).repeat_interleave(n_query)
+        ys = way_targets((n_ep, n_way, n_shot), None if targets is None else targets[0], self.device)
+        yq = way_targets((n_ep, n_way, n_query), None if targets is None else targets[1], self.device)
+        ys, yq = ys.view(n_ep, n_way * n_shot, *ys.shape[1:]), yq.view(n_ep, n_way * n_query, *yq.shape[1:])
         params = self.parameters_dict()
         total, correct = 0.0, 0.0
         for e in range(n_ep):
             # first order: the inner gradients are constants (no graph), but they are still taken at
             # the current parameters, so the outer gradient reaches the initialisation
-            adapted = self.adapt(params, support[e].flatten(0, 1), ys, steps=self.inner_steps,
+            adapted = self.adapt(params, support[e].flatten(0, 1), ys[e], steps=self.inner_steps,
                                  create_graph=not self.first_order)
             out = self.logits(adapted, self.features(adapted, query[e].flatten(0, 1)))
-            total = total + F.cross_entropy(out, yq) / n_ep
-            correct = correct + (out.argmax(-1) == yq).float().mean() / n_ep
+            total = total + classification_loss(out, yq[e]) / n_ep
+            correct = correct + hit_rate(out, yq[e]) / n_ep
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()

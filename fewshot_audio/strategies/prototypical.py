@@ -18,5 +18,5 @@ class Prototypical(EmbeddingStrategy):
         self.trains = bool(params) and getattr(self.backbone, "trainable", True)
         self.optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay) if self.trains else None
 
-    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
-        return proto_loss_step(self, support, query)
+    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
+        return proto_loss_step(self, support, query, targets)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import full_precision
+from .base import classification_loss, full_precision, hit_rate
 from .embedding import EmbeddingStrategy, centred_l2, logistic_regression, per_episode, proto_loss_step, prototype_scores
 
 
@@ -31,8 +31,8 @@ class Pretrained(EmbeddingStrategy):
         self.base_mean: torch.Tensor | None = None
         self._base_inputs: torch.Tensor | None = None
 
-    def prepare(self, train_inputs: torch.Tensor, train_labels: torch.Tensor) -> None:
-        super().prepare(train_inputs, train_labels)
+    def prepare(self, train_inputs: torch.Tensor) -> None:
+        super().prepare(train_inputs)
         self._base_inputs = train_inputs
 
     def train_mode(self, training: bool) -> None:
@@ -41,19 +41,27 @@ class Pretrained(EmbeddingStrategy):
         if training:
             self.base_mean = None  # the embedding changes: recompute the base mean when next needed
 
-    def ce_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
+    def ce_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
+        """Cross-entropy over all training classes on every clip of the batch (multi-label: the clip's tags
+        among its episode's, placed at those tags' columns)."""
         x = torch.cat([support.flatten(0, 2), query.flatten(0, 2)])
-        y = torch.cat([classes.unsqueeze(-1).expand(*support.shape[:3]).flatten(),
-                       classes.unsqueeze(-1).expand(*query.shape[:3]).flatten()])
+        if targets is None:
+            y = torch.cat([classes.unsqueeze(-1).expand(*support.shape[:3]).flatten(),
+                           classes.unsqueeze(-1).expand(*query.shape[:3]).flatten()])
+        else:
+            columns = [classes[:, None, None, :].expand(*t.shape) for t in targets]  # (E, W, k, W) global tags
+            y = torch.zeros(len(x), max(1, self.n_classes), device=x.device).scatter_(
+                1, torch.cat([c.reshape(-1, c.shape[-1]) for c in columns]),
+                torch.cat([t.reshape(-1, t.shape[-1]) for t in targets]))
         logits = self.head(self.backbone(x)).float()
-        loss = F.cross_entropy(logits, y)
+        loss = classification_loss(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach(), (logits.argmax(-1) == y).float().mean().detach()
+        return loss.detach(), hit_rate(logits, y).detach()
 
-    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
-        return self.ce_step(support, query, classes)
+    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
+        return self.ce_step(support, query, classes, targets)
 
     def mean_base_embedding(self) -> torch.Tensor:
         if self.base_mean is None:
@@ -136,11 +144,11 @@ class ProtoTransfer(Pretrained):
         self.switch_at = int(self.pretrain_fraction * self.episodes)
         self.step = 0
 
-    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor):
+    def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
         self.step += 1
         if self.step <= self.switch_at:
-            return self.ce_step(support, query, classes)
-        return proto_loss_step(self, support, query)
+            return self.ce_step(support, query, classes, targets)
+        return proto_loss_step(self, support, query, targets)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "step": self.step}
