@@ -151,3 +151,30 @@ def test_compile_true_trains_a_compiled_backbone_with_the_same_checkpoint_keys(t
     assert a.keys() == b.keys()
     for k in a:  # the same seed and episodes: compiled kernels reorder float sums, so close, not equal
         assert torch.allclose(a[k], b[k], atol=5e-3), k
+
+
+def test_interrupted_multi_label_run_resumes_to_the_same_result(tiny_config, tmp_path):
+    from conftest import write_tiny_multilabel
+
+    csv_path = write_tiny_multilabel(tmp_path / "ml")
+
+    def config(out):
+        cfg = _config(csv_path, tiny_config, out, "conv4")
+        cfg.multi_label = True
+        return cfg
+
+    whole = train(config(tmp_path / "whole"), quiet=True)
+
+    def crash_after_step_5(step):
+        if step == 5:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train(config(tmp_path / "cut"), quiet=True, on_step=crash_after_step_5)
+    resumed = train(config(tmp_path / "cut"), resume=True, quiet=True)
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert a["history"]["train_loss"] == b["history"]["train_loss"]
+    for k, v in a["strategy"]["backbone"].items():
+        assert torch.equal(v, b["strategy"]["backbone"][k]), k
+    assert whole["test"]["mAP"] == resumed["test"]["mAP"] and whole["test"]["micro_f1"] == resumed["test"]["micro_f1"]
