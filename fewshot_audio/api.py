@@ -184,8 +184,9 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     kw = dict(n_way=ways or config.ways, n_shot=shots or config.shots, n_query=queries or config.queries,
               episodes_dir=episodes_dir or config.episodes_dir)
     eps, path = frozen_episodes(data, split, split_name="novel", n_episodes=episodes, **kw)
-    val_eps = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **kw)[0] \
-        if data.multi_label else None  # the F1 threshold is chosen on them
+    val_eps = None
+    if data.multi_label:  # the F1 threshold is chosen on the validation episodes
+        val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **kw)
     dev = data.device_data(device=dev_name, seed=config.seed)
     strategy = build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
