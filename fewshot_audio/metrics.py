@@ -18,11 +18,17 @@ def episode_accuracies(scores: torch.Tensor, n_query: int) -> torch.Tensor:
 def episode_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean over the ways of each tag's average precision among the episode's queries: ``(E,)`` from
     ``scores (E, M, W)`` and 0/1 ``targets (E, M, W)`` (every way has a positive query in a multi-label
-    episode; ties ranked by position, which scores of real models do not hit)."""
-    order = scores.float().argsort(dim=1, descending=True, stable=True)
+    episode). The batched form of :func:`average_precision`, ties included: each positive counts the
+    precision at the end of its run of equal scores (bf16 scores on a GPU tie often)."""
+    s, order = scores.float().sort(dim=1, descending=True, stable=True)
     t = targets.float().gather(1, order)  # (E, M, W) in descending score order
-    hits = t.cumsum(1)
-    precision = hits / torch.arange(1, t.shape[1] + 1, device=t.device, dtype=t.dtype).view(1, -1, 1)
+    m = t.shape[1]
+    starts = torch.ones_like(s, dtype=torch.bool)
+    starts[:, 1:] = s[:, 1:] != s[:, :-1]
+    group = starts.long().cumsum(1) - 1  # run of equal scores of each position
+    position = torch.arange(m, device=s.device).view(1, -1, 1).expand_as(group)
+    last = torch.zeros_like(group).scatter_reduce(1, group, position, reduce="amax").gather(1, group)
+    precision = t.cumsum(1).gather(1, last) / (last + 1).float()
     ap = (precision * t).sum(1) / t.sum(1).clamp_min(1)
     return ap.mean(-1)
 
