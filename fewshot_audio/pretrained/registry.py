@@ -20,7 +20,7 @@ import torch
 from ..errors import ConfigError
 
 # modules that register models when imported (in this order: ``weights list`` and error messages follow it)
-MODEL_MODULES = ("musicnn", "aisfx", "yamnet")
+MODEL_MODULES = ("musicnn", "aisfx", "yamnet", "speech_embedding")
 
 
 @dataclass(frozen=True)
