@@ -6,13 +6,14 @@ queries with ``Tagger.score_embeddings`` (the code paths of ``adapt`` and ``tag`
 
 * tag top-1: 3 examples per tag, every class a tag, all other clips as queries, ``--seeds`` splits;
 * rejection: a quarter of the classes held out of the vocabulary; the fraction of their clips given
-  no tag at the calibrated thresholds (and the recall of the vocabulary's clips at those thresholds);
+  no tag at the calibrated thresholds (and the recall of the vocabulary's clips at those thresholds), at
+  the default strictness and with the earlier balanced-accuracy thresholds;
 * 5-way 1-shot and 5-shot episodes (300 each) with prototypes in the tagger's space;
 * the same splits and episodes with the whole-clip MFCC nearest centroid (fewshot_audio.baselines);
 * ablations of the clip policy (loop/pad, mean/max/meanmax pooling), the embedding space
   (centred-L2 cosine vs raw squared distances) and the file score (pooled clip vs best window).
 
-    python benchmarks/bench_real.py --run RUN_DIR [--sets a,b] [--backbones mfcc,musicnn-mtt,run] [--out JSON]
+    python benchmarks/bench_real.py --run RUN_DIR [--sets a,b] [--backbones mfcc,musicnn-mtt,run,aisfx,...] [--out JSON]
     python benchmarks/bench_real.py --table benchmarks/results_real.json      # markdown tables
 """
 
@@ -93,16 +94,22 @@ def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="
                                    labels=[[labels[i]] for i in support], normalize=normalize)
         s = scores_of(t, query)
         top1.append(np.mean(np.array(t.tags)[s.argmax(1)] == labels[query]))
-    rejected, recall = [], []
-    for support, query, vocab, held in splits(labels, seeds, hold_out=0.25):
-        t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
-                                   labels=[[labels[i]] for i in support], normalize=normalize)
-        th = t.thresholds.numpy()
-        rejected.append(np.mean((scores_of(t, held) < th).all(1)))
-        s = scores_of(t, query)
-        recall.append(np.mean(s[np.arange(len(query)), [t.tags.index(c) for c in labels[query]]] >= th[[t.tags.index(c) for c in labels[query]]]))
-    return {"top1": mean_ci95(np.array(top1)), "rejected": mean_ci95(np.array(rejected)),
-            "recall": mean_ci95(np.array(recall))}
+    out = {"top1": mean_ci95(np.array(top1))}
+    # thresholds at the default strictness, and with the earlier rule (balanced accuracy: weight 1, i.e.
+    # strictness 1 / number of tags)
+    for suffix, rule in (("", None), ("_balanced", "balanced")):
+        rejected, recall = [], []
+        for support, query, vocab, held in splits(labels, seeds, hold_out=0.25):
+            t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
+                                       labels=[[labels[i]] for i in support], normalize=normalize,
+                                       strictness=1 / len(vocab) if rule == "balanced" else None)
+            th = t.thresholds.numpy()
+            rejected.append(np.mean((scores_of(t, held) < th).all(1)))
+            s = scores_of(t, query)
+            cols = [t.tags.index(c) for c in labels[query]]
+            recall.append(np.mean(s[np.arange(len(query)), cols] >= th[cols]))
+        out[f"rejected{suffix}"], out[f"recall{suffix}"] = mean_ci95(np.array(rejected)), mean_ci95(np.array(recall))
+    return out
 
 
 def episode_metrics(clip_z: torch.Tensor, labels, *, normalize, scale=False):
@@ -146,7 +153,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", help="a run folder meta-trained on the built-in dataset (fewshot-audio train --out RUN)")
     p.add_argument("--sets", default=",".join(SETS))
-    p.add_argument("--backbones", default="mfcc,musicnn-mtt,run")
+    p.add_argument("--backbones", default="mfcc,musicnn-mtt,run,aisfx,yamnet:layer12,speech-embedding")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--ablations", default="policy,pooling,space,file_score")
     p.add_argument("--out", default="benchmarks/results_real.json")
@@ -201,13 +208,14 @@ def table(path: str) -> str:
     """Markdown tables of a results JSON: headline rows, then the ablations."""
     r = json.loads(Path(path).read_text())
     f = lambda v: "n/a" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}"  # noqa: E731
-    lines = ["| set | path | tag top-1 | held-out rejected | recall at threshold | 5-way 1-shot | 5-way 5-shot |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| set | path | tag top-1 | held-out rejected | recall at threshold | rejected / recall, balanced-accuracy "
+             "thresholds (before) | 5-way 1-shot | 5-way 5-shot |", "|---|---|---|---|---|---|---|---|"]
     for ds, res in r.items():
         for k, v in res.items():
             if isinstance(v, dict):
                 lines.append(f"| {ds} | {k.replace('|', '/')} | {f(v['top1'])} | {f(v.get('rejected'))} | "
-                             f"{f(v.get('recall'))} | {f(v.get('1shot'))} | {f(v.get('5shot'))} |")
+                             f"{f(v.get('recall'))} | {f(v.get('rejected_balanced'))} / {f(v.get('recall_balanced'))} | "
+                             f"{f(v.get('1shot'))} | {f(v.get('5shot'))} |")
     return "\n".join(lines)
 
 

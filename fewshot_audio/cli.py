@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "digits 34%%, spoken words 9%%); for speech use speech-embedding (spoken digits 82%%, words 65%%); "
                         "needs 'fewshot-audio weights fetch aisfx' (or speech-embedding) once")
     p.add_argument("--head", default="prototypes", help="prototypes (default) or linear")
+    p.add_argument("--strictness", type=float, default=None,
+                   help="how much a false tag costs against a missed one, per tag of the vocabulary, when each tag's "
+                        "threshold is calibrated (default 2: clips of none of the tags are answered 'none of these' "
+                        "more often; lower it to tag more liberally)")
     p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -343,12 +347,12 @@ def cmd_adapt(args) -> int:
     from .tagger import DEFAULT_BACKBONE, Tagger
 
     tagger = Tagger.adapt(args.support, backbone=args.backbone or DEFAULT_BACKBONE, head=args.head, format=args.format,
-                          device=args.device, quiet=args.quiet)
+                          device=args.device, strictness=args.strictness, quiet=args.quiet)
     tagger.save(args.out)
     counts = tagger.support_targets.sum(0).tolist()
     multi = int((tagger.support_targets.sum(1) > 1).sum())
     print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "
-          f"{tagger.backbone.name}, {tagger.head} head")
+          f"{tagger.backbone.name}, {tagger.head} head, thresholds at strictness {tagger.strictness:g}")
     for tag, n, th in zip(tagger.tags, counts, tagger.thresholds.tolist()):
         print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}")
     if multi:

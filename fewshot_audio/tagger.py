@@ -30,6 +30,10 @@ from .strategies.embedding import centred_l2, cosine_scores, logistic_regression
 FORMAT_VERSION = 3  # 3: the embedding model is stored as a model record; 2 (a whole training config) still loads
 READABLE_VERSIONS = (2, 3)
 HEADS = ("prototypes", "linear")
+# how much a false tag costs against a missed one, per tag of the vocabulary (Tagger._fit_tag): chosen on the four
+# real sets of benchmarks/bench_real.py (speech-embedding, aisfx, mfcc, 3 examples per tag): 1 rejected 44-71% of
+# the clips of held-out classes, 2 rejected 51-72% (balanced accuracy, the earlier rule: 4-54%)
+STRICTNESS = 2.0
 
 
 @dataclass
@@ -220,12 +224,15 @@ class Tagger:
                  support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
                  params: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
                  centre: torch.Tensor | None = None, scale: torch.Tensor | None = None, normalize: bool = True,
-                 device: torch.device = torch.device("cpu")):
+                 strictness: float = STRICTNESS, device: torch.device = torch.device("cpu")):
         """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
         Without ``tags``, it has no tags yet: ``_add`` fits them one by one. Without ``centre``, the
         standardisation statistics are fitted on the support clips."""
         self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
         self.normalize = normalize
+        if not strictness > 0:
+            raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
+        self.strictness = float(strictness)
         self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
         self.support_targets = (support_targets if support_targets is not None
                                 else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
@@ -286,10 +293,14 @@ class Tagger:
         coef, intercept = logistic_regression(zs.numpy(), y, C=10.0, balanced=True)
         return torch.cat([torch.from_numpy(coef[0]), torch.from_numpy(intercept)])
 
-    def _fit_tag(self, positives: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def _fit_tag(self, positives: torch.Tensor, n_tags: int) -> tuple[torch.Tensor, float]:
         """Prototype (or linear head) for one tag from the boolean clip mask ``positives``, and its
         threshold, calibrated on clip-level scores with each positive left out of its own tag's fit.
-        Uses only the support set: other tags are not touched."""
+
+        The threshold maximises ``TPR - strictness x n_tags x FPR`` (:func:`calibrate_threshold`): a clip of
+        none of the tags is answered "none of these" only if all ``n_tags`` tags reject it, so its chance of
+        a false tag grows with the vocabulary (about ``n_tags x FPR``); ``strictness`` weighs that false
+        tag against a missed one. Uses only the support set: other tags are not touched."""
         zs = self.space(self.support_clips())
         param = self._fit_params(zs, positives)
         scores = self.head_scores(zs, param.unsqueeze(0))[:, 0]
@@ -304,18 +315,21 @@ class Tagger:
             pos_scores = torch.stack(loo)
         else:
             pos_scores = scores[positives]
-        return param, calibrate_threshold(pos_scores.numpy(), scores[~positives].numpy())
+        weight = self.strictness * n_tags
+        return param, calibrate_threshold(pos_scores.numpy(), scores[~positives].numpy(), false_accept_weight=weight)
 
     # ------------------------------------------------------------------------------ public API
     @classmethod
     def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
-              device: str = "cpu", normalize: bool = True, quiet: bool = False) -> "Tagger":
+              device: str = "cpu", normalize: bool = True, strictness: float | None = None, quiet: bool = False) -> "Tagger":
         """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags)."""
         from .data.adapters import build_manifest, validate_manifest
         from .runtime import pick_device
 
         if head not in HEADS:
             raise ConfigError(f"--head {head!r} is not valid; use {' or '.join(HEADS)}")
+        if strictness is not None and not strictness > 0:
+            raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
         dev = pick_device(device)
         manifest = build_manifest(support, format=format)
         tags = manifest.classes
@@ -335,33 +349,38 @@ class Tagger:
         clips = [manifest.clips[i] for i in ok]
         return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[c.path for c in clips],
                                    labels=[c.labels for c in clips], tags=tags, head=head, normalize=normalize,
+                                   strictness=strictness,
                                    device=dev)
 
     @classmethod
     def from_embeddings(cls, backbone: Backbone, windows: list[np.ndarray], *, paths: list[str],
                         labels: list[list[str]], tags: list[str] | None = None, head: str = "prototypes",
-                        normalize: bool = True, device: torch.device = torch.device("cpu")) -> "Tagger":
+                        normalize: bool = True, strictness: float | None = None,
+                        device: torch.device = torch.device("cpu")) -> "Tagger":
         """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags."""
         tagger = cls(backbone=backbone, head=head, device=device, normalize=normalize,
+                     strictness=STRICTNESS if strictness is None else strictness,
                      support_windows=torch.from_numpy(np.concatenate(windows)).float(),
                      support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
                      support_paths=list(paths))
-        for tag in tags if tags is not None else sorted({t for ls in labels for t in ls}):
+        vocabulary = tags if tags is not None else sorted({t for ls in labels for t in ls})
+        for tag in vocabulary:
             mask = torch.tensor([tag in ls for ls in labels])
             if not mask.any():
                 raise DataError(f"tag {tag!r} has no readable examples; add audio for it or remove it")
-            tagger._add(tag, mask)
+            tagger._add(tag, mask, n_tags=len(vocabulary))
         return tagger
 
-    def _add(self, tag: str, mask: torch.Tensor) -> None:
-        param, threshold = self._fit_tag(mask)
+    def _add(self, tag: str, mask: torch.Tensor, *, n_tags: int) -> None:
+        param, threshold = self._fit_tag(mask, n_tags)
         self.tags.append(tag)
         self.support_targets = torch.cat([self.support_targets, mask.unsqueeze(1)], dim=1)
         self.thresholds = torch.cat([self.thresholds, torch.tensor([threshold])])
         self.params = torch.cat([self.params, param.unsqueeze(0)])
 
     def add_tag(self, tag: str, examples: list[str | Path], *, quiet: bool = False) -> None:
-        """Add ``tag`` from example files; the other tags' prototypes, heads and thresholds stay as they are."""
+        """Add ``tag`` from example files; the other tags' prototypes, heads and thresholds stay as they are
+        (their thresholds keep the vocabulary size they were calibrated for; ``adapt`` again to refit all)."""
         if tag in self.tags:
             raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
         files = audio_files(list(examples))
@@ -373,7 +392,7 @@ class Tagger:
         self._append_support([emb[i] for i in ok], [str(files[i]) for i in ok])
         mask = torch.zeros(len(self.support_paths), dtype=torch.bool)
         mask[n0:] = True
-        self._add(tag, mask)
+        self._add(tag, mask, n_tags=len(self.tags) + 1)
 
     def _append_support(self, windows: list[np.ndarray], paths: list[str]) -> None:
         """New support clips (window embeddings ``(n, d)`` of each file), carrying no tag yet."""
@@ -406,7 +425,7 @@ class Tagger:
         mask = self.support_targets[:, j].clone()
         if not mask.any():
             raise DataError(f"tag {tag!r} would have no positive example left; keep at least one")
-        param, threshold = self._fit_tag(mask)
+        param, threshold = self._fit_tag(mask, len(self.tags))
         self.params[j], self.thresholds[j] = param, threshold
 
     def clip_scores(self, windows: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
@@ -447,7 +466,7 @@ class Tagger:
     # ------------------------------------------------------------------------------ persistence
     def metadata(self) -> dict:
         return {"format_version": FORMAT_VERSION, "toolkit_version": __version__, "tags": self.tags, "head": self.head,
-                "normalize": self.normalize, "backbone": self.backbone.name, "model": self.backbone.record,
+                "normalize": self.normalize, "strictness": self.strictness, "backbone": self.backbone.name, "model": self.backbone.record,
                 "features": asdict(self.backbone.features), "window": self.backbone.window,
                 "thresholds": self.thresholds.tolist(), "support_paths": self.support_paths}
 
@@ -503,7 +522,8 @@ class Tagger:
         return cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],
                    support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
                    support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
-                   centre=tensors["centre"], scale=tensors.get("scale"), normalize=meta["normalize"], device=dev)
+                   centre=tensors["centre"], scale=tensors.get("scale"), normalize=meta["normalize"],
+                   strictness=meta.get("strictness", STRICTNESS), device=dev)
 
 
 def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
@@ -542,9 +562,10 @@ def rank_for_labelling(scores: np.ndarray, threshold: float, *, method: str, k: 
     return order[:k]
 
 
-def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
-    """The threshold maximising balanced accuracy (TPR - FPR) between leave-one-out positive scores and
-    negative scores; ties go to the higher (more conservative) threshold. Without negatives: the lowest positive."""
+def calibrate_threshold(pos: np.ndarray, neg: np.ndarray, *, false_accept_weight: float = 1.0) -> float:
+    """The threshold maximising ``TPR - false_accept_weight x FPR`` between leave-one-out positive scores and
+    negative scores (weight 1: balanced accuracy); ties go to the higher (more conservative) threshold.
+    Without negatives: the lowest positive."""
     pos, neg = np.sort(np.asarray(pos, dtype=np.float64)), np.sort(np.asarray(neg, dtype=np.float64))
     if len(neg) == 0:
         return float(pos.min())
@@ -552,6 +573,6 @@ def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
     candidates = np.concatenate([[values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]])
     tpr = 1 - np.searchsorted(pos, candidates, side="left") / len(pos)
     fpr = 1 - np.searchsorted(neg, candidates, side="left") / len(neg)
-    j = tpr - fpr
+    j = tpr - false_accept_weight * fpr
     best = np.nonzero(j >= j.max() - 1e-12)[0][-1]
     return float(candidates[best])

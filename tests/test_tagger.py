@@ -189,3 +189,29 @@ def test_calibrate_threshold():
     assert calibrate_threshold([5, 6], []) == 5
     t = calibrate_threshold([1, 5, 6], [2, 3, 4])
     assert 4 < t < 5
+    # weight 1 (balanced accuracy) keeps every positive at the cost of one negative in three; weight 2 makes that
+    # false acceptance cost more than the two positives it loses
+    assert calibrate_threshold([3, 4, 6, 7], [1, 2, 5]) == pytest.approx(2.5)
+    assert calibrate_threshold([3, 4, 6, 7], [1, 2, 5], false_accept_weight=2.0) == pytest.approx(5.5)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # a larger false-acceptance weight never lowers the threshold
+        pos, neg = rng.normal(1, 1, 3), rng.normal(0, 1, 20)
+        ts = [calibrate_threshold(pos, neg, false_accept_weight=w) for w in (0.5, 1, 2, 8, 40)]
+        assert ts == sorted(ts)
+
+
+def test_strictness_raises_thresholds_is_saved_and_checked(audio, tmp_path, capsys):
+    liberal = Tagger.adapt(audio / "support", backbone="mfcc", strictness=0.25, quiet=True)  # = balanced accuracy
+    strict = Tagger.adapt(audio / "support", backbone="mfcc", quiet=True)
+    assert strict.strictness == 2.0 and bool((strict.thresholds >= liberal.thresholds).all())
+    assert bool((strict.thresholds > liberal.thresholds).any())  # on this support set it changes a threshold
+    def rejected(t):
+        return np.mean([not r.tags for r in t.tag([audio / "unseen"], quiet=True)])
+    assert rejected(strict) >= rejected(liberal)
+    strict.save(tmp_path / "s.safetensors")
+    loaded = Tagger.load(tmp_path / "s.safetensors")
+    assert loaded.strictness == 2.0
+    out = tmp_path / "t.safetensors"
+    assert main(["adapt", "--support", str(audio / "support"), "--backbone", "mfcc", "--out", str(out),
+                 "--strictness", "0", "--quiet"]) == 2
+    assert "--strictness must be > 0" in capsys.readouterr().err and not out.exists()
