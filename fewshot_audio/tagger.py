@@ -31,8 +31,9 @@ FORMAT_VERSION = 3  # 3: the embedding model is stored as a model record; 2 (a w
 READABLE_VERSIONS = (2, 3)
 HEADS = ("prototypes", "linear")
 # how much a false tag costs against a missed one, per tag of the vocabulary (Tagger._fit_tag): chosen on the four
-# real sets of benchmarks/bench_real.py (speech-embedding, aisfx, mfcc, 3 examples per tag): 1 rejected 44-71% of
-# the clips of held-out classes, 2 rejected 51-72% (balanced accuracy, the earlier rule: 4-54%)
+# real sets of benchmarks/bench_real.py (3 examples per tag, the best path of each set: aisfx on body percussion
+# and impacts, speech-embedding on words and digits): strictness 1 rejected 44-71% of the clips of held-out
+# classes, 2 rejected 51-72% (recall at the threshold 56-87%), balanced accuracy (the earlier rule) 4-54%
 STRICTNESS = 2.0
 
 
@@ -69,8 +70,10 @@ def audio_files(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-# adapt's backbone when none is given: chosen by tag top-1 on the four real sets of benchmarks/results_real.json
-# (3 examples per tag, 10 splits): aisfx had the best mean (53.1%) ahead of mfcc (52.0%), musicnn-mtt and yamnet
+# adapt's backbone when none is given: by tag top-1 on the four real sets of benchmarks/results_real.json (3 examples
+# per tag, 10 splits), aisfx had the best mean (53.1%) ahead of mfcc (52.0%), musicnn-mtt and yamnet. The speech
+# embedding's mean is higher (65.5%), carried by the two speech sets; it is the weakest on body percussion and its
+# licence is unclear for commercial use, so it is recommended for speech rather than made the default (README)
 DEFAULT_BACKBONE = "aisfx"
 
 
