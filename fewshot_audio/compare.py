@@ -375,6 +375,11 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
         view, dev = views.target(cfg)
         strategy, train_s = _trained(name, cfg, src, src_dev, src_split, device=device, models_dir=out / "models",
                                      n_way=n_way, quiet=quiet)
+        if not strategy.trains:
+            # nothing is learned from the source: the statistics of a fixed feature space (MFCC z-scores, the
+            # centring mean of a frozen embedding) come from the target's training pool (its audio, not its
+            # labels; the test split is left out), not from another dataset's
+            strategy.prepare(dev.eval_inputs(torch.from_numpy(views.indices(view, pool))))
         for k in shot_list:
             t0 = time.perf_counter()
             draws_k = []

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from fewshot_audio import compare as compare_mod
 from fewshot_audio.cli import main
@@ -97,3 +98,25 @@ def test_compare_low_data_protocol(tmp_path, tiny_config, capsys):
                         str(source), "--config", str(tiny_config), "--protocol", "low-data", "--strategies", "mfcc-svm",
                         "--shots", "8", "--out", str(tmp_path / "low3"), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 2 and "training clips but --shots 8 needs 8" in r.stderr
+
+
+def test_low_data_fixed_features_are_standardised_on_the_target(tmp_path, tiny_config, monkeypatch):
+    """MFCC statistics (and a frozen embedding's centring mean) learn nothing from the source: in the low-data
+    protocol they are z-scored on the target's training pool, never on the source or the test split."""
+    from fewshot_audio import compare as compare_module
+    from fewshot_audio.backbones.mfcc import MFCCStats
+
+    target = write_tiny_dataset(tmp_path / "target", n_classes=3, n_clips=10, seed=5)
+    source = write_tiny_dataset(tmp_path / "source", n_classes=12, n_clips=8, seed=1)
+    seen, splits = [], []
+    real_prepare, real_split = MFCCStats.prepare, compare_module._low_data_split
+    monkeypatch.setattr(MFCCStats, "prepare", lambda self, x: (seen.append(x.clone()), real_prepare(self, x))[1])
+    monkeypatch.setattr(compare_module, "_low_data_split", lambda data, fold: splits.append((data, real_split(data, fold)))
+                        or splits[-1][1])
+    assert main(["compare", "--dataset", str(target), "--source", str(source), "--config", str(tiny_config),
+                 "--protocol", "low-data", "--strategies", "mfcc-1nn", "--shots", "1", "--draws", "2",
+                 "--out", str(tmp_path / "low"), "--quiet"]) == 0
+    data, (pool, test) = splits[-1]
+    expected = data.device_data(device=torch.device("cpu")).eval_inputs(torch.from_numpy(pool))
+    assert len(pool) + len(test) == 30 and len(seen[-1]) == len(pool)
+    assert torch.equal(seen[-1], expected)  # the last statistics the row used: the target's pool

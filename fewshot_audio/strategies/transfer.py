@@ -34,6 +34,7 @@ class Pretrained(EmbeddingStrategy):
     def prepare(self, train_inputs: torch.Tensor) -> None:
         super().prepare(train_inputs)
         self._base_inputs = train_inputs
+        self.base_mean = None  # recomputed from these inputs when next needed
 
     def train_mode(self, training: bool) -> None:
         super().train_mode(training)
