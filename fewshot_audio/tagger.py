@@ -37,6 +37,15 @@ HEADS = ("prototypes", "linear")
 STRICTNESS = 2.0
 
 
+def checked_strictness(strictness: float | None) -> float:
+    """``strictness`` (``None``: the default :data:`STRICTNESS`), or a one-line error when it is not > 0."""
+    if strictness is None:
+        return STRICTNESS
+    if not strictness > 0:
+        raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
+    return float(strictness)
+
+
 @dataclass
 class TagResult:
     """Tags of one file: ``scores``/``thresholds`` per tag, ``tags`` at or above threshold (highest score first),
@@ -227,15 +236,13 @@ class Tagger:
                  support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
                  params: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
                  centre: torch.Tensor | None = None, scale: torch.Tensor | None = None, normalize: bool = True,
-                 strictness: float = STRICTNESS, device: torch.device = torch.device("cpu")):
+                 strictness: float | None = None, device: torch.device = torch.device("cpu")):
         """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
         Without ``tags``, it has no tags yet: ``_add`` fits them one by one. Without ``centre``, the
         standardisation statistics are fitted on the support clips."""
         self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
         self.normalize = normalize
-        if not strictness > 0:
-            raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
-        self.strictness = float(strictness)
+        self.strictness = checked_strictness(strictness)
         self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
         self.support_targets = (support_targets if support_targets is not None
                                 else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
@@ -331,8 +338,7 @@ class Tagger:
 
         if head not in HEADS:
             raise ConfigError(f"--head {head!r} is not valid; use {' or '.join(HEADS)}")
-        if strictness is not None and not strictness > 0:
-            raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
+        strictness = checked_strictness(strictness)  # before the support set is embedded
         dev = pick_device(device)
         manifest = build_manifest(support, format=format)
         tags = manifest.classes
@@ -362,7 +368,7 @@ class Tagger:
                         device: torch.device = torch.device("cpu")) -> "Tagger":
         """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags."""
         tagger = cls(backbone=backbone, head=head, device=device, normalize=normalize,
-                     strictness=STRICTNESS if strictness is None else strictness,
+                     strictness=strictness,
                      support_windows=torch.from_numpy(np.concatenate(windows)).float(),
                      support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
                      support_paths=list(paths))
@@ -526,7 +532,7 @@ class Tagger:
                    support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
                    support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
                    centre=tensors["centre"], scale=tensors.get("scale"), normalize=meta["normalize"],
-                   strictness=meta.get("strictness", STRICTNESS), device=dev)
+                   strictness=meta.get("strictness"), device=dev)
 
 
 def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
