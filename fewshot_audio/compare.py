@@ -128,16 +128,21 @@ def plot_results(path: Path, rows: list[dict]) -> None:
 
 
 def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
-             models_dir: Path, n_way: int, quiet: bool):
+             models_dir: Path, n_way: int, quiet: bool, fixed_inputs=None):
     """Build row ``row``'s strategy (``config`` is the row's, see :func:`row_config`), prepare it on the training
-    classes and train it (or load its finished training)."""
+    classes and train it (or load its finished training). A strategy that trains nothing is prepared on
+    ``fixed_inputs()`` instead when given (the low-data protocol: the target's own audio)."""
     cls = strategy_class(config.strategy)
     cfg = replace(config, train_ways=n_way)
     strategy = build_strategy(cfg, device, n_classes=len(data.class_names))
     base = data.classes_of(split["base"])
-    prepare_strategy(strategy, data, dev, base)
     if not strategy.trains:
+        if fixed_inputs is not None:
+            strategy.prepare(fixed_inputs())
+        else:
+            prepare_strategy(strategy, data, dev, base)
         return strategy, 0.0
+    prepare_strategy(strategy, data, dev, base)
     key = cls.training_key or config.strategy
     folder = models_dir / (key if "@" not in row else f"{key}@{row.split('@', 1)[1].replace(':', '-')}")
     done = folder / "done.json"
@@ -373,13 +378,12 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
                 raise ConfigError(f"the source dataset's {part} split has {len(src_split[part])} classes but the "
                                   f"target has {n_way}; {n_way}-way meta-training needs a source with more classes")
         view, dev = views.target(cfg)
+        # a strategy that learns nothing from the source takes the statistics of its fixed feature space (MFCC
+        # z-scores, the centring mean of a frozen embedding) from the target's training pool (its audio, not its
+        # labels; the test split is left out), not from another dataset's
         strategy, train_s = _trained(name, cfg, src, src_dev, src_split, device=device, models_dir=out / "models",
-                                     n_way=n_way, quiet=quiet)
-        if not strategy.trains:
-            # nothing is learned from the source: the statistics of a fixed feature space (MFCC z-scores, the
-            # centring mean of a frozen embedding) come from the target's training pool (its audio, not its
-            # labels; the test split is left out), not from another dataset's
-            strategy.prepare(dev.eval_inputs(torch.from_numpy(views.indices(view, pool))))
+                                     n_way=n_way, quiet=quiet,
+                                     fixed_inputs=lambda: dev.eval_inputs(torch.from_numpy(views.indices(view, pool))))
         for k in shot_list:
             t0 = time.perf_counter()
             draws_k = []

@@ -119,4 +119,4 @@ def test_low_data_fixed_features_are_standardised_on_the_target(tmp_path, tiny_c
     data, (pool, test) = splits[-1]
     expected = data.device_data(device=torch.device("cpu")).eval_inputs(torch.from_numpy(pool))
     assert len(pool) + len(test) == 30 and len(seen[-1]) == len(pool)
-    assert torch.equal(seen[-1], expected)  # the last statistics the row used: the target's pool
+    assert len(seen) == 1 and torch.equal(seen[0], expected)  # prepared once, on the target's pool
