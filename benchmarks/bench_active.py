@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_index import label_of  # noqa: E402
 from fewshot_audio.index import ArchiveIndex, build_index  # noqa: E402
 from fewshot_audio.metrics import mean_ci95, multilabel_metrics  # noqa: E402
-from fewshot_audio.tagger import Tagger, load_backbone, rank_for_labelling  # noqa: E402
+from fewshot_audio.embedding import load_backbone  # noqa: E402
+from fewshot_audio.tagger import Tagger, rank_for_labelling  # noqa: E402
 
 BUDGETS = (0, 10, 20, 40)
 

@@ -32,9 +32,10 @@ import torch
 from fewshot_audio.baselines import nearest_centroid, whole_clip_mfcc
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.metrics import mean_ci95
-from fewshot_audio.dataset import pool_by_owner
+from fewshot_audio.embedding import pool_by_owner
 from fewshot_audio.strategies.embedding import centred_l2
-from fewshot_audio.tagger import Tagger, embed_files, load_backbone
+from fewshot_audio.embedding import embed_files, load_backbone
+from fewshot_audio.tagger import Tagger
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"body_percussion": {}, "kenney_impact": {}, "speech_commands_30": {}, "fsdd": {"label": "digit", "per_class": 30}}
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
             for short in ("loop", "pad") if "policy" in args.ablations else ("loop",):
                 bb = dataclasses.replace(bb0, features=dataclasses.replace(bb0.features, short=short))
                 t0 = time.perf_counter()
-                emb, errors = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
+                emb, _, errors = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
                 seconds = time.perf_counter() - t0
                 windows = [torch.from_numpy(e) for e in emb]
                 variants = [("mean", True, "clip")]

@@ -367,7 +367,8 @@ def cmd_tag(args) -> int:
     if args.model:
         from .pretrained.tagging import tag_with_model
 
-        results, tags = tag_with_model(audio_files(args.inputs), model=args.model, device=args.device, quiet=args.quiet)
+        results, tags = tag_with_model(audio_files(args.inputs), model=args.model, device=args.device, hop=args.hop,
+                                       quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
             r.tags = r.tags[: args.top_k]
     else:
@@ -491,7 +492,7 @@ def _add_examples(tagger, args) -> None:
     from pathlib import Path
 
     from .errors import ConfigError
-    from .tagger import embed_examples
+    from .embedding import embed_examples
 
     paths = [Path(p) for p in args.positive + args.negative]
     if not paths:

@@ -14,6 +14,7 @@ from .data.manifest import Manifest
 from .data.synthetic import ensure_synthetic
 from .episodes import EpisodeSampler, MultiLabelEpisodeSampler, load_split, make_split
 from .errors import DataError, EpisodeError
+from .embedding import pool_by_owner
 from .features import FeatureStore
 from .progress import log, warn
 from .runtime import cache_dir
@@ -326,18 +327,3 @@ def pool_windows(fn, idx: torch.Tensor, *, offsets: torch.Tensor, rows, pooling:
     owner = torch.repeat_interleave(torch.arange(len(idx)), counts)
     win = torch.repeat_interleave(offsets[idx] - torch.cumsum(counts, 0) + counts, counts) + torch.arange(int(counts.sum()))
     return pool_by_owner(fn(rows(win)), owner, len(idx), pooling=pooling)
-
-
-def pool_by_owner(z: torch.Tensor, owner: torch.Tensor, n: int, *, pooling: str = "mean") -> torch.Tensor:
-    """Pool window embeddings ``z (n_windows, d)`` into ``n`` clip embeddings, window ``i`` belonging to clip
-    ``owner[i]``: ``(n, d)`` (``meanmax``: ``(n, 2 d)``). The one pooling of the toolkit (evaluation and tagger)."""
-    owner = owner.to(z.device)
-    out = []
-    if pooling in ("mean", "meanmax"):
-        sums = torch.zeros(n, z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)
-        counts = torch.bincount(owner, minlength=n).to(z.dtype).clamp_min(1)
-        out.append(sums / counts.unsqueeze(1))
-    if pooling in ("max", "meanmax"):
-        out.append(torch.full((n, z.shape[1]), -torch.inf, device=z.device, dtype=z.dtype)
-                   .scatter_reduce(0, owner.unsqueeze(1).expand_as(z), z, reduce="amax"))
-    return torch.cat(out, dim=1)

@@ -14,7 +14,7 @@ not name and goes on with the files it has not recorded. On a changed archive, `
 files and files whose size or modification time changed, and forgets files that are gone (their old
 rows stay in their shard, unreferenced, and are never read).
 
-Files become windows by the same clip policy as ``tag`` (:func:`~fewshot_audio.tagger.embed_files`,
+Files become windows by the same clip policy as ``tag`` (:func:`~fewshot_audio.embedding.embed_files`,
 streamed block by block, so memory stays bounded whatever a file's length), ``--hop`` seconds apart
 (default: half a window, as ``tag``), so ``index tag`` gives what ``tag`` gives, up to float16 storage.
 """
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .data.audio import audio_duration, window_times
+from .data.audio import audio_duration
 from .errors import ConfigError, DataError
 from .progress import log, warn
 
@@ -85,7 +85,7 @@ class ArchiveIndex:
 
     def backbone(self, *, device: torch.device):
         """The index's embedding model (:class:`~fewshot_audio.tagger.Backbone`)."""
-        from .tagger import load_backbone
+        from .embedding import load_backbone
 
         meta = self.meta
         bb = load_backbone(meta["backbone"], device=device)
@@ -104,7 +104,7 @@ class ArchiveIndex:
                 f.unlink()  # a shard written but never committed (the build was killed), or a temporary file
 
     def _commit(self, paths: list[Path], stats: list[tuple[int, int]], windows: list[np.ndarray | None],
-                errors: list[str | None], *, window: float, hop: float) -> None:
+                times: list[np.ndarray | None], errors: list[str | None]) -> None:
         ok = [i for i, w in enumerate(windows) if w is not None]
         folder = self.root / "shards"
         folder.mkdir(exist_ok=True)
@@ -112,9 +112,8 @@ class ArchiveIndex:
         temps = {}
         if ok:
             emb = np.concatenate([windows[i] for i in ok]).astype(np.float16)
-            times = np.concatenate([window_times(len(windows[i]), duration=durations[i], window=window, hop=hop)
-                                    for i in ok])
-            for suffix, arr in (("emb", emb), ("win", times)):
+            starts_ends = np.concatenate([times[i] for i in ok])
+            for suffix, arr in (("emb", emb), ("win", starts_ends)):
                 tmp = temps[suffix] = folder / f".{os.getpid()}.{suffix}.tmp.npy"
                 np.save(tmp, arr)
                 with open(tmp, "rb") as fh:
@@ -272,8 +271,8 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
 
         groups = [mine[i : i + files_per_shard] for i in range(0, len(mine), files_per_shard)]
         for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
-            windows, errors = embedder(group, quiet=quiet or len(groups) > 1)
-            index._commit(group, [stats[str(f)] for f in group], windows, errors, window=bb.window, hop=step)
+            windows, times, errors = embedder(group, quiet=quiet or len(groups) > 1)
+            index._commit(group, [stats[str(f)] for f in group], windows, times, errors)
             n_windows += sum(len(w) for w in windows if w is not None)
             n_bad += sum(e is not None for e in errors)
     finally:
@@ -365,18 +364,20 @@ class _Embedder:
             self.workers = workers
 
     def __call__(self, files: list[Path], *, quiet: bool):
-        from .tagger import embed_files
+        from .embedding import embed_files
 
         if self.pool is None:
             return embed_files(self.bb, files, device=self.device, hop=self.hop, quiet=quiet)
         parts = [files[i :: self.workers] for i in range(self.workers)]
         results = list(self.pool.map(_worker_embed, parts, [self.hop] * len(parts)))
         windows: list = [None] * len(files)
+        times: list = [None] * len(files)
         errors: list = [None] * len(files)
-        for w, (ws, es) in enumerate(results):
-            for j, (z, e) in enumerate(zip(ws, es)):
-                windows[w + j * self.workers], errors[w + j * self.workers] = z, e
-        return windows, errors
+        for w, (ws, ts, es) in enumerate(results):
+            for j, (z, t, e) in enumerate(zip(ws, ts, es)):
+                k = w + j * self.workers
+                windows[k], times[k], errors[k] = z, t, e
+        return windows, times, errors
 
     def close(self):
         if self.pool is not None:
@@ -388,7 +389,7 @@ _WORKER: dict = {}
 
 def _worker_init(backbone: str, device: str) -> None:
     from .progress import set_quiet
-    from .tagger import load_backbone
+    from .embedding import load_backbone
 
     torch.set_num_threads(1)
     set_quiet(True)
@@ -397,10 +398,10 @@ def _worker_init(backbone: str, device: str) -> None:
 
 
 def _worker_embed(files: list[Path], hop: float):
-    from .tagger import embed_files
+    from .embedding import embed_files
 
     if not files:
-        return [], []
+        return [], [], []
     return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop=hop, quiet=True)
 
 
@@ -412,9 +413,10 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
     over the shards), ``approximate`` (the index's search graph, :mod:`fewshot_audio.ann`) or ``auto``
     (the graph when the index has an up-to-date one, else exact)."""
     from . import ann as approx
-    from .dataset import pool_by_owner
+    from .embedding import pool_by_owner
     from .runtime import pick_device
-    from .tagger import audio_files, embed_examples
+    from .embedding import embed_examples
+    from .tagger import audio_files
 
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")

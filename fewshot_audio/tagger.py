@@ -18,12 +18,10 @@ import torch
 
 from . import __version__
 from .config import FeatureConfig
-from .data.audio import AUDIO_EXTENSIONS, audio_duration, stream_windows, window_times
-from .dataset import pool_by_owner
+from .data.audio import AUDIO_EXTENSIONS
+from .embedding import Backbone, embed_files, load_backbone, pool_by_owner
 from .errors import CheckpointError, ConfigError, DataError
-from .features import SILENCE_PEAK, compute_features
 from .io_utils import atomic_write
-from .progress import log, progress, warn
 from .strategies.base import squared_distances
 from .strategies.embedding import centred_l2, cosine_scores, logistic_regression
 
@@ -86,141 +84,6 @@ def audio_files(inputs: list[str | Path]) -> list[Path]:
 DEFAULT_BACKBONE = "aisfx"
 
 
-@dataclass
-class Backbone:
-    """A frozen embedding model, its :func:`~fewshot_audio.compose.model_record` and the feature config it
-    was trained with."""
-
-    name: str
-    model: torch.nn.Module
-    features: FeatureConfig
-    window: float
-    record: dict
-
-
-def load_backbone(spec: str, *, device: torch.device, durations: list[float] | None = None) -> Backbone:
-    """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
-    backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc`` (whose window is fitted to the clip
-    ``durations`` of the support set, as ``features.duration: auto`` does for a dataset)."""
-    from .compose import build_model, model_record
-    from .config import TrainConfig
-    from .features import feature_shape
-
-    path = Path(spec)
-    if (path / "config.yaml").is_file():
-        return _run_backbone(path, device)
-    if spec == "mfcc":
-        features = TrainConfig().features.resolved(durations)
-    else:
-        from .pretrained.registry import ModelSpec, is_pretrained, models
-
-        if not is_pretrained(spec):
-            raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
-                              f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
-                              "and pass DIR")
-        features = ModelSpec.parse(spec).model.feature_config()
-    record = model_record(spec, feature_shape(features), 64)
-    model = build_model(record).to(device).eval()
-    return Backbone(spec, model, features, features.duration, record)
-
-
-def _run_backbone(path: Path, device: torch.device) -> Backbone:
-    """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record (runs of
-    earlier versions, which have none: from their ``config.yaml``) with its best checkpoint's weights."""
-    from .compose import build_model, build_strategy, feature_config
-    from .config import config_from_dict
-    from .harness import load_checkpoint
-
-    state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
-    if (path / "model.json").is_file():
-        saved = json.loads((path / "model.json").read_text())
-        record = saved["model"]
-        features = feature_config(saved["features"], where=str(path / "model.json"))
-        model = build_model(record, where=str(path / "model.json"))
-    else:
-        import yaml
-
-        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()), where=str(path / "config.yaml"))
-        model = build_strategy(config, device, n_classes=1).backbone
-        record, features = model.record, config.features
-    model.load_state_dict(state)
-    name = f"{record['backbone']}@{path.name}"
-    return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
-
-
-@torch.no_grad()
-def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
-                quiet: bool = False, batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
-    """Window embeddings ``(n_windows, d)`` per file (``None`` plus an error for unreadable files).
-
-    Every file becomes windows by the clip policy (:func:`~fewshot_audio.data.audio.stream_windows`:
-    short files looped or padded as ``backbone.features.short`` says, long files read block by block
-    so memory stays bounded); windows of many files are batched together through the front end and
-    the backbone.
-    """
-    f = backbone.features
-    # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)
-    chunk = getattr(backbone.model, "cpu_batch", batch) if torch.device(device).type == "cpu" else batch
-    length = int(round(backbone.window * f.sample_rate))
-    step = int(round((hop or backbone.window) * f.sample_rate))
-    parts: list[list[np.ndarray]] = [[] for _ in paths]
-    errors: list[str | None] = [None] * len(paths)
-    pending: list[tuple[int, np.ndarray]] = []
-    short, silent = [], []
-
-    def flush():
-        if not pending:
-            return
-        wins = np.concatenate([w for _, w in pending])
-        x = torch.from_numpy(compute_features(wins, f)).to(device)
-        z = torch.cat([backbone.model(c) for c in x.split(chunk)]).float().cpu().numpy()
-        start = 0
-        for i, w in pending:
-            parts[i].append(z[start : start + len(w)])
-            start += len(w)
-        pending.clear()
-
-    for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
-        try:
-            peak = 0.0
-            for wins in stream_windows(path, sample_rate=f.sample_rate, length=length, hop=step, short=f.short):
-                peak = max(peak, float(np.abs(wins).max()))
-                pending.append((i, wins))
-                if sum(len(w) for _, w in pending) >= batch:
-                    flush()
-            if peak < SILENCE_PEAK:
-                silent.append(Path(path).name)
-            if _shorter_than(path, backbone.window):
-                short.append(Path(path).name)
-        except DataError as exc:
-            errors[i] = str(exc)
-            warn(str(exc))
-            pending[:] = [(j, w) for j, w in pending if j != i]
-    flush()
-    if silent:
-        warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
-    if short and not quiet:
-        log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
-            f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
-    out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
-    return out, errors
-
-
-def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
-                   quiet: bool = False) -> list[np.ndarray]:
-    """:func:`embed_files` for example files, every one of which must be readable (one line naming the first
-    that is not)."""
-    windows, errors = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
-    bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
-    if bad:
-        raise DataError(f"example {bad}")
-    return windows
-
-
-def _shorter_than(path: Path, seconds: float) -> bool:
-    return 0 < audio_duration(path) < seconds
-
-
 class Tagger:
     """Per-tag prototypes (cosine) or logistic-regression heads over pooled clip embeddings of a frozen
     backbone, with leave-one-out thresholds.
@@ -261,7 +124,7 @@ class Tagger:
 
     # ------------------------------------------------------------------------------ embedding
     def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
-                    batch: int = 128) -> tuple[list[np.ndarray | None], list[str | None]]:
+                    batch: int = 128) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
         """See :func:`embed_files`, with this tagger's backbone and device."""
         return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
 
@@ -351,7 +214,7 @@ class Tagger:
                                 "add a few recordings or remove the folder")
         checked = validate_manifest(manifest)
         bb = load_backbone(backbone, device=dev, durations=[c.duration for c in checked.clips])
-        emb, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
+        emb, _, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
         ok = [i for i, e in enumerate(emb) if e is not None]
         if not ok:
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
@@ -393,7 +256,7 @@ class Tagger:
         if tag in self.tags:
             raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
         files = audio_files(list(examples))
-        emb, _ = self.embed_files(files, quiet=quiet)
+        emb, _, _ = self.embed_files(files, quiet=quiet)
         ok = [i for i, e in enumerate(emb) if e is not None]
         if not ok:
             raise DataError(f"tag {tag!r}: none of the example files could be read")
@@ -462,14 +325,13 @@ class Tagger:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
         step = hop if hop is not None else self.backbone.window / 2
-        emb, errors = self.embed_files(files, hop=step, quiet=quiet)
+        emb, times, errors = self.embed_files(files, hop=step, quiet=quiet)
         out = []
-        for path, z, err in zip(files, emb, errors):
+        for path, z, t, err in zip(files, emb, times, errors):
             if z is None:
                 out.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(self.tags))), np.zeros(0), err))
                 continue
-            times = window_times(len(z), duration=audio_duration(path), window=self.backbone.window, hop=step)
-            out.append(self.result(str(path), z, times=times[:, 0]))
+            out.append(self.result(str(path), z, times=t[:, 0]))
         return out
 
     # ------------------------------------------------------------------------------ persistence

@@ -193,3 +193,52 @@ def test_fast_front_end_is_bitwise_equal_to_the_direct_formula(monkeypatch):
         direct = net(x)
     for key in ("timbral", "temporal", "mean_pool", "penultimate", "taggram"):
         assert torch.equal(fast[key], direct[key]), key
+
+
+def test_tag_model_on_a_file_equals_the_original_extractor(converted, monkeypatch, tmp_path):
+    """`tag --model musicnn-mtt` on a file: one log-mel of the whole file cut into 187-frame patches without
+    overlap, as the original `extractor` does; its taggram equals the original's per-patch outputs and the
+    file's scores their mean (fixture made by the original TensorFlow code from whole-file spectrograms).
+    Framing 3 s waveform windows instead (each with its own STFT) fails this test."""
+    import soundfile as sf
+
+    from fewshot_audio.pretrained.tagging import tag_with_model
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
+    ref = np.load(FIXTURES / "musicnn_reference.npz")
+    for sig, x in signals().items():
+        path = tmp_path / f"{sig}.wav"
+        sf.write(path, x, 16000, subtype="FLOAT")
+        (result,), labels = tag_with_model([path], model="musicnn-mtt", device="cpu", quiet=True)
+        r = ref[f"MTT_musicnn/{sig}/taggram"]
+        assert result.taggram.shape == r.shape
+        assert np.abs(result.taggram - r).max() < 1e-4, sig
+        assert max(abs(result.scores[t] - r.mean(0)[j]) for j, t in enumerate(labels)) < 1e-4, sig
+        np.testing.assert_allclose(result.times, [0.0, 187 * 256 / 16000])
+
+
+def test_patch_framing_of_a_long_file_equals_one_whole_file_pass(converted, monkeypatch, tmp_path):
+    """A file read block by block gives exactly the patches of one front-end pass over the whole file."""
+    import soundfile as sf
+
+    from fewshot_audio.embedding import _patches, load_backbone, patch_framing
+    from fewshot_audio.features import front_end
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
+    sf.write(tmp_path / "long.wav", np.concatenate(list(signals().values())), 16000, subtype="FLOAT")
+    bb = load_backbone("musicnn-mtt", device=torch.device("cpu"))
+    f = bb.features
+    window = int(round(bb.window * f.sample_rate))
+    for original, hop in ((True, 187), (False, 40)):
+        runs = [list(_patches(tmp_path / "long.wav", f, patch_framing(f), front_end(f), window_samples=window,
+                              hop=hop, original=original, device="cpu", block_seconds=b)) for b in (60.0, 2.0)]
+        whole, blocks = (np.concatenate([p for p, _, _ in run if p is not None]) for run in runs)
+        assert len(runs[1]) > 3 and whole.shape == blocks.shape and np.array_equal(whole, blocks)
+        times = runs[0][-1][1]
+        assert len(times) == len(whole)
+        # 21 s = 1313 frames: the original takes 7 patches and drops the incomplete 8th; the clip policy ends
+        # its last window at the file's end
+        if original:
+            assert len(times) == 7 and times[-1, 0] == 6 * 187 * 256 / 16000
+        else:
+            assert abs(times[-1, 1] - 21.0) < 0.02 and np.allclose(np.diff(times[:-1, 0]), 40 * 256 / 16000)

@@ -142,16 +142,12 @@ def window_energy_db(windows: np.ndarray) -> np.ndarray:
     return (20 * np.log10(np.maximum(rms, 1e-6))).astype(np.float32)
 
 
-def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
-                   block_seconds: float = 60.0) -> Iterator[np.ndarray]:
-    """:func:`clip_windows` of a file read ``block_seconds`` at a time (memory bounded for any length).
-
-    Yields ``(n, length)`` window batches in time order; together they are exactly the windows of
-    ``clip_windows(load_audio(path), ...)`` for files up to one block, and the same windows up to
-    the resampler's block edges for longer ones. Formats libsndfile cannot read are decoded whole.
-    """
+def stream_audio(path: str | Path, *, sample_rate: int, block_seconds: float = 60.0) -> Iterator[tuple[np.ndarray, bool]]:
+    """Mono float32 audio of ``path`` at ``sample_rate`` in blocks of about ``block_seconds``: pairs
+    ``(samples, is_last)`` in time order (memory bounded for any length). Files up to one block, and
+    formats libsndfile cannot read, come as one block decoded by :func:`load_audio`; longer ones are
+    resampled as a stream (equal to the whole-file resampling up to the resampler's block edges)."""
     path = Path(path)
-    hop = hop or length
     try:
         import soundfile as sf
 
@@ -160,37 +156,51 @@ def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int 
     except Exception:  # noqa: BLE001
         blocks_readable = False
     if not blocks_readable or info.duration <= block_seconds:
-        yield clip_windows(load_audio(path, sample_rate=sample_rate), length=length, hop=hop, short=short)
+        yield load_audio(path, sample_rate=sample_rate), True
         return
     import soxr
 
     resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float32") \
         if info.samplerate != sample_rate else None
-    buf = np.zeros(0, dtype=np.float32)
-    emitted = 0  # samples of the stream before buf[0]
-    next_start = 0
     block = int(block_seconds * info.samplerate)
     try:
-        reader = sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True)
-        chunks = list_last(reader)
-        for chunk, last in chunks:
+        for chunk, last in list_last(sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True)):
             mono = _finite(chunk.mean(axis=1), path)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
-            buf = np.concatenate([buf, mono])
-            end = emitted + len(buf)
-            starts = np.arange(next_start, end - length + 1, hop, dtype=np.int64)
-            if last and (not len(starts) or starts[-1] + length < end):
-                starts = np.append(starts, max(0, end - length))  # the last window ends at the clip's end
-            if len(starts):
-                yield buf[(starts - emitted)[:, None] + np.arange(length)[None, :]]
-                next_start = int(starts[-1]) + hop
-            drop = max(0, min(next_start, end - length) - emitted)  # keep the last window's samples
-            buf, emitted = buf[drop:], emitted + drop
+            yield np.ascontiguousarray(mono, dtype=np.float32), last
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise _undecodable(path, exc) from None
+
+
+def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
+                   block_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """:func:`clip_windows` of a file read ``block_seconds`` at a time (:func:`stream_audio`).
+
+    Yields ``(n, length)`` window batches in time order; together they are exactly the windows of
+    ``clip_windows(load_audio(path), ...)`` for files up to one block, and the same windows up to
+    the resampler's block edges for longer ones.
+    """
+    hop = hop or length
+    buf = np.zeros(0, dtype=np.float32)
+    emitted = 0  # samples of the stream before buf[0]
+    next_start = 0
+    for mono, last in stream_audio(path, sample_rate=sample_rate, block_seconds=block_seconds):
+        if last and emitted == 0 and len(buf) == 0:  # the whole file in one block
+            yield clip_windows(mono, length=length, hop=hop, short=short)
+            return
+        buf = np.concatenate([buf, mono])
+        end = emitted + len(buf)
+        starts = np.arange(next_start, end - length + 1, hop, dtype=np.int64)
+        if last and (not len(starts) or starts[-1] + length < end):
+            starts = np.append(starts, max(0, end - length))  # the last window ends at the clip's end
+        if len(starts):
+            yield buf[(starts - emitted)[:, None] + np.arange(length)[None, :]]
+            next_start = int(starts[-1]) + hop
+        drop = max(0, min(next_start, end - length) - emitted)  # keep the last window's samples
+        buf, emitted = buf[drop:], emitted + drop
 
 
 def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",

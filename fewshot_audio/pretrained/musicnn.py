@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import FrontEnd, PretrainedModel, WeightsSource, register
+from .registry import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, N_FFT, HOP, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
 BN_EPS = 1e-3
@@ -271,7 +271,8 @@ SOURCE = WeightsSource(
     licence="musicnn models and weights: Copyright (c) 2019 Jordi Pons, ISC licence (LICENSE.md in the wheel); "
             "from the PyPI wheel musicnn==0.1.0, converted to PyTorch by fewshot-audio")
 FRONT_END = FrontEnd(kind="musicnn", sample_rate=SR, n_bins=N_MELS, window_samples=(N_FRAMES - 1) * HOP,
-                     build=lambda: _StoreLayout(MusicnnLogMel()), frames=lambda n: 1 + n // HOP, fixed={"n_fft": N_FFT, "hop_length": HOP})
+                     build=lambda: _StoreLayout(MusicnnLogMel()), frames=lambda n: 1 + n // HOP, fixed={"n_fft": N_FFT, "hop_length": HOP},
+                     framing=PatchFraming(patch=N_FRAMES, hop=N_FRAMES, frame_hop=HOP, reach=N_FFT, centred=True))
 MUSICNN_LAYERS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50, "timbral": 2 * 408,
                   "temporal": 2 * 153, "cnn1": 128, "cnn2": 128, "cnn3": 128}
 VGG_LAYERS = {"penultimate": 256, "taggram": 50, **{f"pool{i}": 256 for i in range(1, 6)}}

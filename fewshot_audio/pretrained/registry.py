@@ -37,10 +37,27 @@ class FrontEnd:
     build: Callable[[], torch.nn.Module]
     frames: Callable[[int], int]
     fixed: dict = field(default_factory=dict)
+    framing: "PatchFraming | None" = None
 
     @property
     def window(self) -> float:
         return self.window_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class PatchFraming:
+    """How the original code frames a file: one front-end pass over the whole signal, then patches of
+    ``patch`` frames every ``hop`` frames. Frames are ``frame_hop`` samples apart; each reads ``reach``
+    samples (``centred``: around its centre, zero-padded at the file's edges as ``torch.stft(center=True)``;
+    otherwise from its start). ``last``: ``"drop"`` the incomplete last patch, or ``"pad"`` the signal with
+    zeros to a whole number of hops."""
+
+    patch: int
+    hop: int
+    frame_hop: int
+    reach: int
+    centred: bool
+    last: str = "drop"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import FrontEnd, PretrainedModel, WeightsSource, register
+from .registry import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, WIN, N_FFT, HOP, N_BANDS, F_LOW, F_HIGH, TOP_DB, FRAMES = 16000, 400, 512, 160, 32, 60.0, 3800.0, 80.0, 76
 INT16 = 32768.0
@@ -155,7 +155,8 @@ SOURCE = WeightsSource(
             "not redistributed")
 FRONT_END = FrontEnd(kind="speech-embedding", sample_rate=SR, n_bins=N_BANDS, window_samples=N_FFT + (FRAMES - 1) * HOP,
                      build=SpeechMel, frames=lambda n: 1 + (max(n, N_FFT) - N_FFT) // HOP,
-                     fixed={"n_fft": N_FFT, "hop_length": HOP})
+                     fixed={"n_fft": N_FFT, "hop_length": HOP},
+                     framing=PatchFraming(patch=FRAMES, hop=8, frame_hop=HOP, reach=N_FFT, centred=False))
 register(PretrainedModel(
     name="speech-embedding", front_end=FRONT_END, source=SOURCE, weights_file="speech-embedding",
     build=SpeechEmbeddingNet, description="Google speech embedding (keyword spotting, 96-d; 0.78 s windows at 16 kHz)",

@@ -1,5 +1,5 @@
 """Tag audio with a pretrained model's own tags, out of the box (``tag --model``): musicnn's 50 MTT or
-MSD tags, YAMNet's 521 AudioSet classes. Files become windows by the clip policy, as everywhere."""
+MSD tags, YAMNet's 521 AudioSet classes, framed as the original code frames a file."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ def taggable() -> list[str]:
     return [name for name, m in models().items() if m.tags_layer is not None]
 
 
-def tag_with_model(files: list[Path], *, model: str, device: str | None = None, quiet: bool = False):
-    """Per file: the model's tag probabilities averaged over its windows (best first) and its taggram."""
+def tag_with_model(files: list[Path], *, model: str, device: str | None = None, hop: float | None = None,
+                   quiet: bool = False):
+    """Per file: the model's tag probabilities averaged over its windows (best first) and its taggram. The
+    windows are the original code's (its patches of one whole-file front end), or ``hop`` seconds apart."""
+    from ..embedding import embed_files, load_backbone
     from ..runtime import pick_device
-    from ..tagger import TagResult, embed_files, load_backbone
+    from ..tagger import TagResult
 
     registered = get(model)
     if registered.tags_layer is None:
@@ -28,14 +31,14 @@ def tag_with_model(files: list[Path], *, model: str, device: str | None = None, 
     dev = pick_device(device or "auto")
     backbone = load_backbone(f"{model}:{registered.tags_layer}", device=dev)
     labels = backbone.model.meta["labels"]
-    grams, errors = embed_files(backbone, files, device=dev, quiet=quiet)
+    grams, times, errors = embed_files(backbone, files, device=dev, hop=hop, original=True, quiet=quiet)
     results = []
-    for path, gram, error in zip(files, grams, errors):
+    for path, gram, t, error in zip(files, grams, times, errors):
         if gram is None:
             results.append(TagResult(str(path), [], {}, {}, np.zeros((0, len(labels))), np.zeros(0), error))
             continue
         mean = gram.mean(0)
         order = np.argsort(-mean)
         results.append(TagResult(str(path), [labels[j] for j in order], {t: float(v) for t, v in zip(labels, mean)},
-                                 {t: 0.5 for t in labels}, gram, np.arange(len(gram)) * backbone.window))
+                                 {t: 0.5 for t in labels}, gram, t[:, 0]))
     return results, labels

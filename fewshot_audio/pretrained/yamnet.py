@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import FrontEnd, PretrainedModel, WeightsSource, register
+from .registry import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, WIN, HOP, N_FFT, N_BANDS, F_LOW, F_HIGH, LOG_OFFSET, PATCH = 16000, 400, 160, 512, 64, 125.0, 7500.0, 0.001, 96
 # (kernel, stride, output channels) of YAMNet's layers: a full conv, then 13 depthwise-separable ones
@@ -175,7 +175,8 @@ SOURCE = WeightsSource(
             "fewshot-audio from the user's own download; not redistributed")
 FRONT_END = FrontEnd(kind="yamnet", sample_rate=SR, n_bins=N_BANDS, window_samples=WIN + (PATCH - 1) * HOP,
                      build=YamnetLogMel, frames=lambda n: 1 + (max(n, WIN) - WIN) // HOP,
-                     fixed={"n_fft": N_FFT, "hop_length": HOP})
+                     fixed={"n_fft": N_FFT, "hop_length": HOP},
+                     framing=PatchFraming(patch=PATCH, hop=PATCH // 2, frame_hop=HOP, reach=WIN, centred=False, last="pad"))
 register(PretrainedModel(
     name="yamnet", front_end=FRONT_END, source=SOURCE, weights_file="yamnet", build=YamnetNet,
     description="YAMNet (AudioSet, 521 classes, MobileNetV1; 0.975 s windows at 16 kHz)",

@@ -1,0 +1,277 @@
+"""The embedding layer: the one place where a model is loaded by spec, audio becomes windows, windows
+become embeddings with their times, and window embeddings are pooled into clip embeddings.
+
+``tag``, ``adapt``, the archive index, ``compare``'s pretrained rows and a model's own tags all use it.
+
+Two framings, chosen by the feature kind (its front end declares which):
+
+* **waveform framing** (log-mel and waveform backbones, aisfx): the clip policy cuts waveform windows
+  (short files looped or padded, a window every ``hop``, the last one ending at the file's end) and the
+  front end runs on each window;
+* **patch framing** (musicnn, YAMNet, the speech embedding: a
+  :class:`~fewshot_audio.pretrained.registry.PatchFraming`): the front end runs once over the file (block
+  by block for long files, with the frames equal to one whole-file pass) and patches are cut in frames,
+  where the original code cuts them. ``original=True`` takes the original's patches (its hop and its
+  rule for the last patch); otherwise the clip policy's, in frames.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import FeatureConfig
+from .data.audio import audio_duration, fit_short, stream_audio, stream_windows, window_times
+from .errors import ConfigError, DataError
+from .features import SILENCE_PEAK, compute_features, front_end
+from .progress import log, progress, warn
+
+
+@dataclass
+class Backbone:
+    """A frozen embedding model, its :func:`~fewshot_audio.compose.model_record` and the feature config it
+    was trained with."""
+
+    name: str
+    model: torch.nn.Module
+    features: FeatureConfig
+    window: float
+    record: dict
+
+
+def load_backbone(spec: str, *, device: torch.device, durations: list[float] | None = None) -> Backbone:
+    """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
+    backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc`` (whose window is fitted to the clip
+    ``durations`` of the support set, as ``features.duration: auto`` does for a dataset)."""
+    from .compose import build_model, model_record
+    from .config import TrainConfig
+    from .features import feature_shape
+
+    path = Path(spec)
+    if (path / "config.yaml").is_file():
+        return _run_backbone(path, device)
+    if spec == "mfcc":
+        features = TrainConfig().features.resolved(durations)
+    else:
+        from .pretrained.registry import ModelSpec, is_pretrained, models
+
+        if not is_pretrained(spec):
+            raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
+                              f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
+                              "and pass DIR")
+        features = ModelSpec.parse(spec).model.feature_config()
+    record = model_record(spec, feature_shape(features), 64)
+    model = build_model(record).to(device).eval()
+    return Backbone(spec, model, features, features.duration, record)
+
+
+def _run_backbone(path: Path, device: torch.device) -> Backbone:
+    """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record (runs of
+    earlier versions, which have none: from their ``config.yaml``) with its best checkpoint's weights."""
+    from .compose import build_model, build_strategy, feature_config
+    from .config import config_from_dict
+    from .harness import load_checkpoint
+
+    state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
+    if (path / "model.json").is_file():
+        saved = json.loads((path / "model.json").read_text())
+        record = saved["model"]
+        features = feature_config(saved["features"], where=str(path / "model.json"))
+        model = build_model(record, where=str(path / "model.json"))
+    else:
+        import yaml
+
+        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()), where=str(path / "config.yaml"))
+        model = build_strategy(config, device, n_classes=1).backbone
+        record, features = model.record, config.features
+    model.load_state_dict(state)
+    name = f"{record['backbone']}@{path.name}"
+    return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
+
+
+def patch_framing(features: FeatureConfig):
+    """The :class:`~fewshot_audio.pretrained.registry.PatchFraming` of a feature kind, or ``None`` (waveform framing)."""
+    from .pretrained.registry import front_ends
+
+    fe = front_ends().get(features.kind)
+    return None if fe is None else fe.framing
+
+
+def _waveform_windows(path: Path, f: FeatureConfig, *, window: float, hop: float,
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
+    """Waveform framing: ``(features (k, *shape), None, peak)`` per batch of clip-policy windows; the last
+    item's second value is the window times ``(n, 2)`` of the whole file."""
+    length, step = int(round(window * f.sample_rate)), int(round(hop * f.sample_rate))
+    n = 0
+    for wins in stream_windows(path, sample_rate=f.sample_rate, length=length, hop=step, short=f.short):
+        n += len(wins)
+        yield compute_features(wins, f), None, float(np.abs(wins).max())
+    yield None, window_times(n, duration=audio_duration(path), window=window, hop=hop), 0.0
+
+
+def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, window_samples: int, hop: int,
+             original: bool, device, block_seconds: float = 60.0,
+             ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float]]:
+    """Patch framing: the front end over the whole file (per block, with the frames of one whole-file
+    pass), patches of ``framing.patch`` frames every ``hop`` frames. Yields ``(patches (k, 1, bins,
+    patch), None, peak)``, then ``(None, times (n, 2), 0)``.
+
+    ``original``: the original's last patch (``framing.last``); otherwise the clip policy's (the last
+    patch ends at the file's end). A file shorter than one window is looped or padded first (``f.short``).
+    """
+    H, n, sr = framing.frame_hop, framing.patch, f.sample_rate
+    margin = H * -(-framing.reach // H)  # context kept before the next frame to compute (a multiple of H)
+    buf, buf0 = np.zeros(0, np.float32), 0  # samples from sample buf0 on (a multiple of H)
+    feats, feat0 = None, 0  # frames (bins, T) from whole-file frame feat0 on
+    next_frame, next_patch, total_frames = 0, 0, 0
+    starts: list[int] = []  # patch starts (frames) waiting for their frames
+    emitted: list[int] = []
+    for mono, last in stream_audio(path, sample_rate=sr, block_seconds=block_seconds):
+        peak = float(np.abs(mono).max()) if len(mono) else 0.0
+        if last and buf0 == 0 and len(buf) + len(mono) < window_samples:
+            mono = fit_short(np.concatenate([buf, mono]), length=window_samples,
+                             short="pad" if original and framing.last == "pad" else f.short)
+            buf = np.zeros(0, np.float32)
+        buf = np.concatenate([buf, mono])
+        total = buf0 + len(buf)
+        if last and original and framing.last == "pad":  # zeros up to a whole number of hops after the first patch
+            first = window_samples
+            extra = -(-(max(total, first) - first) // (hop * H)) * hop * H
+            buf = np.concatenate([buf, np.zeros(first + extra - total, np.float32)])
+            total = buf0 + len(buf)
+        if framing.centred:
+            f_end = total // H + 1 if last else max(0, (total - framing.reach // 2) // H + 1)
+        else:
+            f_end = 1 + (total - framing.reach) // H if total >= framing.reach else 0
+        if f_end > next_frame:
+            if framing.centred:
+                a = max(0, next_frame * H - margin)
+                b = total if last else min(total, f_end * H + margin)
+            else:
+                a, b = next_frame * H, (f_end - 1) * H + framing.reach
+            with torch.no_grad():
+                out = front(torch.from_numpy(np.ascontiguousarray(buf[a - buf0 : b - buf0]))[None].to(device))
+            new = out[0, 0, :, next_frame - a // H : f_end - a // H].float().cpu().numpy()
+            feats = new if feats is None else np.concatenate([feats, new], axis=1)
+            next_frame = f_end
+        if last:
+            total_frames = next_frame
+        while next_patch + n <= next_frame:
+            starts.append(next_patch)
+            next_patch += hop
+        previous = (emitted + starts)[-1:]
+        if last and not original and (not previous or previous[0] + n < total_frames):
+            starts.append(max(0, total_frames - n))  # the last window ends at the file's end
+        done = [s for s in starts if s + n <= next_frame]
+        emitted += done
+        starts = starts[len(done):]
+        yield (np.stack([feats[:, s - feat0 : s - feat0 + n] for s in done])[:, None] if done else None), None, peak
+        keep_from = min([next_patch, *starts])
+        if feats is not None and keep_from > feat0:
+            feats, feat0 = feats[:, keep_from - feat0 :], keep_from
+        drop = max(0, min(next_frame * H - margin, total) - buf0) // H * H
+        buf, buf0 = buf[drop:], buf0 + drop
+    begin = np.asarray(emitted, dtype=np.float64) * H / sr
+    yield None, np.stack([begin, begin + window_samples / sr], axis=1).astype(np.float32), 0.0
+
+
+@torch.no_grad()
+def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+                original: bool = False, quiet: bool = False, batch: int = 128,
+                ) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
+    """Window embeddings ``(n_windows, d)`` of each file, their times ``(n_windows, 2)`` (start, end seconds),
+    and per file ``None`` or why it could not be read (then its embeddings and times are ``None``).
+
+    Files become windows as the module docstring says (``hop`` seconds apart; default: one window, or
+    with ``original`` and patch framing the original's hop); long files are read block by block so memory
+    stays bounded. Windows of many files are batched together through the backbone.
+    """
+    f = backbone.features
+    framing = patch_framing(f)
+    # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)
+    chunk = getattr(backbone.model, "cpu_batch", batch) if torch.device(device).type == "cpu" else batch
+    if framing is not None:
+        window_samples = int(round(backbone.window * f.sample_rate))
+        step = framing.hop if (original and hop is None) else \
+            max(1, int(round((hop or backbone.window) * f.sample_rate / framing.frame_hop)))
+        front = front_end(f).to(device).eval()
+    parts: list[list[np.ndarray]] = [[] for _ in paths]
+    times: list[np.ndarray | None] = [None] * len(paths)
+    errors: list[str | None] = [None] * len(paths)
+    pending: list[tuple[int, np.ndarray]] = []
+    short, silent = [], []
+
+    def flush():
+        if not pending:
+            return
+        x = torch.from_numpy(np.concatenate([w for _, w in pending])).to(device)
+        z = torch.cat([backbone.model(c) for c in x.split(chunk)]).float().cpu().numpy()
+        start = 0
+        for i, w in pending:
+            parts[i].append(z[start : start + len(w)])
+            start += len(w)
+        pending.clear()
+
+    for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
+        try:
+            if framing is None:
+                items = _waveform_windows(path, f, window=backbone.window, hop=hop or backbone.window)
+            else:
+                items = _patches(path, f, framing, front, window_samples=window_samples, hop=step,
+                                 original=original, device=device)
+            peak = 0.0
+            for x, t, p in items:
+                peak = max(peak, p)
+                if x is not None:
+                    pending.append((i, x))
+                    if sum(len(w) for _, w in pending) >= batch:
+                        flush()
+                if t is not None:
+                    times[i] = t
+            if peak < SILENCE_PEAK:
+                silent.append(Path(path).name)
+            if 0 < audio_duration(path) < backbone.window:
+                short.append(Path(path).name)
+        except DataError as exc:
+            errors[i] = str(exc)
+            warn(str(exc))
+            pending[:] = [(j, w) for j, w in pending if j != i]
+    flush()
+    if silent:
+        warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
+    if short and not quiet:
+        log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
+            f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
+    out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
+    return out, [None if errors[i] else times[i] for i in range(len(paths))], errors
+
+
+def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+                   quiet: bool = False) -> list[np.ndarray]:
+    """:func:`embed_files` for example files, every one of which must be readable (one line naming the first
+    that is not)."""
+    windows, _, errors = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
+    bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
+    if bad:
+        raise DataError(f"example {bad}")
+    return windows
+
+
+def pool_by_owner(z: torch.Tensor, owner: torch.Tensor, n: int, *, pooling: str = "mean") -> torch.Tensor:
+    """Pool window embeddings ``z (n_windows, d)`` into ``n`` clip embeddings, window ``i`` belonging to clip
+    ``owner[i]``: ``(n, d)`` (``meanmax``: ``(n, 2 d)``). The one pooling of the toolkit (evaluation and tagger)."""
+    owner = owner.to(z.device)
+    out = []
+    if pooling in ("mean", "meanmax"):
+        sums = torch.zeros(n, z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)
+        counts = torch.bincount(owner, minlength=n).to(z.dtype).clamp_min(1)
+        out.append(sums / counts.unsqueeze(1))
+    if pooling in ("max", "meanmax"):
+        out.append(torch.full((n, z.shape[1]), -torch.inf, device=z.device, dtype=z.dtype)
+                   .scatter_reduce(0, owner.unsqueeze(1).expand_as(z), z, reduce="amax"))
+    return torch.cat(out, dim=1)
