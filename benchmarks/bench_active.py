@@ -32,10 +32,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_index import label_of  # noqa: E402
-from fewshot_audio.index import ArchiveIndex, build_index  # noqa: E402
-from fewshot_audio.metrics import mean_ci95, multilabel_metrics  # noqa: E402
+
+from fewshot_audio.archive.build import build_index  # noqa: E402
+from fewshot_audio.archive.store import ArchiveStore  # noqa: E402
 from fewshot_audio.embedding import load_backbone  # noqa: E402
-from fewshot_audio.tagger import Tagger, rank_for_labelling  # noqa: E402
+from fewshot_audio.fewshot.metrics import mean_ci95, multilabel_metrics  # noqa: E402
+from fewshot_audio.tagging.active import rank_for_labelling  # noqa: E402
+from fewshot_audio.tagging.tagger import Tagger  # noqa: E402
 
 BUDGETS = (0, 10, 20, 40)
 
@@ -112,7 +115,7 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="bench_active_"))
         args.index = str(work / "idx")
         build_index([Path(args.data) / s for s in args.sets.split(",")], backbone=args.backbone, out=args.index, quiet=True)
-    index = ArchiveIndex.open(args.index)
+    index = ArchiveStore.open(args.index)
     bb = load_backbone(index.meta["backbone"], device=torch.device("cpu"))
     results["backbone"] = index.meta["backbone"]
     for set_name in args.sets.split(","):

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fewshot_audio.index import DB_NAME, SCHEMA, ArchiveIndex, build_index, nearest, tag_index  # noqa: E402
-from fewshot_audio.tagger import Tagger, audio_files  # noqa: E402
+from fewshot_audio.archive.build import build_index  # noqa: E402
+from fewshot_audio.archive.search import nearest  # noqa: E402
+from fewshot_audio.archive.store import ArchiveStore, NewFile  # noqa: E402
+from fewshot_audio.archive.tag_from_index import tag_index  # noqa: E402
+from fewshot_audio.tagging.tagger import Tagger, audio_files  # noqa: E402
 
 
 def label_of(path: str) -> str:
@@ -72,9 +74,8 @@ def bench_build(files, backbone, work: Path, quiet=True) -> dict:
                     "build", *map(str, files), "--backbone", backbone, "--out", str(target), "--device", "cpu", "--quiet"],
                    check=True, cwd=ROOT, capture_output=True)
     out["torchrun_2_processes"] = {"seconds": round(time.perf_counter() - t0, 2),
-                                   "windows": int(sqlite3.connect(str(target / DB_NAME)).execute(
-                                       "select sum(count) from files").fetchone()[0])}
-    hours = sqlite3.connect(str(work / f"idx-{backbone}-w1" / DB_NAME)).execute("select sum(duration) from files").fetchone()[0] / 3600
+                                   "windows": ArchiveStore.open(target).window_count()}
+    hours = ArchiveStore.open(work / f"idx-{backbone}-w1").audio_seconds() / 3600
     out["audio_hours"] = round(hours, 3)
     for key in ("workers_1", "workers_2", "torchrun_2_processes"):
         out[key]["files_per_s"] = round(len(files) / out[key]["seconds"], 1)
@@ -102,9 +103,9 @@ def bench_tag(files, backbone, work: Path, support: Path) -> dict:
 
 def precision_at_10(index_dir: Path, queries: int = 200, standardize: bool = False) -> dict:
     """Same-class precision@10 of search by example, over all queries and per set of the query."""
-    index = ArchiveIndex.open(index_dir)
+    index = ArchiveStore.open(index_dir)
     paths, zs, owner = [], [], []
-    for i, (p, z, _, err) in enumerate(index.windows_of_files()):
+    for p, z, _, _ in index.windows_of_files():
         if z is None:
             continue
         paths.append(p)
@@ -145,24 +146,20 @@ def bench_quality(files, backbone, work: Path) -> dict:
 
 
 def synthetic_index(root: Path, n_windows: int, dim: int = 512, per_file: int = 1000, vectors=None) -> Path:
-    """An index of ``n_windows`` vectors from ``vectors(rng, n)`` (default: isotropic Gaussian, ``dim``-d)."""
+    """An index of ``n_windows`` vectors from ``vectors(rng, n)`` (default: isotropic Gaussian, ``dim``-d),
+    written through the store as a build writes it (one shard per 100,000 windows)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "shards").mkdir(exist_ok=True)
-    db = sqlite3.connect(str(root / DB_NAME))
-    db.executescript(SCHEMA)
-    db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in {"backbone": "synthetic", "hop": 1.0}.items()])
+    store = ArchiveStore(root)
+    store.set_up({"backbone": "synthetic", "hop": 1.0})
     rng = np.random.default_rng(0)
     shard_rows = 100_000
     for shard, start in enumerate(range(0, n_windows, shard_rows), 1):
         n = min(shard_rows, n_windows - start)
         z = vectors(rng, n) if vectors is not None else rng.standard_normal((n, dim), dtype=np.float32)
-        np.save(root / "shards" / f"{shard:06d}.emb.npy", z.astype(np.float16))
-        np.save(root / "shards" / f"{shard:06d}.win.npy", np.stack([np.arange(n) % per_file, np.arange(n) % per_file + 1], 1).astype(np.float32))
-        db.execute("insert into shards values (?, ?, ?)", (shard, f"{shard:06d}", n))
-        db.executemany("insert into files values (?, 0, 0, 0, ?, ?, ?, null)",
-                       [(f"s{shard}/f{j}.wav", shard, j * per_file, min(per_file, n - j * per_file))
-                        for j in range((n + per_file - 1) // per_file)])
-    db.commit()
+        t = np.stack([np.arange(n) % per_file, np.arange(n) % per_file + 1], 1).astype(np.float32)
+        store.commit_shard([NewFile(f"s{shard}/f{j}.wav", 0, 0, 0.0, z[j * per_file : (j + 1) * per_file],
+                                    t[j * per_file : (j + 1) * per_file], None)
+                            for j in range((n + per_file - 1) // per_file)])
     return root
 
 
@@ -178,24 +175,24 @@ def real_anchored(anchors: np.ndarray, noise: float = 0.3):
 
 
 def bench_approximate(work: Path, anchor_index: Path, sizes=(10_000, 100_000, 1_000_000), queries: int = 50) -> dict:
-    """Exact against approximate search (:mod:`fewshot_audio.ann`) over real-anchored vectors: graph build
+    """Exact against approximate search (:mod:`fewshot_audio.archive.ann`) over real-anchored vectors: graph build
     time, latency per query (the whole call: search and the database look-ups of paths and times; the first
     query also opens the graph) and recall@10."""
-    from fewshot_audio.ann import ann_nearest, build_ann
+    from fewshot_audio.archive.ann import ann_nearest, build_ann
 
-    index = ArchiveIndex.open(anchor_index)
+    index = ArchiveStore.open(anchor_index)
     anchors = np.concatenate([z for _, z, _, _ in index.windows_of_files() if z is not None]).astype(np.float32)
     draw = real_anchored(anchors)
     out = {"vectors": f"real {index.meta['backbone']} window embeddings ({len(anchors)}) plus noise of 0.3 x their "
                       "per-dimension std", "queries": queries}
     for n in sizes:
         root = synthetic_index(work / f"ann-{n}", n, vectors=draw)
-        syn = ArchiveIndex(root)
+        syn = ArchiveStore(root)
         t0 = time.perf_counter()
         build_ann(syn, quiet=True)
         build_s = time.perf_counter() - t0
         qs = draw(np.random.default_rng(1), queries)
-        from fewshot_audio import ann
+        from fewshot_audio.archive import ann
 
         ann._OPEN.clear()
         t0 = time.perf_counter()
@@ -226,7 +223,7 @@ def bench_latency(work: Path) -> dict:
     out = {}
     for n in (10_000, 100_000, 1_000_000):
         root = synthetic_index(work / f"syn-{n}", n)
-        index = ArchiveIndex(root)
+        index = ArchiveStore(root)
         q = torch.randn(512)
         nearest(index, q, k=10)  # warm (page cache, first-call costs)
         times = []
@@ -253,7 +250,7 @@ def bench_memory(backbone: str, work: Path) -> dict:
                 fh.write((0.2 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32))
         target = work / f"idx-long-{seconds}"
         shutil.rmtree(target, ignore_errors=True)
-        code = ("import resource, sys, time; from fewshot_audio.index import build_index; t0 = time.time(); "
+        code = ("import resource, sys, time; from fewshot_audio.archive.build import build_index; t0 = time.time(); "
                 f"c = build_index([{str(path)!r}], backbone={backbone!r}, out={str(target)!r}, quiet=True); "
                 "print(c['windows'], round(time.time() - t0, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -299,7 +296,7 @@ def main() -> None:
         print(json.dumps(results["search_latency_exact"], indent=1))
     if "approximate" in parts:
         anchor = work / f"idx-{args.backbone}-w1"
-        if not (anchor / DB_NAME).exists():
+        if not ArchiveStore.exists(anchor):
             build_index(files, backbone=args.backbone, out=anchor, quiet=True)
         results["search_approximate"] = bench_approximate(work, anchor)
     if "memory" in parts:

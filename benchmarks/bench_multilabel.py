@@ -51,9 +51,9 @@ def write_dataset(folder: Path) -> tuple[Path, Path]:
 def floors(config, shots: int) -> dict:
     """On the frozen novel episodes of ``shots``: the mean mAP of random scores (20 draws) and the micro F1 of
     giving every query every tag (what a threshold too low to decide anything scores)."""
-    from fewshot_audio.api import frozen_episodes
-    from fewshot_audio.dataset import config_split, load_config_data
-    from fewshot_audio.metrics import episode_average_precision, episode_f1
+    from fewshot_audio.fewshot.dataset import config_split, load_config_data
+    from fewshot_audio.fewshot.metrics import episode_average_precision, episode_f1
+    from fewshot_audio.fewshot.training import frozen_episodes
 
     data = load_config_data(config, quiet=True)
     eps, _ = frozen_episodes(data, config_split(data, config), split_name="novel", n_way=config.ways, n_shot=shots,
@@ -74,9 +74,9 @@ def main() -> int:
     if not FSDD.is_dir():
         print(f"no FSDD recordings at {FSDD}", file=sys.stderr)
         return 1
-    from fewshot_audio.api import train
-    from fewshot_audio.compare import compare, pretrained_rows
     from fewshot_audio.config import TrainConfig, config_from_dict
+    from fewshot_audio.fewshot.compare import compare, pretrained_rows
+    from fewshot_audio.fewshot.training import train
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

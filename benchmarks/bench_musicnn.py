@@ -23,13 +23,15 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
 from reference_signals import signals  # noqa: E402
 
-from fewshot_audio.api import frozen_episodes  # noqa: E402
-from fewshot_audio.backbones.pretrained import pool_output  # noqa: E402
-from fewshot_audio.dataset import load_labelled_features, resolve_split  # noqa: E402
-from fewshot_audio.metrics import episode_accuracies, mean_ci95  # noqa: E402
-from fewshot_audio.pretrained import musicnn as mn  # noqa: E402
-from fewshot_audio.pretrained import registry  # noqa: E402
-from fewshot_audio.strategies import Prototypical  # noqa: E402
+from fewshot_audio import specs as registry  # noqa: E402
+from fewshot_audio.config import FeatureConfig  # noqa: E402
+from fewshot_audio.fewshot.dataset import load_labelled_features, resolve_split  # noqa: E402
+from fewshot_audio.fewshot.metrics import episode_accuracies, mean_ci95  # noqa: E402
+from fewshot_audio.fewshot.strategies import Prototypical  # noqa: E402
+from fewshot_audio.fewshot.training import frozen_episodes  # noqa: E402
+from fewshot_audio.models.backbones.pretrained import pool_output  # noqa: E402
+from fewshot_audio.models.pretrained import musicnn as mn  # noqa: E402
+from fewshot_audio.models.pretrained.weights import load_model  # noqa: E402
 
 
 def errors() -> dict:
@@ -52,7 +54,7 @@ def errors() -> dict:
 def layers(dataset: str | None, label: str | None, episodes: int, duration: float) -> dict:
     """Every layer of every model scored on the same frozen episodes; each network runs once per clip
     (on its loudest window of ``duration`` seconds)."""
-    features = dataclasses.replace(registry.get("musicnn-mtt").feature_config(), duration=duration)
+    features = dataclasses.replace(FeatureConfig.of_front_end(registry.get("musicnn-mtt").front_end), duration=duration)
     data = load_labelled_features(dataset, features=features, format="fsdd" if label else None, label=label, quiet=True)
     split = resolve_split(data, ratios=[0.6, 0.15, 0.25], seed=0, split_file=None)
     eps, _ = frozen_episodes(data, split, split_name="novel", n_way=5, n_shot=5, n_query=15, n_episodes=episodes,
@@ -63,7 +65,7 @@ def layers(dataset: str | None, label: str | None, episodes: int, duration: floa
     for variant in ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd"):
         names = ("penultimate", "mean_pool", "max_pool", "taggram", "cnn3", "timbral", "temporal") \
             if variant.startswith("musicnn") else ("penultimate", "pool3", "pool4", "taggram")
-        net, _ = registry.get(variant).load()
+        net, _ = load_model(registry.get(variant))
         t0 = time.perf_counter()
         with torch.no_grad():
             outs = [net(dev.eval_inputs(c)) for c in clips.split(64)]
@@ -92,7 +94,7 @@ def main() -> None:
     if Path(args.fsdd).is_dir():
         res["layers_fsdd_digit_speaker"] = layers(args.fsdd, "digit-speaker", args.episodes, 1.0)
     if args.json:
-        from fewshot_audio.io_utils import atomic_write_json
+        from fewshot_audio.util.io import atomic_write_json
 
         atomic_write_json(args.json, res)
 

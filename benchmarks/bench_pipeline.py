@@ -43,9 +43,9 @@ def bench_features(n_clips: int) -> dict:
     import librosa
 
     from fewshot_audio.config import FeatureConfig
-    from fewshot_audio.features import compute_features
+    from fewshot_audio.features.frontends import compute_features
 
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(duration=1.0)  # the built-in dataset's clips (what duration: auto resolves to there)
     rng = np.random.default_rng(0)
     waves = (rng.standard_normal((n_clips, cfg.n_samples)) * 0.1).astype(np.float32)
 
@@ -92,7 +92,7 @@ def _peak_memory_here(name: str, n_clips: int, n_episodes: int) -> float:
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
-    from fewshot_audio.runtime import tune_cpu
+    from fewshot_audio.util.runtime import tune_cpu
 
     tune_cpu()
     torch.set_num_threads(1)
@@ -119,8 +119,8 @@ def _pipelines(x: torch.Tensor, labels: np.ndarray, n_episodes: int, only: str |
     """name -> a function yielding ``n_episodes`` (support, query) feature tensors (or indices only)."""
     import peers
 
-    from fewshot_audio.dataset import DeviceData
-    from fewshot_audio.episodes import EpisodeSampler
+    from fewshot_audio.fewshot.dataset import DeviceData
+    from fewshot_audio.fewshot.episodes import EpisodeSampler
 
     n_classes = int(labels.max()) + 1
     data = DeviceData(x.numpy(), device=torch.device("cpu"), crop=SHAPE[-1])
@@ -155,7 +155,7 @@ def bench_sampling(sizes: list[int], n_episodes: int, memory: bool) -> dict:
     """Episodes/s of every pipeline, at 1 and 2 intra-op threads, for each dataset size (one process)."""
     import peers
 
-    from fewshot_audio.runtime import tune_cpu
+    from fewshot_audio.util.runtime import tune_cpu
 
     tune_cpu()  # as the toolkit does on the CPU; process-wide, so the peers run with it too
     x_all, _ = _features(max(sizes))
@@ -186,9 +186,9 @@ pipeline, mallopt, channels_last, threads, n = sys.argv[1], sys.argv[2] == "1", 
 sys.path.insert(0, sys.argv[6])
 compiled = sys.argv[7] == "1"
 import bench_pipeline as b
-from fewshot_audio.runtime import tune_cpu
-from fewshot_audio.backbones import build_backbone
-from fewshot_audio.strategies import Prototypical
+from fewshot_audio.util.runtime import tune_cpu
+from fewshot_audio.models.backbones import build_backbone
+from fewshot_audio.fewshot.strategies import Prototypical
 if mallopt:
     tune_cpu()
 torch.set_num_threads(threads)
@@ -253,13 +253,13 @@ def bench_evaluation(n_clips: int, n_episodes: int, n_reembed: int) -> dict:
     """Evaluate ``n_episodes`` on ``n_clips`` novel clips: embed-once batched scoring vs re-embedding each
     episode. Re-embedding costs the same per episode whatever the split, so its rate is timed on the
     first ``n_reembed`` episodes, whose predictions are compared with the embed-once ones."""
-    from fewshot_audio.backbones import build_backbone
-    from fewshot_audio.dataset import DeviceData
-    from fewshot_audio.episodes import EpisodeSampler
-    from fewshot_audio.metrics import episode_accuracies
-    from fewshot_audio.runtime import tune_cpu
-    from fewshot_audio.strategies import Prototypical
-    from fewshot_audio.strategies.base import Strategy
+    from fewshot_audio.fewshot.dataset import DeviceData
+    from fewshot_audio.fewshot.episodes import EpisodeSampler
+    from fewshot_audio.fewshot.metrics import episode_accuracies
+    from fewshot_audio.fewshot.strategies import Prototypical
+    from fewshot_audio.fewshot.strategies.base import Strategy
+    from fewshot_audio.models.backbones import build_backbone
+    from fewshot_audio.util.runtime import tune_cpu
 
     tune_cpu()
     torch.manual_seed(0)
@@ -348,11 +348,11 @@ def main() -> None:
     for r in results["evaluation"]:
         print("evaluation", json.dumps(r), flush=True)
     if args.json:
-        from fewshot_audio.io_utils import atomic_write_json
+        from fewshot_audio.util.io import atomic_write_json
 
         atomic_write_json(args.json, results)
     if args.markdown:
-        from fewshot_audio.io_utils import atomic_write_text
+        from fewshot_audio.util.io import atomic_write_text
 
         atomic_write_text(args.markdown, render_markdown(results))
 

@@ -9,7 +9,7 @@ queries with ``Tagger.score_embeddings`` (the code paths of ``adapt`` and ``tag`
   no tag at the calibrated thresholds (and the recall of the vocabulary's clips at those thresholds), at
   the default strictness and with the earlier balanced-accuracy thresholds;
 * 5-way 1-shot and 5-shot episodes (300 each) with prototypes in the tagger's space;
-* the same splits and episodes with the whole-clip MFCC nearest centroid (fewshot_audio.baselines);
+* the same splits and episodes with the whole-clip MFCC nearest centroid (fewshot_audio.fewshot.baselines);
 * ablations of the clip policy (loop/pad, mean/max/meanmax pooling), the embedding space
   (centred-L2 cosine vs raw squared distances) and the file score (pooled clip vs best window).
 
@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fewshot_audio.baselines import nearest_centroid, whole_clip_mfcc
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
-from fewshot_audio.metrics import mean_ci95
-from fewshot_audio.embedding import pool_by_owner
-from fewshot_audio.strategies.embedding import centred_l2
-from fewshot_audio.embedding import embed_files, load_backbone
-from fewshot_audio.tagger import Tagger
+from fewshot_audio.embedding import embed_files, load_backbone, pool_by_owner
+from fewshot_audio.fewshot.baselines import nearest_centroid, whole_clip_mfcc
+from fewshot_audio.fewshot.metrics import mean_ci95
+from fewshot_audio.fewshot.strategies.base import squared_distances
+from fewshot_audio.fewshot.strategies.embedding import centred_l2
+from fewshot_audio.tagging.heads import Head, register_head
+from fewshot_audio.tagging.tagger import Tagger
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"body_percussion": {}, "kenney_impact": {}, "speech_commands_30": {}, "fsdd": {"label": "digit", "per_class": 30}}
@@ -82,6 +83,32 @@ def episodes(labels: np.ndarray, shots: int, n: int = 300, ways: int = 5, querie
     return out, q
 
 
+@register_head
+class RawPrototypes(Head):
+    """The toolkit's earlier scoring, kept here to measure the default against: minus the squared distance per
+    dimension to the tag's mean, in the raw space (MFCC statistics z-scored)."""
+
+    name = "raw-prototypes"
+
+    def fit(self, zs, positives):
+        return zs[positives].mean(0)
+
+    def scores(self, zs, params):
+        return -squared_distances(zs, params) / zs.shape[-1]
+
+
+class RawSpaceTagger(Tagger):
+    """A tagger in the raw embedding space (no centring, no L2 normalisation)."""
+
+    def space(self, z):
+        return z if self.scale is None else (z - self.centre) / self.scale
+
+
+def make_tagger(bb, windows, *, paths, labels, normalize, strictness=None):
+    cls, head = (Tagger, "prototypes") if normalize else (RawSpaceTagger, "raw-prototypes")
+    return cls.from_embeddings(bb, windows, paths=paths, labels=labels, head=head, strictness=strictness)
+
+
 def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="clip"):
     def scores_of(tagger, idx):
         clip_s, grams = zip(*(tagger.score_embeddings(windows[i]) for i in idx))
@@ -90,9 +117,9 @@ def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="
         return torch.stack(clip_s).numpy()
 
     top1 = []
-    for support, query, vocab, _ in splits(labels, seeds):
-        t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
-                                   labels=[[labels[i]] for i in support], normalize=normalize)
+    for support, query, _vocab, _ in splits(labels, seeds):
+        t = make_tagger(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
+                        labels=[[labels[i]] for i in support], normalize=normalize)
         s = scores_of(t, query)
         top1.append(np.mean(np.array(t.tags)[s.argmax(1)] == labels[query]))
     out = {"top1": mean_ci95(np.array(top1))}
@@ -101,9 +128,9 @@ def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="
     for suffix, rule in (("", None), ("_balanced", "balanced")):
         rejected, recall = [], []
         for support, query, vocab, held in splits(labels, seeds, hold_out=0.25):
-            t = Tagger.from_embeddings(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
-                                       labels=[[labels[i]] for i in support], normalize=normalize,
-                                       strictness=1 / len(vocab) if rule == "balanced" else None)
+            t = make_tagger(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
+                            labels=[[labels[i]] for i in support], normalize=normalize,
+                            strictness=1 / len(vocab) if rule == "balanced" else None)
             th = t.thresholds.numpy()
             rejected.append(np.mean((scores_of(t, held) < th).all(1)))
             s = scores_of(t, query)
@@ -130,7 +157,8 @@ def episode_metrics(clip_z: torch.Tensor, labels, *, normalize, scale=False):
             elif sd is not None:
                 zs, zq = (zs - mean) / sd, (zq - mean) / sd
             protos = zs.view(*sup.shape, -1).mean(1)
-            pred = (-torch.cdist(zq, protos)).argmax(1) if not normalize else (zq @ torch.nn.functional.normalize(protos, dim=-1).T).argmax(1)
+            cosine = zq @ torch.nn.functional.normalize(protos, dim=-1).T
+            pred = cosine.argmax(1) if normalize else (-torch.cdist(zq, protos)).argmax(1)
             accs.append((pred.numpy() == np.repeat(np.arange(len(sup)), qry.shape[1])).mean())
         out[f"{shots}shot"] = mean_ci95(np.array(accs)) + (q,)
     return out
@@ -198,7 +226,7 @@ def main(argv=None) -> int:
                     m.update(episode_metrics(clip_z, labels, normalize=normalize, scale=spec == "mfcc"))
                     label = f"{key} | short={short} pooling={pooling} space={'centred-cosine' if normalize else 'raw'} file={file_score}"
                     res[label] = {**m, "window_s": bb.window, "embed_seconds": round(seconds, 1)}
-                    print(name, label, {k: v for k, v in m.items()}, flush=True)
+                    print(name, label, dict(m), flush=True)
                 Path(args.out).write_text(json.dumps(results, indent=1))
     Path(args.out).write_text(json.dumps(results, indent=1))
     return 0

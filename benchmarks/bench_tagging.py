@@ -21,7 +21,7 @@ import soundfile as sf
 import yaml
 
 from fewshot_audio.data import build_manifest
-from fewshot_audio.tagger import Tagger
+from fewshot_audio.tagging.tagger import Tagger
 
 
 def main() -> None:

@@ -16,12 +16,12 @@ import time
 import numpy as np
 import torch
 
-from fewshot_audio.backbones import build_backbone
-from fewshot_audio.dataset import DeviceData
-from fewshot_audio.episodes import EpisodeSampler
-from fewshot_audio.harness import autocast
-from fewshot_audio.runtime import pick_device, tune_cpu
-from fewshot_audio.strategies import Prototypical
+from fewshot_audio.fewshot.dataset import DeviceData
+from fewshot_audio.fewshot.episodes import EpisodeSampler
+from fewshot_audio.fewshot.harness import autocast
+from fewshot_audio.fewshot.strategies import Prototypical
+from fewshot_audio.models.backbones import build_backbone
+from fewshot_audio.util.runtime import pick_device, tune_cpu
 
 
 def sync(device):
@@ -87,7 +87,7 @@ def main() -> None:
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     if args.json:
-        from fewshot_audio.io_utils import atomic_write_json
+        from fewshot_audio.util.io import atomic_write_json
 
         atomic_write_json(args.json, {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                                       "torch": torch.__version__, "rows": rows})

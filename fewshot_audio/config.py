@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import ConfigError
-
+from fewshot_audio.errors import ConfigError
+from fewshot_audio.specs import FrontEnd, front_ends
 
 FEATURE_KINDS = ("logmel", "waveform")  # plus each registered pretrained model's front end (musicnn, aisfx, yamnet)
 POOLINGS = ("mean", "max", "meanmax")
+SHORT_POLICIES = ("loop", "pad")  # a clip shorter than a window is looped or zero-padded
 AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip durations within these bounds (s)
 
 
@@ -58,9 +59,12 @@ class FeatureConfig:
     fmax: float | None = None
     top_db: float = 80.0
 
-    def validate(self) -> None:
-        from .pretrained.registry import front_ends
+    @classmethod
+    def of_front_end(cls, fe: FrontEnd) -> FeatureConfig:
+        """The features of a pretrained model's own front end ``fe``: one model input per window."""
+        return cls(kind=fe.kind, sample_rate=fe.sample_rate, duration=fe.window, n_mels=fe.n_bins, **fe.fixed)
 
+    def validate(self) -> None:
         kinds = (*FEATURE_KINDS, *front_ends())
         if self.kind not in kinds:
             raise ConfigError(f"features.kind {self.kind!r} is not valid; use one of {', '.join(kinds)}")
@@ -77,8 +81,6 @@ class FeatureConfig:
             raise ConfigError(f"features.duration must be 'auto' or > 0 seconds, got {self.duration!r}")
         if self.hop is not None and self.hop <= 0:
             raise ConfigError(f"features.hop must be > 0 seconds, got {self.hop}")
-        from .data.audio import SHORT_POLICIES
-
         if self.short not in SHORT_POLICIES:
             raise ConfigError(f"features.short {self.short!r} is not valid; use one of {', '.join(SHORT_POLICIES)}")
         if self.pooling not in POOLINGS:
@@ -93,7 +95,7 @@ class FeatureConfig:
                 f"features.fmin={self.fmin} / fmax={self.fmax} must satisfy 0 <= fmin < fmax <= sample_rate/2"
             )
 
-    def resolved(self, durations: list[float] | np.ndarray | None) -> "FeatureConfig":
+    def resolved(self, durations: list[float] | np.ndarray | None) -> FeatureConfig:
         """A copy with ``duration: auto`` replaced by a window fitted to clip ``durations`` (seconds):
         their 90th percentile, within :data:`AUTO_WINDOW`, rounded to 10 ms (1 s without durations)."""
         if self.duration != "auto":
@@ -117,8 +119,6 @@ class FeatureConfig:
 
     @property
     def n_frames(self) -> int:
-        from .pretrained.registry import front_ends
-
         if self.kind in front_ends():
             return front_ends()[self.kind].frames(self.n_samples)
         return 1 + self.n_samples // self.hop_length

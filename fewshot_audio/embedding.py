@@ -9,7 +9,7 @@ Two framings, chosen by the feature kind (its front end declares which):
   (short files looped or padded, a window every ``hop``, the last one ending at the file's end) and the
   front end runs on each window;
 * **patch framing** (musicnn, YAMNet, the speech embedding: a
-  :class:`~fewshot_audio.pretrained.registry.PatchFraming`): the front end runs once over the file (block
+  :class:`~fewshot_audio.specs.PatchFraming`): the front end runs once over the file (block
   by block for long files, with the frames equal to one whole-file pass) and patches are cut in frames,
   where the original code cuts them. ``original=True`` takes the original's patches (its hop and its
   rule for the last patch); otherwise the clip policy's, in frames.
@@ -18,23 +18,26 @@ Two framings, chosen by the feature kind (its front end declares which):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from .config import FeatureConfig
-from .data.audio import audio_duration, fit_short, stream_audio, stream_windows, window_times
-from .errors import ConfigError, DataError
-from .features import SILENCE_PEAK, compute_features, front_end
-from .progress import log, progress, warn
+from fewshot_audio.config import FeatureConfig, TrainConfig
+from fewshot_audio.data.audio import audio_duration, fit_short, stream_audio, stream_windows, window_times
+from fewshot_audio.errors import CheckpointError, ConfigError, DataError
+from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_shape, front_end
+from fewshot_audio.models.checkpoints import load_checkpoint
+from fewshot_audio.models.compose import build_model, feature_config, model_record
+from fewshot_audio.specs import ModelSpec, front_ends, is_pretrained, models
+from fewshot_audio.util.progress import log, progress, warn
 
 
 @dataclass
 class Backbone:
-    """A frozen embedding model, its :func:`~fewshot_audio.compose.model_record` and the feature config it
+    """A frozen embedding model, its :func:`~fewshot_audio.models.compose.model_record` and the feature config it
     was trained with."""
 
     name: str
@@ -48,56 +51,39 @@ def load_backbone(spec: str, *, device: torch.device, durations: list[float] | N
     """``spec``: a run folder written by ``train`` (its best checkpoint's backbone), a pretrained
     backbone name (``musicnn-mtt[:layer]`` ...) or ``mfcc`` (whose window is fitted to the clip
     ``durations`` of the support set, as ``features.duration: auto`` does for a dataset)."""
-    from .compose import build_model, model_record
-    from .config import TrainConfig
-    from .features import feature_shape
-
     path = Path(spec)
     if (path / "config.yaml").is_file():
         return _run_backbone(path, device)
     if spec == "mfcc":
         features = TrainConfig().features.resolved(durations)
     else:
-        from .pretrained.registry import ModelSpec, is_pretrained, models
-
         if not is_pretrained(spec):
             raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
                               f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
                               "and pass DIR")
-        features = ModelSpec.parse(spec).model.feature_config()
+        features = FeatureConfig.of_front_end(ModelSpec.parse(spec).model.front_end)
     record = model_record(spec, feature_shape(features), 64)
     model = build_model(record).to(device).eval()
     return Backbone(spec, model, features, features.duration, record)
 
 
 def _run_backbone(path: Path, device: torch.device) -> Backbone:
-    """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record (runs of
-    earlier versions, which have none: from their ``config.yaml``) with its best checkpoint's weights."""
-    from .compose import build_model, build_strategy, feature_config
-    from .config import config_from_dict
-    from .harness import load_checkpoint
-
-    state = load_checkpoint(path / "best.pt")["strategy"]["backbone"]
-    if (path / "model.json").is_file():
-        saved = json.loads((path / "model.json").read_text())
-        record = saved["model"]
-        features = feature_config(saved["features"], where=str(path / "model.json"))
-        model = build_model(record, where=str(path / "model.json"))
-    else:
-        import yaml
-
-        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()), where=str(path / "config.yaml"))
-        model = build_strategy(config, device, n_classes=1).backbone
-        record, features = model.record, config.features
-    model.load_state_dict(state)
+    """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record with its best
+    checkpoint's weights."""
+    if not (path / "model.json").is_file():
+        raise CheckpointError(f"run folder {path} has no model.json (it was written by an earlier version); run "
+                              f"'fewshot-audio evaluate --run {path}' once to add it")
+    saved = json.loads((path / "model.json").read_text())
+    record = saved["model"]
+    features = feature_config(saved["features"], where=str(path / "model.json"))
+    model = build_model(record, where=str(path / "model.json"))
+    model.load_state_dict(load_checkpoint(path / "best.pt")["strategy"]["backbone"])
     name = f"{record['backbone']}@{path.name}"
     return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
 
 
 def patch_framing(features: FeatureConfig):
-    """The :class:`~fewshot_audio.pretrained.registry.PatchFraming` of a feature kind, or ``None`` (waveform framing)."""
-    from .pretrained.registry import front_ends
-
+    """The :class:`~fewshot_audio.specs.PatchFraming` of a feature kind, or ``None`` (waveform framing)."""
     fe = front_ends().get(features.kind)
     return None if fe is None else fe.framing
 

@@ -28,3 +28,13 @@ class DistributedError(FewshotError):
     """Another process of a distributed run failed or was stopped."""
 
     exit_code = 1
+
+
+class CollectiveError(FewshotError):
+    """A user error found by one process of a torchrun job and raised by every process together: rank 0
+    prints it (``reported_elsewhere`` is false there), and every rank stops only after it is printed."""
+
+    def __init__(self, cause: FewshotError, *, reported_elsewhere: bool):
+        super().__init__(str(cause))
+        self.cause, self.reported_elsewhere = cause, reported_elsewhere
+        self.exit_code = cause.exit_code

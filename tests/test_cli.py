@@ -63,7 +63,8 @@ def test_datasets_inspect_and_episode_freeze(tiny_dataset, tiny_config, tmp_path
     (["--shots", "0"], "shots must be a positive integer, got 0"),
     (["--queries", "-2"], "queries must be a positive integer, got -2"),
     (["--ways", "4"], "4-way episodes need 4"),
-    (["--shots", "5", "--queries", "5"], "has 8 clips but 5-shot 5-query episodes need 10; lower --queries or drop the class with --min-clips 10"),
+    (["--shots", "5", "--queries", "5"],
+     "has 8 clips but 5-shot 5-query episodes need 10; lower --queries or drop the class with --min-clips 10"),
     (["--backbone", "resnet"], "unknown backbone 'resnet'; valid backbones: conv4"),
     (["--backbone", "samplecnn"], "backbone 'samplecnn' needs waveform inputs"),
     (["--device", "cuda:7"], "cuda"),
@@ -128,9 +129,9 @@ def _chance_map(metrics: dict, csv_path, tiny_config) -> float:
     import torch
 
     from fewshot_audio.config import load_config
-    from fewshot_audio.dataset import load_labelled_features
-    from fewshot_audio.episodes import read_episodes
-    from fewshot_audio.metrics import episode_average_precision
+    from fewshot_audio.fewshot.dataset import load_labelled_features
+    from fewshot_audio.fewshot.episodes import read_episodes
+    from fewshot_audio.fewshot.metrics import episode_average_precision
 
     data = load_labelled_features(str(csv_path), features=load_config(tiny_config).features, multi_label=True,
                                   quiet=True)

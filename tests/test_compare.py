@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from fewshot_audio import compare as compare_mod
 from fewshot_audio.cli import main
+from fewshot_audio.fewshot import compare as compare_mod
 from tests.conftest import write_tiny_dataset
 
 STRATEGIES = "prototypical,transfer-simpleshot,transfer-logreg,transfer-proto,mfcc-1nn,regularized-timbral,anil"
@@ -103,8 +103,8 @@ def test_compare_low_data_protocol(tmp_path, tiny_config, capsys):
 def test_low_data_fixed_features_are_standardised_on_the_target(tmp_path, tiny_config, monkeypatch):
     """MFCC statistics (and a frozen embedding's centring mean) learn nothing from the source: in the low-data
     protocol they are z-scored on the target's training pool, never on the source or the test split."""
-    from fewshot_audio import compare as compare_module
-    from fewshot_audio.backbones.mfcc import MFCCStats
+    from fewshot_audio.fewshot import compare as compare_module
+    from fewshot_audio.models.backbones.mfcc import MFCCStats
 
     target = write_tiny_dataset(tmp_path / "target", n_classes=3, n_clips=10, seed=5)
     source = write_tiny_dataset(tmp_path / "source", n_classes=12, n_clips=8, seed=1)

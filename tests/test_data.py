@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fewshot_audio.data import build_manifest, clip_windows, detect_format, load_audio, validate_manifest, window_starts
-from fewshot_audio.data import synthetic
+from fewshot_audio.data import (
+    build_manifest,
+    clip_windows,
+    detect_format,
+    load_audio,
+    synthetic,
+    validate_manifest,
+    window_starts,
+)
 from fewshot_audio.errors import DataError
 
 
@@ -147,11 +154,10 @@ def test_multi_label_training_never_sees_a_val_or_novel_tag(tmp_path):
     """Base-tag training episodes (and the clips a strategy prepares on) leave out every clip that also carries
     a val or novel tag; evaluation episodes over novel tags keep clips that carry base tags too."""
     import torch
-
     from conftest import write_tiny_multilabel
 
     from fewshot_audio.config import FeatureConfig
-    from fewshot_audio.dataset import load_labelled_features
+    from fewshot_audio.fewshot.dataset import load_labelled_features
 
     csv_path = write_tiny_multilabel(tmp_path / "ml")
     features = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128, n_mels=32)

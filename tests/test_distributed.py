@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 
 def _train(rank: int, path: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=2)
-    from fewshot_audio.distributed import average_gradients, teardown
+    from fewshot_audio.fewshot.distributed import average_gradients, teardown
 
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
@@ -44,9 +44,9 @@ def test_averaged_gradients_equal_one_process_on_the_whole_batch(tmp_path):
 def test_more_gpus_asked_for_than_exist_is_a_one_line_error(monkeypatch):
     import pytest
 
-    from fewshot_audio import distributed
     from fewshot_audio.errors import ConfigError
-    from fewshot_audio.runtime import pick_device
+    from fewshot_audio.fewshot import distributed
+    from fewshot_audio.util.runtime import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

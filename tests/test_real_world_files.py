@@ -15,9 +15,9 @@ import soundfile as sf
 from fewshot_audio.config import FeatureConfig
 from fewshot_audio.data import build_manifest, load_audio, stream_windows, validate_manifest
 from fewshot_audio.data.audio import read_windows
-from fewshot_audio.dataset import load_labelled_features
 from fewshot_audio.errors import DataError
-from fewshot_audio.features import FeatureStore
+from fewshot_audio.features.store import FeatureStore
+from fewshot_audio.fewshot.dataset import load_labelled_features
 
 SR = 16000
 CFG = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128, n_mels=32)
@@ -154,7 +154,7 @@ def test_two_processes_build_one_store_without_corrupting_it(tmp_path):
         "import sys, numpy as np\n"
         "from fewshot_audio.config import FeatureConfig\n"
         "from fewshot_audio.data import build_manifest, validate_manifest\n"
-        "from fewshot_audio.features import FeatureStore\n"
+        "from fewshot_audio.features.store import FeatureStore\n"
         "m = validate_manifest(build_manifest(sys.argv[1]))\n"
         "cfg = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128, n_mels=32)\n"
         "s = FeatureStore.open_or_build(m, cfg, cache_dir=sys.argv[2], batch_size=8)\n"

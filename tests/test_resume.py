@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from fewshot_audio.api import train
 from fewshot_audio.config import config_from_dict
+from fewshot_audio.fewshot.training import train
 
 
 class Crash(RuntimeError):
@@ -86,7 +86,7 @@ def test_features_that_do_not_fit_train_from_the_memory_mapped_store_with_prefet
                                                                                     tmp_path, monkeypatch, capsys):
     """With no device memory to spare, training reads episodes from the memory-mapped store (prefetching
     the next step's) and says so; the result is the same as with resident features."""
-    import fewshot_audio.dataset as dataset
+    import fewshot_audio.fewshot.dataset as dataset
 
     resident = train(_config(tiny_dataset, tiny_config, tmp_path / "resident", "conv4"), quiet=True)
     capsys.readouterr()

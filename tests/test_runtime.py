@@ -2,7 +2,7 @@
 
 import torch
 
-from fewshot_audio import runtime
+from fewshot_audio.util import runtime
 
 
 def test_threads_follow_the_usable_cpus_unless_omp_num_threads_is_set(monkeypatch):

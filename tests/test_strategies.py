@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fewshot_audio.backbones import build_backbone
-from fewshot_audio.dataset import DeviceData
-from fewshot_audio.episodes import EpisodeSampler
-from fewshot_audio.harness import evaluate
-from fewshot_audio.metrics import episode_accuracies
-from fewshot_audio.strategies import STRATEGIES, strategy_class
-from fewshot_audio.strategies.maml import MAML
+from fewshot_audio.fewshot.dataset import DeviceData
+from fewshot_audio.fewshot.episodes import EpisodeSampler
+from fewshot_audio.fewshot.harness import evaluate
+from fewshot_audio.fewshot.metrics import episode_accuracies
+from fewshot_audio.fewshot.strategies import STRATEGIES, strategy_class
+from fewshot_audio.fewshot.strategies.maml import MAML
+from fewshot_audio.models.backbones import build_backbone
 
 N_CLASSES, PER_CLASS, SHAPE = 16, 12, (1, 16, 20)
 
@@ -145,8 +145,8 @@ def test_per_task_training_works_under_autocast(name):
 
 def test_initial_weights_do_not_depend_on_what_ran_before():
     """compare builds strategies one after another; each one's initialisation must depend on the seed only."""
-    from fewshot_audio.compose import build_strategy
     from fewshot_audio.config import TrainConfig
+    from fewshot_audio.fewshot.build import build_strategy
 
     cfg = TrainConfig(channels=8, strategy="regularized-sbcnn")
     a = build_strategy(cfg, torch.device("cpu"))
@@ -159,7 +159,7 @@ def test_initial_weights_do_not_depend_on_what_ran_before():
 def test_multi_label_loss_is_cross_entropy_for_one_tag_and_spreads_over_several():
     import torch.nn.functional as F
 
-    from fewshot_audio.strategies.base import classification_loss, hit_rate, way_targets
+    from fewshot_audio.fewshot.strategies.base import classification_loss, hit_rate, way_targets
 
     logits = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from fewshot_audio.cli import main
 from fewshot_audio.data import synthetic
 from fewshot_audio.errors import CheckpointError, DataError
-from fewshot_audio.tagger import Tagger, calibrate_threshold
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from fewshot_audio.tagging.calibration import calibrate_threshold
+from fewshot_audio.tagging.tagger import Tagger
 
 SR = 16000
 
@@ -57,11 +58,6 @@ def test_adapt_tag_reject_and_roundtrip(audio, tmp_path, head):
     recall = np.mean([t in r.tags for t, r in zip(truth, results)])
     # MFCC statistics are a weak embedding on pitch-randomised sounds; chance is 25%
     assert accuracy >= 0.7 and recall >= 0.6, (accuracy, recall)
-    if head == "prototypes":  # in the raw space, distances grow away from every prototype: an unseen class is
-        # rejected; the default centred-cosine space (better top-1 on real sets) keeps only directions
-        raw = Tagger.adapt(audio / "support", backbone="mfcc", head=head, normalize=False, quiet=True)
-        rejected = np.mean([not r.tags for r in raw.tag([audio / "unseen"], quiet=True)])
-        assert rejected >= 0.5, f"only {rejected:.0%} of an unseen class rejected"
     # save / load gives identical scores
     path = tmp_path / "t.safetensors"
     tagger.save(path)
@@ -130,8 +126,8 @@ def test_bad_tagger_inputs(audio, tmp_path):
     tagger = Tagger.adapt(audio / "support", backbone="mfcc", quiet=True)
     path = tmp_path / "t.safetensors"
     tagger.save(path)
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(path), framework="pt") as fh:
         meta = json.loads(fh.metadata()["fewshot_audio"])
@@ -145,8 +141,8 @@ def test_bad_tagger_inputs(audio, tmp_path):
 
 
 def test_tagger_on_a_trained_run_backbone(tmp_path, tiny_dataset, tiny_config, audio):
-    from fewshot_audio.api import train
     from fewshot_audio.config import load_config
+    from fewshot_audio.fewshot.training import train
 
     cfg = load_config(tiny_config)
     cfg.dataset, cfg.out = str(tiny_dataset), str(tmp_path / "run")

@@ -9,11 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 from pathlib import Path
 
-from ..errors import DataError
-from .audio import AUDIO_EXTENSIONS
-from .manifest import Clip, Manifest, check_duplicates
+import soundfile as sf
+
+from fewshot_audio.data.audio import AUDIO_EXTENSIONS
+from fewshot_audio.data.manifest import Clip, Manifest, check_duplicates
+from fewshot_audio.errors import DataError
 
 FORMATS = ("folder", "csv", "esc50", "urbansound8k", "fsdd", "nsynth", "mtt")
 
@@ -222,7 +225,6 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
 
     With ``strict`` the first such problem raises :class:`DataError` instead.
     """
-    import soundfile as sf
 
     keep, problems = [], list(manifest.problems)
     for clip in manifest.clips:
@@ -236,10 +238,8 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
                     problem = f"{clip.path}: zero-length audio"
                 else:
                     clip = Clip(clip.id, clip.path, clip.labels, clip.fold, info.frames / info.samplerate, info.samplerate)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 try:
-                    import warnings
-
                     import librosa
 
                     with warnings.catch_warnings():
@@ -248,7 +248,7 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
                     clip = Clip(clip.id, clip.path, clip.labels, clip.fold, dur, None)
                     if dur <= 0:
                         problem = f"{clip.path}: zero-length audio"
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     problem = f"{clip.path}: unreadable audio ({type(exc).__name__})"
         if problem:
             if strict:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
+import soundfile as sf
+import soxr
 
-from ..errors import DataError
+from fewshot_audio.config import SHORT_POLICIES
+from fewshot_audio.errors import DataError
+from fewshot_audio.util.progress import warn
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".opus")
-SHORT_POLICIES = ("loop", "pad")
 
 
 def _finite(audio: np.ndarray, path: Path) -> np.ndarray:
@@ -26,7 +29,6 @@ def _finite(audio: np.ndarray, path: Path) -> np.ndarray:
     if bad.any():
         if bad.all():
             raise DataError(f"audio file {path} holds only NaN/inf samples; re-export it")
-        from ..progress import warn
 
         warn(f"{path}: {int(bad.sum())} NaN/inf sample(s) replaced by silence")
         audio = np.where(bad, np.float32(0), audio)
@@ -46,11 +48,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     if os.path.getsize(path) == 0:
         raise DataError(f"audio file {path} is empty (0 bytes); remove it or replace it with the recording")
     try:
-        import soundfile as sf
-
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         return data.mean(axis=1), sr
-    except Exception:  # noqa: BLE001 - libsndfile cannot read it: try audioread through librosa
+    except Exception:
         try:
             import librosa
 
@@ -58,7 +58,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 warnings.simplefilter("ignore")
                 audio, sr = librosa.load(str(path), sr=None, mono=True)
             return audio, sr
-        except Exception as exc:  # noqa: BLE001 - every decoder failure is the same user problem
+        except Exception as exc:
             raise _undecodable(path, exc) from None
 
 
@@ -149,16 +149,13 @@ def stream_audio(path: str | Path, *, sample_rate: int, block_seconds: float = 6
     resampled as a stream (equal to the whole-file resampling up to the resampler's block edges)."""
     path = Path(path)
     try:
-        import soundfile as sf
-
         info = sf.info(str(path))
         blocks_readable = info.frames > 0
-    except Exception:  # noqa: BLE001
+    except Exception:
         blocks_readable = False
     if not blocks_readable or info.duration <= block_seconds:
         yield load_audio(path, sample_rate=sample_rate), True
         return
-    import soxr
 
     resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float32") \
         if info.samplerate != sample_rate else None
@@ -171,7 +168,7 @@ def stream_audio(path: str | Path, *, sample_rate: int, block_seconds: float = 6
             yield np.ascontiguousarray(mono, dtype=np.float32), last
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _undecodable(path, exc) from None
 
 
@@ -212,13 +209,11 @@ def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | 
     """
     keep_every, peak, kept = 1, 0.0, []
     try:
-        import soundfile as sf
-
         info = sf.info(str(path))
         if max_windows and info.duration > block_seconds:
             expected = len(window_starts(int(info.duration * sample_rate), length=length, hop=hop))
             keep_every = max(1, -(-expected // max_windows))
-    except Exception:  # noqa: BLE001 - not readable by libsndfile: decoded whole below
+    except Exception:
         pass
     if keep_every == 1:
         audio = load_audio(path, sample_rate=sample_rate)
@@ -250,10 +245,8 @@ def audio_duration(path: str | Path, *, decode: bool = False) -> float:
     """Seconds of audio in ``path`` from its header; 0.0 when soundfile cannot tell (with ``decode``, such
     a file is decoded to measure it, and 0.0 when that fails too)."""
     try:
-        import soundfile as sf
-
         return float(sf.info(str(path)).duration)
-    except Exception:  # noqa: BLE001 - a format soundfile cannot read
+    except Exception:
         if not decode:
             return 0.0
         try:
@@ -273,3 +266,19 @@ def window_times(n: int, *, duration: float, window: float, hop: float) -> np.nd
         return np.array([[0.0, min(duration, window)]], dtype=np.float32)[:n]
     starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
     return np.stack([starts, starts + window], axis=1).astype(np.float32)
+
+
+def audio_files(inputs: list[str | Path]) -> list[Path]:
+    """Expand folders (recursively) into audio files; errors on missing paths or nothing to tag."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p} does not exist; pass audio files or folders of audio")
+    if not files:
+        raise DataError(f"no audio files found in {', '.join(map(str, inputs))} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
+    return files

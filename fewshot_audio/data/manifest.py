@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
+from fewshot_audio.errors import DataError
+from fewshot_audio.util.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,16 @@ class Manifest:
             out.append(clip.labels[0])
         return out
 
-    def subset(self, keep: list[int]) -> "Manifest":
+    def subset(self, keep: list[int]) -> Manifest:
         return Manifest(self.name, self.root, [self.clips[i] for i in keep], list(self.problems))
 
     def save(self, path: str | Path) -> None:
-        from ..io_utils import atomic_write_text
-
         lines = [json.dumps({"name": self.name, "root": self.root})]
         lines += [json.dumps(asdict(c)) for c in self.clips]
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Manifest":
+    def load(cls, path: str | Path) -> Manifest:
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
         head, body = rows[0], rows[1:]
         clips = [Clip(**{**r, "labels": tuple(r["labels"])}) for r in body]

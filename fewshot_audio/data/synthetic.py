@@ -15,6 +15,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from fewshot_audio.util.progress import progress
 
 FAMILIES = ("harmonic", "plucked", "struck", "noise", "chirp", "modulated")
 CLASSES_PER_FAMILY = 20
@@ -168,9 +171,7 @@ def default_root(cache_dir: Path, seed: int = 0) -> Path:
 
 def ensure_synthetic(cache_dir: Path, *, seed: int = 0, quiet: bool = False) -> Path:
     """Generate the built-in dataset into ``cache_dir`` once (folder-per-class WAVs); return its root."""
-    import soundfile as sf
 
-    from ..progress import progress
 
     root = default_root(cache_dir, seed)
     if (root / "COMPLETE").exists():

@@ -1,0 +1,200 @@
+"""Build an archive index: embed every audio file of an archive once into an index folder
+(:mod:`fewshot_audio.archive.store`), resumable and incremental, in one process, several worker
+processes or the ranks of a torchrun job.
+
+A build embeds files in groups; each group becomes one shard, committed atomically. A build killed at any
+point (even ``kill -9``) leaves the database naming only complete shards; ``--resume`` deletes shard files
+the database does not name and goes on with the files it has not recorded. On a changed archive,
+``--resume`` embeds new files and files whose size or modification time changed, and forgets files that
+are gone.
+
+Files become windows by the same framing as ``tag`` (:func:`~fewshot_audio.embedding.embed_files`, read
+block by block, so memory stays bounded whatever a file's length), ``--hop`` seconds apart (default: half a
+window, as ``tag``), so ``index tag`` gives what ``tag`` gives, up to float16 storage.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from fewshot_audio.archive import ann as approx
+from fewshot_audio.archive.store import ArchiveStore, NewFile, model_fingerprint
+from fewshot_audio.data.audio import audio_duration, audio_files
+from fewshot_audio.embedding import embed_files, load_backbone
+from fewshot_audio.errors import CollectiveError, ConfigError, DataError
+from fewshot_audio.fewshot import distributed
+from fewshot_audio.util.progress import log, progress, set_quiet, warn
+from fewshot_audio.util.runtime import pick_device
+
+ANN_CHOICES = ("auto", "yes", "no")
+
+
+def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
+                workers: int = 1, resume: bool = False, files_per_shard: int = 256, device: str = "cpu",
+                ann: str = "auto", quiet: bool = False) -> dict:
+    """Embed every audio file under ``archive`` into the index folder ``out`` (see the module docstring).
+    ``ann``: write the approximate-search graph (:mod:`fewshot_audio.archive.ann`) from ``ANN_MIN_WINDOWS`` live
+    windows on (``auto``), always (``yes``) or never (``no``).
+    Returns counts: files embedded, unchanged, forgotten, unreadable; windows stored; seconds."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if hop is not None and hop <= 0:
+        raise ConfigError(f"--hop must be > 0 seconds, got {hop}")
+    if ann not in ANN_CHOICES:
+        raise ConfigError(f"--ann {ann!r} is not valid; use {', '.join(ANN_CHOICES)}")
+    files = sorted({p.resolve() for p in audio_files(list(archive))})
+    dev = distributed.setup(device) or pick_device(device)
+    rank, world = distributed.world()
+    quiet = quiet or rank > 0
+    _on_rank_0(lambda: _check_out(out, resume))
+    bb = load_backbone(backbone, device=dev)
+    step = hop if hop is not None else bb.window / 2
+    meta = {"backbone": backbone, "model": bb.record, "features": asdict(bb.features), "window": bb.window,
+            "hop": step, "weights": model_fingerprint(bb.model), "format": 1}
+    _on_rank_0(lambda: _set_up(out, meta))  # sets the index up (or checks it) and removes what a killed build left
+    index = ArchiveStore(out)
+    known = index.known_files()
+    stats = {}
+    for f in files:
+        st = f.stat()
+        stats[str(f)] = (st.st_size, st.st_mtime_ns)
+    gone = sorted(set(known) - set(stats))
+    todo = [f for f in files if known.get(str(f)) != stats[str(f)]]
+    unchanged = len(files) - len(todo)
+    distributed.barrier()  # every rank has read what is indexed before any rank changes it
+    if gone and rank == 0:
+        index.forget(gone)
+    if not quiet and (unchanged or gone):
+        log(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
+    mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
+    embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
+    n_windows = n_bad = 0
+    try:
+        groups = [mine[i : i + files_per_shard] for i in range(0, len(mine), files_per_shard)]
+        for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
+            windows, times, errors = embedder(group, quiet=quiet or len(groups) > 1)
+            index.commit_shard([NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
+                                        z, t, e) for f, z, t, e in zip(group, windows, times, errors)])
+            n_windows += sum(len(w) for w in windows if w is not None)
+            n_bad += sum(e is not None for e in errors)
+    finally:
+        embedder.close()
+    if world > 1:
+        done = distributed.gather((n_windows, n_bad))  # also waits for every rank's last commit
+        n_windows, n_bad = sum(d[0] for d in done), sum(d[1] for d in done)
+    counts = {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
+              "unreadable": n_bad, "windows": n_windows, "rank": rank, "processes": world}
+    counts["ann_windows"] = _update_ann(index, ann, quiet=quiet) if rank == 0 else None
+    counts["seconds"] = round(time.perf_counter() - t0, 2)
+    return counts
+
+
+def _on_rank_0(step) -> None:
+    """Run ``step`` on rank 0 alone (every process outside torchrun); every rank raises what it raised."""
+    rank, world = distributed.world()
+    problem = None
+    if rank == 0:
+        try:
+            step()
+        except (ConfigError, DataError) as exc:
+            problem = exc
+    if world > 1:
+        problem = next((p for p in distributed.gather(problem) if p is not None), None)
+        if problem is not None:  # every rank stops on it together; rank 0 prints it, the others only stop
+            problem = CollectiveError(problem, reported_elsewhere=rank > 0)
+    if problem is not None:
+        raise problem
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    exists = ArchiveStore.exists(out)
+    if exists and not resume:
+        raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
+    if out.exists() and not exists and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
+
+
+def _set_up(out: Path, meta: dict) -> None:
+    """Record ``meta`` in a new index, or check that an existing one was built the same way; then remove
+    shard files a killed build wrote but never committed."""
+    out.mkdir(parents=True, exist_ok=True)
+    index = ArchiveStore(out)
+    old = index.meta
+    if old:
+        for key in ("backbone", "model", "features", "window", "hop", "weights"):
+            if old.get(key) != meta[key]:
+                raise ConfigError(f"index {index.root} was built with {key} {old.get(key)!r}, not {meta[key]!r}; "
+                                  "resume it with the same --backbone and --hop, or build a new index")
+    else:
+        index.set_up(meta)
+    index.remove_orphans()
+
+
+def _update_ann(index: ArchiveStore, ann: str, *, quiet: bool) -> int | None:
+    """Rewrite the approximate-search graph when ``ann`` asks for one and it is stale; its window count."""
+    live = index.window_count()
+    wanted = ann == "yes" or (ann == "auto" and live >= approx.ANN_MIN_WINDOWS)
+    if not wanted:
+        return None
+    if not approx.available():
+        if ann == "yes" or not quiet:
+            (warn if ann == "yes" else log)(f"{live} windows: install USearch (pip install 'fewshot-audio[archive]') "
+                                             "for approximate search; search stays exact")
+        return None
+    if approx.ann_ready(index):
+        return index.ann_state()["windows"]
+    return approx.build_ann(index, quiet=quiet)["windows"]
+
+
+class _Embedder:
+    """Window embeddings of a group of files: in this process (``workers=1``, files batched together) or
+    in ``workers`` processes, each decoding and embedding its share with one thread."""
+
+    def __init__(self, bb, *, backbone: str, device: torch.device, hop: float, workers: int):
+        self.bb, self.device, self.hop, self.pool = bb, device, hop, None
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                            initargs=(backbone, str(device)))
+            self.workers = workers
+
+    def __call__(self, files: list[Path], *, quiet: bool):
+        if self.pool is None:
+            return embed_files(self.bb, files, device=self.device, hop=self.hop, quiet=quiet)
+        parts = [files[i :: self.workers] for i in range(self.workers)]
+        results = list(self.pool.map(_worker_embed, parts, [self.hop] * len(parts)))
+        windows: list = [None] * len(files)
+        times: list = [None] * len(files)
+        errors: list = [None] * len(files)
+        for w, (ws, ts, es) in enumerate(results):
+            for j, (z, t, e) in enumerate(zip(ws, ts, es)):
+                k = w + j * self.workers
+                windows[k], times[k], errors[k] = z, t, e
+        return windows, times, errors
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(backbone: str, device: str) -> None:
+    torch.set_num_threads(1)
+    set_quiet(True)
+    _WORKER["device"] = torch.device(device)
+    _WORKER["bb"] = load_backbone(backbone, device=_WORKER["device"])
+
+
+def _worker_embed(files: list[Path], hop: float):
+    if not files:
+        return [], [], []
+    return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop=hop, quiet=True)

@@ -1,0 +1,48 @@
+"""Command-line interface: thin subcommands over the library, one module per command group.
+
+User mistakes print one ``error: ...`` line and exit non-zero (2 for usage errors); an interrupted run
+exits 130 after saying how to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fewshot_audio.cli import adapt, archive, compare, datasets, tag, train, weights
+from fewshot_audio.errors import CollectiveError, FewshotError
+from fewshot_audio.fewshot.distributed import barrier
+from fewshot_audio.util.progress import set_quiet
+from fewshot_audio.version import __version__
+
+GROUPS = (train, datasets, compare, adapt, tag, archive, weights)  # the order of 'fewshot-audio --help'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fewshot-audio", description="Few-shot audio and music tagging.")
+    parser.add_argument("--version", action="version", version=f"fewshot-audio {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    set_quiet(bool(getattr(args, "quiet", False)))
+    try:
+        return args.run(args)
+    except CollectiveError as exc:  # torchrun: the same error is printed once, by rank 0 ...
+        if not exc.reported_elsewhere:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        barrier()  # ... and no rank exits (stopping the others) before it is printed
+        return exc.exit_code
+    except FewshotError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is kept; continue with the same flags plus --resume", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

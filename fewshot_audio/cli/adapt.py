@@ -1,0 +1,96 @@
+"""``adapt`` and ``tagger``: build a tagger from a few examples per tag, then change or inspect it."""
+
+from __future__ import annotations
+
+from fewshot_audio.archive.tag_from_index import add_examples
+from fewshot_audio.cli.args import add_device, add_format, add_quiet
+from fewshot_audio.specs import models
+from fewshot_audio.tagging.calibration import STRICTNESS
+from fewshot_audio.tagging.heads import HEADS
+from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE, Tagger
+from fewshot_audio.version import __version__
+
+
+def register(sub) -> None:
+    p = sub.add_parser("adapt", help="build a tagger for a new tag vocabulary from a few examples per tag")
+    p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
+    add_format(p)
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                   help=f"a pretrained model ({', '.join(models())}, NAME:LAYER for another layer), a run folder "
+                        f"written by 'train', or 'mfcc' (default {DEFAULT_BACKBONE}; docs/models.md says which fits "
+                        "which sounds); a pretrained model needs 'fewshot-audio weights fetch NAME' once")
+    p.add_argument("--head", default="prototypes", help=f"{' or '.join(HEADS)} (default prototypes)")
+    p.add_argument("--strictness", type=float, default=None,
+                   help=f"how much a false tag costs against a missed one, per tag of the vocabulary, when each tag's "
+                        f"threshold is calibrated (default {STRICTNESS:g}; lower it to tag more liberally)")
+    p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
+    add_device(p, default="cpu")
+    add_quiet(p)
+    p.set_defaults(run=run_adapt)
+
+    p = sub.add_parser("tagger", help="change or inspect a tagger")
+    tsub = p.add_subparsers(dest="tagger_command", required=True)
+    q = tsub.add_parser("add-tag", help="add a tag from example files; other tags are untouched")
+    q.add_argument("tagger", help="tagger file")
+    q.add_argument("--tag", required=True, help="the new tag")
+    q.add_argument("--examples", nargs="+", required=True, help="audio files or folders")
+    add_quiet(q)
+    q.set_defaults(run=run_tagger)
+    q = tsub.add_parser("add-examples", help="fold confirmed positives and negatives of one tag back in (refits that "
+                        "tag's head and threshold)")
+    q.add_argument("tagger", help="tagger file")
+    q.add_argument("--tag", required=True, help="the tag the examples are (or are not)")
+    q.add_argument("--positive", nargs="+", default=[], help="audio files that are the tag")
+    q.add_argument("--negative", nargs="+", default=[], help="audio files that are not the tag")
+    q.add_argument("--index", help="read the files' embeddings from this index instead of decoding them")
+    add_quiet(q)
+    q.set_defaults(run=run_tagger)
+    q = tsub.add_parser("remove-tag", help="remove a tag")
+    q.add_argument("tagger", help="tagger file")
+    q.add_argument("--tag", required=True, help="the tag to remove")
+    q.set_defaults(run=run_tagger)
+    q = tsub.add_parser("info", help="tags, examples, thresholds, backbone")
+    q.add_argument("tagger", help="tagger file")
+    q.set_defaults(run=run_tagger)
+
+
+def print_tags(tagger: Tagger) -> None:
+    for tag, n, th in zip(tagger.tags, tagger.support_targets.sum(0).tolist(), tagger.thresholds.tolist()):
+        print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}")
+
+
+def run_adapt(args) -> int:
+    tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
+                          device=args.device, strictness=args.strictness, quiet=args.quiet)
+    tagger.save(args.out)
+    multi = int((tagger.support_targets.sum(1) > 1).sum())
+    print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "
+          f"{tagger.backbone.name}, {tagger.head} head, thresholds at strictness {tagger.strictness:g}")
+    print_tags(tagger)
+    if multi:
+        print(f"{multi} file(s) carry several tags (multi-label)")
+    return 0
+
+
+def run_tagger(args) -> int:
+    tagger = Tagger.load(args.tagger)
+    if args.tagger_command == "info":
+        print(f"tagger {args.tagger}: backbone {tagger.backbone.name}, head {tagger.head}, window "
+              f"{tagger.backbone.window:g} s, strictness {tagger.strictness:g}, toolkit {tagger.written_by or __version__}")
+        print_tags(tagger)
+        return 0
+    if args.tagger_command == "add-tag":
+        tagger.add_tag(args.tag, args.examples, quiet=args.quiet)
+    elif args.tagger_command == "add-examples":
+        j = tagger.column(args.tag, hint=" (add it with add-tag)")
+        before = float(tagger.thresholds[j])
+        add_examples(tagger, args.tag, positive=args.positive, negative=args.negative, index=args.index,
+                     quiet=args.quiet)
+        print(f"tag {args.tag!r}: {len(args.positive)} positive(s), {len(args.negative)} negative(s) added; "
+              f"{int(tagger.support_targets[:, j].sum())} positives in all; threshold "
+              f"{before:.4f} -> {float(tagger.thresholds[j]):.4f}")
+    else:
+        tagger.remove_tag(args.tag)
+    tagger.save(args.tagger)
+    print(f"tagger {args.tagger}: {len(tagger.tags)} tags: {', '.join(tagger.tags)}")
+    return 0

@@ -1,0 +1,59 @@
+"""Arguments shared by several commands, declared once; choices come from the registries."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewshot_audio.data.adapters import FORMATS
+from fewshot_audio.errors import ConfigError
+
+
+def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
+    p.add_argument("--device", default=default, help=f"auto, cpu, cuda or cuda:N (default {default})")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_dataset(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument("--dataset", required=required, help="dataset folder or CSV (default: the built-in synthetic dataset)")
+    add_format(p)
+    p.add_argument("--label", help="which label to use where a layout has several (fsdd: digit|speaker|digit-speaker; "
+                                   "nsynth: family|instrument)")
+
+
+def add_format(p: argparse.ArgumentParser, flag: str = "--format", dest: str | None = None) -> None:
+    p.add_argument(flag, dest=dest, help=f"dataset layout: {', '.join(FORMATS)} (default: detect)")
+
+
+def add_episode_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ways", type=int, help="classes per episode (N)")
+    p.add_argument("--shots", type=int, help="support clips per class (K)")
+    p.add_argument("--queries", type=int, help="query clips per class (Q)")
+
+
+def add_episodes_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--episodes-dir", dest="episodes_dir", help="where frozen episode files live (default: episodes)")
+
+
+def add_multi_label(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--multi-label", action="store_true", default=None, dest="multi_label",
+                   help="train and score on every tag of each clip (CSV 'labels' with ';', MTT): episodes over tags, "
+                        "mAP and micro/macro F1")
+
+
+def add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML preset (see configs/); flags override its values")
+
+
+def int_list(text: str, flag: str) -> list[int]:
+    """``"1,5,10"`` -> ``[1, 5, 10]`` (one line naming ``flag`` otherwise)."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} must be comma-separated integers, e.g. 1,5,10") from None

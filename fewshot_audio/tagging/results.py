@@ -1,0 +1,87 @@
+"""What tagging a file gives: :class:`TagResult` (tags, scores, thresholds, taggram), written as a taggram
+PNG + CSV or a Raven selection table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fewshot_audio.data.audio import audio_duration
+from fewshot_audio.util.io import atomic_write, atomic_write_text
+
+
+@dataclass
+class TagResult:
+    """Tags of one file: ``scores``/``thresholds`` per tag, ``tags`` at or above threshold (highest score first),
+    ``taggram`` ``(n_windows, n_tags)`` window scores starting at ``times`` seconds; ``error`` says why a file
+    could not be tagged."""
+
+    path: str
+    tags: list[str]
+    scores: dict[str, float]
+    thresholds: dict[str, float]
+    taggram: np.ndarray
+    times: np.ndarray
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, path: str, error: str, *, n_tags: int) -> TagResult:
+        """The result of a file that could not be read: no tags, no scores, an empty taggram."""
+        return cls(str(path), [], {}, {}, np.zeros((0, n_tags)), np.zeros(0), error)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "tags": self.tags, "scores": self.scores, "error": self.error}
+
+
+def write_taggram(png: Path, result, tags: list[str]) -> None:
+    """Taggram of one file: window scores minus each tag's threshold (positive: tag present), PNG + CSV."""
+    import matplotlib  # imported on use: heavy, and only taggram PNGs need it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    th = np.array([result.thresholds[t] for t in tags])
+    margin = result.taggram - th
+    lines = ["time_s," + ",".join(tags)]
+    lines += [f"{t:.3f}," + ",".join(f"{v:.5f}" for v in row) for t, row in zip(result.times, result.taggram)]
+    atomic_write_text(png.with_suffix(".csv"), "\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(result.times) + 3), 0.35 * len(tags) + 1.5))
+    lim = max(1e-6, float(np.abs(margin).max()))
+    step = result.times[1] - result.times[0] if len(result.times) > 1 else 1.0
+    im = ax.imshow(margin.T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   extent=[result.times[0], result.times[-1] + step, -0.5, len(tags) - 0.5], interpolation="nearest")
+    ax.set_yticks(range(len(tags)), tags)
+    ax.set(xlabel="time (s)", title=f"taggram: {Path(result.path).name} (score - threshold)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                 "Begin Path", "File Offset (s)", "Tag", "Score", "Threshold"]
+
+
+def raven_table(results, tags: list[str], *, window: float, high_freq: float) -> str:
+    """A Raven selection table (tab-separated) of every window whose score reaches its tag's threshold:
+    one row per (window, tag), in file and time order. Begin/End Time run on across files, as in a
+    Raven table of several files; ``Begin Path`` and ``File Offset (s)`` place each row in its file."""
+    lines = ["\t".join(RAVEN_COLUMNS)]
+    offset, n = 0.0, 0
+    for r in results:
+        if r.error is not None:
+            continue
+        # a format soundfile cannot read: the windows' extent
+        duration = audio_duration(r.path) or (float(r.times[-1] + window) if len(r.times) else 0.0)
+        for start, row in zip(r.times, r.taggram):
+            end = min(float(start) + window, duration) if duration else float(start) + window
+            for j, tag in enumerate(tags):
+                if row[j] >= r.thresholds[tag]:
+                    n += 1
+                    lines.append("\t".join([str(n), "Spectrogram 1", "1", f"{offset + start:.3f}", f"{offset + end:.3f}",
+                                            "0", f"{high_freq:.0f}", r.path, f"{start:.3f}", tag, f"{row[j]:.5f}",
+                                            f"{r.thresholds[tag]:.5f}"]))
+        offset += duration
+    return "\n".join(lines) + "\n"

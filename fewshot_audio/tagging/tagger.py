@@ -1,0 +1,266 @@
+"""Adapt to a new tag vocabulary from a handful of examples, and tag new audio with it.
+
+A :class:`Tagger` holds a frozen backbone, one head per tag (:mod:`fewshot_audio.tagging.heads`) over
+pooled clip embeddings, and per-tag thresholds calibrated on the support set
+(:mod:`fewshot_audio.tagging.calibration`), so "none of these tags" is a possible answer. Files become
+windows by the embedding layer (:mod:`fewshot_audio.embedding`); a file's score for a tag is its
+clip-level (pooled) score, and each window is scored on its own for the taggram. Saved as one
+safetensors file (:mod:`fewshot_audio.tagging.files`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewshot_audio.data.adapters import build_manifest, validate_manifest
+from fewshot_audio.data.audio import audio_files
+from fewshot_audio.embedding import Backbone, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.errors import ConfigError, DataError
+from fewshot_audio.fewshot.strategies.embedding import centred_l2
+from fewshot_audio.tagging.calibration import checked_strictness, fit_tag
+from fewshot_audio.tagging.files import read_tagger, write_tagger
+from fewshot_audio.tagging.heads import get_head
+from fewshot_audio.tagging.results import TagResult
+from fewshot_audio.util.runtime import pick_device
+
+# adapt's backbone when none is given (chosen by measurement: docs/results.md)
+DEFAULT_BACKBONE = "aisfx"
+
+
+class Tagger:
+    """One head per tag (:mod:`~fewshot_audio.tagging.heads`) over pooled clip embeddings of a frozen backbone,
+    with leave-one-out thresholds.
+
+    Embeddings are used in a standardised space (:func:`~fewshot_audio.fewshot.strategies.embedding.centred_l2`):
+    centred on the support clips' mean (and, for a backbone whose outputs are statistics of unlike scales,
+    ``standardize = True`` such as MFCC statistics, divided by their standard deviation), then L2-normalised.
+    A file's score for a tag is its clip-level score (the pooled embedding's); the taggram scores each window.
+    """
+
+    def __init__(self, *, backbone: Backbone, head: str, support_windows: torch.Tensor, support_clip: torch.Tensor,
+                 support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
+                 params: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
+                 centre: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+                 strictness: float | None = None, device: torch.device = torch.device("cpu")):
+        """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
+        Without ``tags``, it has no tags yet: ``_add`` fits them one by one. Without ``centre``, the
+        standardisation statistics are fitted on the support clips."""
+        self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
+        self._head = get_head(head)
+        self.written_by = None  # the toolkit version that wrote the file it was loaded from
+        self.strictness = checked_strictness(strictness)
+        self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
+        self.support_targets = (support_targets if support_targets is not None
+                                else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
+        self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
+        if centre is None:
+            clips = self.support_clips()
+            centre = clips.mean(0)
+            scale = clips.std(0) + 1e-6 if getattr(backbone.model, "standardize", False) and len(clips) > 1 else None
+        self.centre, self.scale = centre, scale
+        dim = self.space(self.support_clips()[:1]).shape[1]
+        self.params = params if params is not None else torch.zeros(0, self._head.width(dim))
+
+    @property
+    def pooling(self) -> str:
+        return self.backbone.features.pooling
+
+    # ------------------------------------------------------------------------------ embedding
+    def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
+                    batch: int = 128) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
+        """See :func:`embed_files`, with this tagger's backbone and device."""
+        return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
+
+    def support_clips(self) -> torch.Tensor:
+        """Pooled embeddings ``(n_support_clips, d)`` of the support clips."""
+        return pool_by_owner(self.support_windows, self.support_clip, len(self.support_paths), pooling=self.pooling)
+
+    def space(self, z: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings ``(n, d)`` in the space where heads and thresholds live."""
+        return centred_l2(z, self.centre, self.scale)
+
+    # ------------------------------------------------------------------------------ scoring
+    def head_scores(self, zs: torch.Tensor) -> torch.Tensor:
+        """Scores ``(n, n_tags)`` of embeddings already in :meth:`space`."""
+        return self._head.scores(zs, self.params)
+
+    def score_embeddings(self, windows: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A file's clip-level scores ``(n_tags,)`` (its pooled embedding's) and its taggram ``(n_windows, n_tags)``."""
+        z = torch.as_tensor(windows).float()
+        clip = self.clip_scores(z, torch.zeros(len(z), dtype=torch.long), 1)[0]
+        return clip, self.clip_scores(z, torch.arange(len(z)), len(z))  # each window on its own
+
+    # ------------------------------------------------------------------------------ fitting
+    def _fit_tag(self, positives: torch.Tensor, n_tags: int) -> tuple[torch.Tensor, float]:
+        """One tag's head and threshold from the boolean clip mask ``positives`` (the support set only:
+        other tags are not touched); see :func:`~fewshot_audio.tagging.calibration.fit_tag`."""
+        return fit_tag(self._head, self.space(self.support_clips()), positives, strictness=self.strictness,
+                       n_tags=n_tags)
+
+    # ------------------------------------------------------------------------------ public API
+    @classmethod
+    def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
+              device: str = "cpu", strictness: float | None = None, quiet: bool = False) -> Tagger:
+        """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags)."""
+        get_head(head)  # an unknown head is an error before any work
+        strictness = checked_strictness(strictness)  # before the support set is embedded
+        dev = pick_device(device)
+        manifest = build_manifest(support, format=format)
+        tags = manifest.classes
+        root = Path(support)
+        if root.is_dir() and (format or "folder") == "folder":
+            empty = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in tags
+                           and not d.name.startswith("."))
+            if empty:
+                raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
+                                "add a few recordings or remove the folder")
+        checked = validate_manifest(manifest)
+        bb = load_backbone(backbone, device=dev, durations=[c.duration for c in checked.clips])
+        emb, _, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
+        ok = [i for i, e in enumerate(emb) if e is not None]
+        if not ok:
+            raise DataError(f"none of the {len(manifest.clips)} support files could be read")
+        clips = [manifest.clips[i] for i in ok]
+        return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[c.path for c in clips],
+                                   labels=[c.labels for c in clips], tags=tags, head=head,
+                                   strictness=strictness,
+                                   device=dev)
+
+    @classmethod
+    def from_embeddings(cls, backbone: Backbone, windows: list[np.ndarray], *, paths: list[str],
+                        labels: list[list[str]], tags: list[str] | None = None, head: str = "prototypes",
+                        strictness: float | None = None,
+                        device: torch.device = torch.device("cpu")) -> Tagger:
+        """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags."""
+        tagger = cls(backbone=backbone, head=head, device=device,
+                     strictness=strictness,
+                     support_windows=torch.from_numpy(np.concatenate(windows)).float(),
+                     support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
+                     support_paths=list(paths))
+        vocabulary = tags if tags is not None else sorted({t for ls in labels for t in ls})
+        for tag in vocabulary:
+            mask = torch.tensor([tag in ls for ls in labels])
+            if not mask.any():
+                raise DataError(f"tag {tag!r} has no readable examples; add audio for it or remove it")
+            tagger._add(tag, mask, n_tags=len(vocabulary))
+        return tagger
+
+    def _add(self, tag: str, mask: torch.Tensor, *, n_tags: int) -> None:
+        param, threshold = self._fit_tag(mask, n_tags)
+        self.tags.append(tag)
+        self.support_targets = torch.cat([self.support_targets, mask.unsqueeze(1)], dim=1)
+        self.thresholds = torch.cat([self.thresholds, torch.tensor([threshold])])
+        self.params = torch.cat([self.params, param.unsqueeze(0)])
+
+    def add_tag(self, tag: str, examples: list[str | Path], *, quiet: bool = False) -> None:
+        """Add ``tag`` from example files; the other tags' prototypes, heads and thresholds stay as they are
+        (their thresholds keep the vocabulary size they were calibrated for; ``adapt`` again to refit all)."""
+        if tag in self.tags:
+            raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
+        files = audio_files(list(examples))
+        emb, _, _ = self.embed_files(files, quiet=quiet)
+        ok = [i for i, e in enumerate(emb) if e is not None]
+        if not ok:
+            raise DataError(f"tag {tag!r}: none of the example files could be read")
+        n0 = len(self.support_paths)
+        self._append_support([emb[i] for i in ok], [str(files[i]) for i in ok])
+        mask = torch.zeros(len(self.support_paths), dtype=torch.bool)
+        mask[n0:] = True
+        self._add(tag, mask, n_tags=len(self.tags) + 1)
+
+    def _append_support(self, windows: list[np.ndarray], paths: list[str]) -> None:
+        """New support clips (window embeddings ``(n, d)`` of each file), carrying no tag yet."""
+        n0 = len(self.support_paths)
+        self.support_windows = torch.cat([self.support_windows] + [torch.as_tensor(z).float() for z in windows])
+        self.support_clip = torch.cat([self.support_clip] + [torch.full((len(z),), n0 + j) for j, z in enumerate(windows)])
+        self.support_paths += list(paths)
+        self.support_targets = torch.cat([self.support_targets,
+                                          torch.zeros(len(windows), len(self.tags), dtype=torch.bool)])
+
+    def column(self, tag: str, *, hint: str = "") -> int:
+        """The index of ``tag`` among the tagger's tags (one line listing them when it is not one)."""
+        if tag not in self.tags:
+            raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}{hint}")
+        return self.tags.index(tag)
+
+    def add_examples(self, tag: str, windows: list[np.ndarray], paths: list[str], positive: list[bool]) -> None:
+        """Fold confirmed examples of ``tag`` back in: ``windows[i]`` (window embeddings) of file ``paths[i]``,
+        a positive or a negative of ``tag``. A file already in the support set keeps its other tags and
+        changes only its answer for ``tag``; a new file joins the support set with no other tag. Then
+        ``tag``'s prototype (or head) and threshold are refitted; the other tags stay as they are."""
+        j = self.column(tag, hint=" (add it with add-tag)")
+        known = {str(Path(p).resolve()): i for i, p in enumerate(self.support_paths)}
+        for z, path, pos in zip(windows, paths, positive):
+            path = str(Path(path).resolve())
+            if path not in known:
+                known[path] = len(self.support_paths)
+                self._append_support([z], [path])
+            self.support_targets[known[path], j] = bool(pos)
+        mask = self.support_targets[:, j].clone()
+        if not mask.any():
+            raise DataError(f"tag {tag!r} would have no positive example left; keep at least one")
+        param, threshold = self._fit_tag(mask, len(self.tags))
+        self.params[j], self.thresholds[j] = param, threshold
+
+    def clip_scores(self, windows: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+        """Clip-level scores ``(n, n_tags)`` of ``n`` files whose windows ``(n_windows, d)`` belong to ``owner``."""
+        return self.head_scores(self.space(pool_by_owner(windows.float(), owner, n, pooling=self.pooling)))
+
+    def remove_tag(self, tag: str) -> None:
+        j = self.column(tag)
+        keep = [k for k in range(len(self.tags)) if k != j]
+        self.tags.pop(j)
+        self.thresholds = self.thresholds[keep]
+        self.support_targets = self.support_targets[:, keep]
+        self.params = self.params[keep]
+
+    def result(self, path: str, windows: np.ndarray, *, times: np.ndarray) -> TagResult:
+        """The :class:`TagResult` of one file from its window embeddings, which start at ``times`` seconds."""
+        clip, gram = self.score_embeddings(windows)
+        best, th = clip.numpy(), self.thresholds.numpy()
+        order = np.argsort(-best)  # scores share one embedding space: rank by score
+        tags = [self.tags[j] for j in order if best[j] >= th[j]]
+        return TagResult(str(path), tags, {t: float(v) for t, v in zip(self.tags, best)},
+                         {t: float(v) for t, v in zip(self.tags, th)}, gram.numpy(), np.asarray(times, dtype=np.float64))
+
+    def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
+        """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
+        files = audio_files(list(paths))
+        step = hop if hop is not None else self.backbone.window / 2
+        emb, times, errors = self.embed_files(files, hop=step, quiet=quiet)
+        out = []
+        for path, z, t, err in zip(files, emb, times, errors):
+            if z is None:
+                out.append(TagResult.failed(str(path), err, n_tags=len(self.tags)))
+                continue
+            out.append(self.result(str(path), z, times=t[:, 0]))
+        return out
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        tensors = {"support_windows": self.support_windows, "support_clip": self.support_clip,
+                   "support_targets": self.support_targets.to(torch.uint8), "thresholds": self.thresholds,
+                   "params": self.params, "centre": self.centre}
+        if self.scale is not None:
+            tensors["scale"] = self.scale
+        meta = {"tags": self.tags, "head": self.head, "strictness": self.strictness, "backbone": self.backbone.name,
+                "model": self.backbone.record, "features": asdict(self.backbone.features),
+                "window": self.backbone.window, "thresholds": self.thresholds.tolist(),
+                "support_paths": self.support_paths}
+        write_tagger(path, tensors, meta, self.backbone.model)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu", expect_backbone: str | None = None) -> Tagger:
+        dev = pick_device(device)
+        bb, tensors, meta = read_tagger(path, device=dev, expect_backbone=expect_backbone)
+        tagger = cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],
+                   support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
+                   support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
+                   centre=tensors["centre"], scale=tensors.get("scale"), strictness=meta.get("strictness"),
+                   device=dev)
+        tagger.written_by = meta.get("toolkit_version")
+        return tagger

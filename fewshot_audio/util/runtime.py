@@ -1,0 +1,96 @@
+"""Device choice, seeding, cache location and CPU tuning."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewshot_audio.errors import ConfigError
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+_TUNED = False
+
+
+def cache_dir() -> Path:
+    """``$FEWSHOT_AUDIO_CACHE``, else ``$XDG_CACHE_HOME/fewshot-audio``, else ``~/.cache/fewshot-audio``."""
+    env = os.environ.get("FEWSHOT_AUDIO_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "fewshot-audio"
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) present")
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed episode shapes: let cuDNN pick the fastest kernels
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),  # cgroup v2: "quota period"
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), Path(
+                            "/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()])):
+        try:
+            quota, period = parse(Path(path).read_text())
+            if quota not in ("max", "-1"):
+                n = min(n, max(1, int(int(quota) / int(period))))
+            break
+        except (OSError, ValueError):
+            continue
+    return n
+
+
+def set_cpu_threads() -> int:
+    """Intra-op threads = usable CPUs (torch counts the host's cores, which oversubscribes a CPU-limited
+    container); left alone when the user set ``OMP_NUM_THREADS``. Returns the thread count."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        n = usable_cpus()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def tune_cpu() -> bool:
+    """The toolkit's CPU settings: threads for the usable CPUs (``set_cpu_threads``), and glibc
+    allocator thresholds that keep it from returning and re-faulting large activation buffers.
+
+    With default thresholds, large tensors are ``mmap``-ed and unmapped on every
+    allocation; on a 2-core machine that system time dominated a Conv4 episode. Disabling
+    mmap for allocations and raising the trim threshold keeps freed memory in the heap for
+    reuse. Returns whether the settings were applied (glibc only). Set
+    ``FEWSHOT_AUDIO_NO_MALLOPT=1`` to skip.
+    """
+    global _TUNED
+    set_cpu_threads()
+    if _TUNED or os.environ.get("FEWSHOT_AUDIO_NO_MALLOPT") == "1":
+        return _TUNED
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
+    ok &= libc.mallopt(_M_TOP_PAD, 256 * 2**20) == 1
+    _TUNED = bool(ok)
+    return _TUNED
