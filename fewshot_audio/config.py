@@ -19,7 +19,7 @@ import yaml
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.specs import FrontEnd, front_ends
 
-FEATURE_KINDS = ("logmel", "waveform")  # plus each registered pretrained model's front end (musicnn, aisfx, yamnet)
+FEATURE_KINDS = ("logmel", "waveform")  # built in (fewshot_audio.features.frontends); plus each registered model's front end
 POOLINGS = ("mean", "max", "meanmax")
 SHORT_POLICIES = ("loop", "pad")  # a clip shorter than a window is looped or zero-padded
 AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip durations within these bounds (s)
@@ -122,15 +122,6 @@ class FeatureConfig:
         if self.kind in front_ends():
             return front_ends()[self.kind].frames(self.n_samples)
         return 1 + self.n_samples // self.hop_length
-
-    def crop_size(self) -> int:
-        """Length, along the last axis, of the training crop (frames or samples)."""
-        full = self.n_samples if self.kind == "waveform" else self.n_frames
-        if self.crop is None:
-            return full
-        if self.kind != "waveform":
-            return min(full, 1 + int(round(self.crop * self.sample_rate)) // self.hop_length)
-        return min(full, int(round(self.crop * self.sample_rate)))
 
 
 @dataclass

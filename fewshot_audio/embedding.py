@@ -1,7 +1,8 @@
 """The embedding layer: the one place where a model is loaded by spec, audio becomes windows, windows
 become embeddings with their times, and window embeddings are pooled into clip embeddings.
 
-``tag``, ``adapt``, the archive index, ``compare``'s pretrained rows and a model's own tags all use it.
+``tag``, ``adapt``, the archive index and a model's own tags use it (training and ``compare`` read the
+feature store, :mod:`fewshot_audio.features.store`, whose clips are waveform windows).
 
 Two framings, chosen by the feature kind (its front end declares which):
 
@@ -28,10 +29,10 @@ import torch
 from fewshot_audio.config import FeatureConfig, TrainConfig
 from fewshot_audio.data.audio import audio_duration, fit_short, stream_audio, stream_windows, window_times
 from fewshot_audio.errors import CheckpointError, ConfigError, DataError
-from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_shape, front_end
+from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_kind, feature_shape, front_end
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import build_model, feature_config, model_record
-from fewshot_audio.specs import ModelSpec, front_ends, is_pretrained, models
+from fewshot_audio.specs import ModelSpec, is_pretrained, models
 from fewshot_audio.util.progress import log, progress, warn
 
 
@@ -83,9 +84,9 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
 
 
 def patch_framing(features: FeatureConfig):
-    """The :class:`~fewshot_audio.specs.PatchFraming` of a feature kind, or ``None`` (waveform framing)."""
-    fe = front_ends().get(features.kind)
-    return None if fe is None else fe.framing
+    """How the front end of ``features`` frames a file: a :class:`~fewshot_audio.specs.PatchFraming`, or
+    ``None`` (waveform windows by the clip policy)."""
+    return feature_kind(features).framing
 
 
 def _waveform_windows(path: Path, f: FeatureConfig, *, window: float, hop: float,

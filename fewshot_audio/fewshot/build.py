@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from fewshot_audio.config import TrainConfig
+from fewshot_audio.features.frontends import feature_kind
 from fewshot_audio.fewshot.strategies import strategy_class
 from fewshot_audio.models.backbones import build_backbone
 from fewshot_audio.models.compose import check_backbone, input_shape, model_record
@@ -17,12 +18,12 @@ def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str |
     feature kind. Its backbone carries its :func:`model_record` as ``backbone.record``."""
     cls = strategy_class(strategy or config.strategy)
     name = backbone or cls.backbone_name or config.backbone
-    kind = check_backbone(config, name)
+    check_backbone(config, name)
     shape = input_shape(config.features)
     torch.manual_seed(config.seed)  # the initial weights do not depend on what ran before
     model = build_backbone(name, input_shape=shape, channels=config.channels)
     record = model_record(name, shape, config.channels)
-    if kind != "waveform":
+    if feature_kind(config.features).channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.compile:
         if torch.device(device).type == "cpu" and backbone is None:

@@ -14,6 +14,7 @@ from fewshot_audio.data.manifest import Manifest
 from fewshot_audio.data.synthetic import ensure_synthetic
 from fewshot_audio.embedding import pool_by_owner
 from fewshot_audio.errors import DataError, EpisodeError
+from fewshot_audio.features.frontends import crop_size
 from fewshot_audio.features.store import FeatureStore
 from fewshot_audio.fewshot.episodes import EpisodeSampler, MultiLabelEpisodeSampler, load_split, make_split
 from fewshot_audio.util.progress import log, warn
@@ -84,7 +85,7 @@ class LabelledFeatures:
     def device_data(self, *, device: torch.device, seed: int = 0) -> DeviceData:
         """The store's windows on ``device`` with this dataset's clip policy."""
         f = self.features
-        return DeviceData(self.store.array, device=device, crop=f.crop_size(), seed=seed, offsets=self.store.offsets,
+        return DeviceData(self.store.array, device=device, crop=crop_size(f), seed=seed, offsets=self.store.offsets,
                           energy=self.store.energy, signal_db=f.signal_db, pooling=f.pooling)
 
     @property

@@ -28,6 +28,7 @@ from fewshot_audio.fewshot.harness import episode_metric, episode_scores, meta_t
 from fewshot_audio.fewshot.metrics import best_threshold, episode_f1, mean_ci95, tag_probabilities
 from fewshot_audio.fewshot.report import plot_training_curve
 from fewshot_audio.fewshot.strategies import strategy_class
+from fewshot_audio.models.backbones import backbone_input_kind
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import check_backbone
 from fewshot_audio.util.io import atomic_write_json, atomic_write_text
@@ -158,7 +159,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp, calibration=val_eps)}
     metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
-    if config.baseline and config.features.kind == "logmel":
+    if config.baseline and backbone_input_kind("mfcc") == config.features.kind:  # the MFCC floor reads these features
         baseline = build_strategy(config, device, backbone="mfcc", strategy="prototypical")
         prepare_strategy(baseline, data, dev, base)
         metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False, calibration=val_eps),

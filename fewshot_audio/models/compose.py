@@ -16,7 +16,7 @@ import torch
 
 from fewshot_audio.config import FeatureConfig, TrainConfig
 from fewshot_audio.errors import CheckpointError, ConfigError
-from fewshot_audio.features.frontends import feature_shape
+from fewshot_audio.features.frontends import crop_size, feature_shape
 from fewshot_audio.models.backbones import backbone_input_kind, build_backbone
 from fewshot_audio.util.progress import warn
 
@@ -58,4 +58,4 @@ def input_shape(features: FeatureConfig) -> tuple[int, ...]:
     """A trainable backbone's per-window input shape: the training crop of ``features`` (an unresolved
     ``duration: auto``, with no dataset yet, is built for 1 s windows)."""
     f = features.resolved(None)
-    return feature_shape(f)[:-1] + (f.crop_size(),)
+    return feature_shape(f)[:-1] + (crop_size(f),)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason=f"FSD
 def test_fsdd_digit_speaker_episodes_learn(tmp_path):
     from pathlib import Path
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "fsdd.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "fsdd.yaml")
     config.dataset = str(FSDD)
     config.episodes, config.val_every, config.val_episodes, config.test_episodes = 60, 30, 50, 200
     config.channels = 16

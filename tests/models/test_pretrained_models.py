@@ -23,7 +23,7 @@ from fewshot_audio import specs as registry
 from fewshot_audio.errors import CheckpointError, ConfigError, DataError
 from fewshot_audio.models.pretrained.weights import load_model
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 from reference_signals import signals  # noqa: E402
 

@@ -19,7 +19,7 @@ from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.models.pretrained import musicnn as mn
 from fewshot_audio.models.pretrained.tf_checkpoint import crc32c, read_checkpoint, read_index
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 from reference_signals import signals  # noqa: E402
 
