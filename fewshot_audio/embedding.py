@@ -19,6 +19,7 @@ Two framings, chosen by the feature kind (its front end declares which):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,16 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
     model.load_state_dict(load_checkpoint(path / "best.pt")["strategy"]["backbone"])
     name = f"{record['backbone']}@{path.name}"
     return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
+
+
+def checked_hop(hop: float | None) -> float | None:
+    """``hop`` seconds between windows (``None``: the default), or a one-line error when it is not a
+    positive, finite number."""
+    if hop is None:
+        return None
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or hop <= 0:
+        raise ConfigError(f"--hop must be a positive number of seconds, got {hop}")
+    return float(hop)
 
 
 def patch_framing(features: FeatureConfig):
@@ -178,6 +189,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     with ``original`` and patch framing the original's hop); long files are read block by block so memory
     stays bounded. Windows of many files are batched together through the backbone.
     """
+    hop = checked_hop(hop)
     f = backbone.features
     framing = patch_framing(f)
     # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)

@@ -26,7 +26,7 @@ import torch
 from fewshot_audio.archive import ann as approx
 from fewshot_audio.archive.store import ArchiveStore, NewFile, model_fingerprint
 from fewshot_audio.data.audio import audio_duration, audio_files
-from fewshot_audio.embedding import embed_files, load_backbone
+from fewshot_audio.embedding import checked_hop, embed_files, load_backbone
 from fewshot_audio.errors import CollectiveError, ConfigError, DataError
 from fewshot_audio.fewshot import distributed
 from fewshot_audio.util.progress import log, progress, set_quiet, warn
@@ -46,8 +46,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     out = Path(out)
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    if hop is not None and hop <= 0:
-        raise ConfigError(f"--hop must be > 0 seconds, got {hop}")
+    hop = checked_hop(hop)
     if ann not in ANN_CHOICES:
         raise ConfigError(f"--ann {ann!r} is not valid; use {', '.join(ANN_CHOICES)}")
     files = sorted({p.resolve() for p in audio_files(list(archive))})

@@ -8,6 +8,7 @@ from fewshot_audio.specs import models
 from fewshot_audio.tagging.calibration import STRICTNESS
 from fewshot_audio.tagging.heads import HEADS
 from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE, Tagger
+from fewshot_audio.util.io import check_writable
 from fewshot_audio.version import __version__
 
 
@@ -19,6 +20,9 @@ def register(sub) -> None:
                    help=f"a pretrained model ({', '.join(models())}, NAME:LAYER for another layer), a run folder "
                         f"written by 'train', or 'mfcc' (default {DEFAULT_BACKBONE}; docs/models.md says which fits "
                         "which sounds); a pretrained model needs 'fewshot-audio weights fetch NAME' once")
+    p.add_argument("--negatives", nargs="+", default=[], metavar="FOLDER_OR_FILES",
+                   help="clips that carry none of the tags (files or folders): every tag is fitted and calibrated "
+                        "against them; needed for a vocabulary of one tag (a one-species detector)")
     p.add_argument("--head", default="prototypes", help=f"{' or '.join(HEADS)} (default prototypes)")
     p.add_argument("--strictness", type=float, default=None,
                    help=f"how much a false tag costs against a missed one, per tag of the vocabulary, when each tag's "
@@ -55,13 +59,18 @@ def register(sub) -> None:
 
 
 def print_tags(tagger: Tagger) -> None:
-    for tag, n, th in zip(tagger.tags, tagger.support_targets.sum(0).tolist(), tagger.thresholds.tolist()):
-        print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}")
+    counts, recall = tagger.support_targets.sum(0).tolist(), tagger.loo_recall()
+    for tag, n, th, r in zip(tagger.tags, counts, tagger.thresholds.tolist(), recall):
+        print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}  leave-one-out recall {100 * r:.0f}%")
+    negatives = int((tagger.support_targets.sum(1) == 0).sum())
+    if negatives:
+        print(f"  ({negatives} negative clips of none of the tags)")
 
 
 def run_adapt(args) -> int:
+    check_writable(args.out, flag="--out")
     tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
-                          device=args.device, strictness=args.strictness, quiet=args.quiet)
+                          negatives=args.negatives, device=args.device, strictness=args.strictness, quiet=args.quiet)
     tagger.save(args.out)
     multi = int((tagger.support_targets.sum(1) > 1).sum())
     print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "

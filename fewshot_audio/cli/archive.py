@@ -9,7 +9,7 @@ from fewshot_audio.archive.search import SEARCH_METHODS, search
 from fewshot_audio.archive.store import ArchiveStore
 from fewshot_audio.archive.tag_from_index import suggest, tag_index
 from fewshot_audio.cli.args import add_device, add_json, add_quiet
-from fewshot_audio.cli.tag import add_output, print_results, write_raven
+from fewshot_audio.cli.tag import add_output, check_outputs, print_results, write_raven
 from fewshot_audio.specs import models
 from fewshot_audio.tagging.active import SUGGEST_METHODS
 from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE
@@ -94,8 +94,8 @@ def run_suggest(args) -> int:
 
 
 def run_tag(args) -> int:
+    check_outputs(args, [])
     results, tags = tag_index(args.index, tagger=args.tagger, device=args.device)
     meta = ArchiveStore.open(args.index).meta
     write_raven(args, results, tags, window=meta["window"], high_freq=meta["features"]["sample_rate"] / 2)
-    print_results(results, tags, args)
-    return 0
+    return print_results(results, tags, args)

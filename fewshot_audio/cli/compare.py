@@ -15,7 +15,8 @@ from fewshot_audio.cli.args import (
     int_list,
 )
 from fewshot_audio.config import TrainConfig, apply_overrides, load_config
-from fewshot_audio.fewshot.compare import PROTOCOLS, compare, results_table, strategy_rows
+from fewshot_audio.fewshot.compare import PROTOCOLS, compare, strategy_rows
+from fewshot_audio.fewshot.compare_results import results_table
 
 KEYS = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episodes", "backbone", "device", "seed",
         "episodes_dir", "multi_label")

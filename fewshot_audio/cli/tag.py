@@ -9,10 +9,12 @@ from pathlib import Path
 
 from fewshot_audio.cli.args import add_device, add_quiet
 from fewshot_audio.data.audio import audio_files
+from fewshot_audio.embedding import checked_hop
+from fewshot_audio.errors import ConfigError
 from fewshot_audio.tagging.model_tags import tag_with_model, taggable
-from fewshot_audio.tagging.results import TagResult, raven_table, write_taggram
+from fewshot_audio.tagging.results import TagResult, raven_table, taggram_paths, write_taggram
 from fewshot_audio.tagging.tagger import Tagger
-from fewshot_audio.util.io import atomic_write_text
+from fewshot_audio.util.io import atomic_write_text, check_writable
 
 
 def register(sub) -> None:
@@ -42,18 +44,29 @@ def add_output(p: argparse.ArgumentParser) -> None:
 
 
 def run_tag(args) -> int:
+    files = audio_files(args.inputs)
+    checked_hop(args.hop)
+    check_outputs(args, files)  # before any work
     if args.model:
-        results, tags = tag_with_model(audio_files(args.inputs), model=args.model, device=args.device, hop=args.hop,
-                                       quiet=args.quiet)
+        results, tags = tag_with_model(files, model=args.model, device=args.device, hop=args.hop, quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
             r.tags = r.tags[: args.top_k]
     else:
         tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
-        results, tags = tagger.tag(args.inputs, hop=args.hop, quiet=args.quiet), tagger.tags
+        results, tags = tagger.tag(files, hop=args.hop, quiet=args.quiet), tagger.tags
         write_raven(args, results, tags, window=tagger.backbone.window,
                     high_freq=tagger.backbone.features.sample_rate / 2)
-    print_results(results, tags, args)
-    return 0
+    return print_results(results, tags, args)
+
+
+def check_outputs(args, files: list[Path]) -> None:
+    """Every output path of ``tag`` and ``index tag`` checked (and ``--taggram`` folders made) before the work;
+    ``args.taggram_paths``: where each file's taggram goes."""
+    if getattr(args, "top_k", 1) < 1:
+        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    args.taggram_paths = taggram_paths(args.taggram, files) if getattr(args, "taggram", None) else None
+    if getattr(args, "raven", None):
+        check_writable(args.raven, flag="--raven")
 
 
 def write_raven(args, results: list[TagResult], tags: list[str], *, window: float, high_freq: float) -> None:
@@ -61,13 +74,11 @@ def write_raven(args, results: list[TagResult], tags: list[str], *, window: floa
         atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
 
 
-def print_results(results: list[TagResult], tags: list[str], args) -> None:
-    """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table."""
-    if getattr(args, "taggram", None):
-        target = Path(args.taggram)
-        ok = [r for r in results if r.error is None]
-        for r in ok:
-            png = target if len(ok) == 1 and target.suffix == ".png" else target / f"{Path(r.path).stem}.png"
+def print_results(results: list[TagResult], tags: list[str], args) -> int:
+    """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table. The exit status: 0
+    when every file was tagged, 1 (after every other result and a summary line) when any could not be."""
+    for r, png in zip(results, getattr(args, "taggram_paths", None) or []):
+        if r.error is None:
             write_taggram(png, r, tags)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -89,4 +100,5 @@ def print_results(results: list[TagResult], tags: list[str], args) -> None:
             print(f"{r.path}: {', '.join(r.tags) if r.tags else '(none of the tags)'}   [{shown}]")
     failed = sum(r.error is not None for r in results)
     if failed:
-        print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
+        print(f"{failed} of {len(results)} file(s) could not be read; the others were tagged", file=sys.stderr)
+    return 1 if failed else 0

@@ -82,7 +82,7 @@ def run_train(args) -> int:
         return 0
     print(f"test  {describe(metrics['test'])}")
     if "baseline" in metrics:
-        print(f"base  {describe(metrics['baseline'])}")
+        print(f"MFCC baseline  {describe(metrics['baseline'])}")
     print(f"trained {metrics['training']['episodes']} episodes in {metrics['training']['seconds']:.0f} s on "
           f"{metrics['device']}; run folder: {metrics['run_dir']}")
     return 0

@@ -198,13 +198,15 @@ def detect_format(root: Path) -> str:
     )
 
 
-def build_manifest(path: str | Path, *, format: str | None = None, label: str | None = None) -> Manifest:
-    """Build (without validating audio) the manifest of the dataset at ``path``."""
+def build_manifest(path: str | Path, *, format: str | None = None, label: str | None = None,
+                   flag: str = "--dataset") -> Manifest:
+    """Build (without validating audio) the manifest of the dataset at ``path``; messages name ``flag``, the
+    option that gave the path."""
     root = Path(path).expanduser()
     if not root.exists():
-        raise DataError(f"dataset path {root} does not exist; pass a folder of audio or a CSV with --dataset")
+        raise DataError(f"{flag} {root} does not exist; pass a folder of audio or a CSV")
     if root.is_dir() and not any(root.iterdir()):
-        raise DataError(f"dataset folder {root} is empty; it needs audio in one sub-folder per class or a CSV")
+        raise DataError(f"{flag} folder {root} is empty; it needs audio in one sub-folder per class or a CSV")
     fmt = format or detect_format(root)
     if fmt not in PREPARERS:
         raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")

@@ -268,8 +268,10 @@ def window_times(n: int, *, duration: float, window: float, hop: float) -> np.nd
     return np.stack([starts, starts + window], axis=1).astype(np.float32)
 
 
-def audio_files(inputs: list[str | Path]) -> list[Path]:
-    """Expand folders (recursively) into audio files; errors on missing paths or nothing to tag."""
+def audio_files(inputs: list[str | Path], *, flag: str = "") -> list[Path]:
+    """Expand folders (recursively) into audio files; errors (naming ``flag``, the option that gave them, if
+    any) on missing paths or nothing to read."""
+    named = f"{flag} " if flag else ""
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -278,7 +280,8 @@ def audio_files(inputs: list[str | Path]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise DataError(f"{p} does not exist; pass audio files or folders of audio")
+            raise DataError(f"{named}{p} does not exist; pass audio files or folders of audio")
     if not files:
-        raise DataError(f"no audio files found in {', '.join(map(str, inputs))} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
+        raise DataError(f"{named}no audio files found in {', '.join(map(str, inputs))} "
+                        f"(extensions: {', '.join(AUDIO_EXTENSIONS)})")
     return files

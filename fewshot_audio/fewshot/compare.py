@@ -16,9 +16,7 @@ stopped; trained models are checkpointed under ``models/``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import shutil
 import time
@@ -31,6 +29,12 @@ import torch
 from fewshot_audio.config import FeatureConfig, TrainConfig
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.build import build_strategy, prepare_strategy
+from fewshot_audio.fewshot.compare_results import (
+    plot_results,
+    read_results,
+    same_classes_note,
+    write_results,
+)
 from fewshot_audio.fewshot.dataset import (
     BUILTIN,
     DeviceData,
@@ -43,22 +47,16 @@ from fewshot_audio.fewshot.dataset import (
 from fewshot_audio.fewshot.harness import evaluate, evaluate_tasks, meta_train, metric_name
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies import parse_strategies, strategy_class
-from fewshot_audio.fewshot.training import EVAL_SEED, frozen_episodes
+from fewshot_audio.fewshot.training import EVAL_SEED, check_episode_sizes, frozen_episodes
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import check_backbone
 from fewshot_audio.models.pretrained.weights import cached
 from fewshot_audio.specs import ModelSpec, is_pretrained, models
-from fewshot_audio.util.io import atomic_write, atomic_write_json, atomic_write_text
-from fewshot_audio.util.progress import log
+from fewshot_audio.util.io import atomic_write_json
+from fewshot_audio.util.progress import log, warn
 from fewshot_audio.util.runtime import pick_device, seed_everything, tune_cpu
 
 PROTOCOLS = ("episodic", "low-data")
-COLUMNS = ["strategy", "backbone", "protocol", "ways", "shots", "accuracy", "ci95", "n", "train_seconds",
-           "eval_seconds", "seed", "config_hash", "metric"]
-"""``accuracy`` holds the row's ``metric``: accuracy, or mAP for a multi-label comparison (``metric`` empty in
-results written before that column: accuracy)."""
-
-
 def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str | None, test_fold: str | None) -> str:
     keep = config.to_dict()
     for k in ("strategy", "out", "device", "episodes_dir", "strict"):
@@ -67,72 +65,6 @@ def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str 
         keep.pop("multi_label")
     keep.update(protocol=protocol, draws=draws if protocol == "low-data" else None, source=source, test_fold=test_fold)
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def read_results(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_results(out: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_text(out / "results.md", results_table(rows))
-
-
-def results_table(rows: list[dict]) -> str:
-    """Markdown: one row per strategy, one column per shot count, ``acc ± ci95`` in percent."""
-    shots = sorted({int(r["shots"]) for r in rows})
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
-    cell = {(r["strategy"], int(r["shots"])): r for r in rows}
-    if not rows:
-        return "(no results yet)\n"
-    r0 = rows[0]
-    unit = "episodes" if r0["protocol"] == "episodic" else "draws"
-    metric = r0.get("metric") or "accuracy"
-    lines = [f"Protocol {r0['protocol']}, {r0['ways']}-way; {metric} % ± 95% CI over {r0['n']} {unit}; "
-             "train and eval seconds on this machine.", "",
-             "| strategy | backbone | " + " | ".join(f"{k}-shot" for k in shots) + " | train s | eval s |",
-             "|---|---|" + "---|" * len(shots) + "---|---|"]
-    for s in strategies:
-        cells = [cell.get((s, k)) for k in shots]
-        some = next(c for c in cells if c)
-        text = [f"{100 * float(c['accuracy']):.1f} ± {100 * float(c['ci95']):.1f}" if c else "" for c in cells]
-        eval_s = sum(float(c["eval_seconds"]) for c in cells if c)
-        lines.append(f"| {s} | {some['backbone']} | " + " | ".join(text) + f" | {float(some['train_seconds']):.0f} | {eval_s:.0f} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_results(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    markers, styles = "os^Dvp*hX", ("-", "--", ":")
-    for i, s in enumerate(dict.fromkeys(r["strategy"] for r in rows)):
-        pts = sorted((int(r["shots"]), float(r["accuracy"]), float(r["ci95"])) for r in rows if r["strategy"] == s)
-        k, a, c = (np.array(v) for v in zip(*pts))
-        color = plt.cm.tab20(i % 20)  # one distinct colour, marker and line style per strategy
-        ax.plot(k, 100 * a, marker=markers[i % len(markers)], linestyle=styles[i % len(styles)], color=color, label=s)
-        ax.fill_between(k, 100 * (a - c), 100 * (a + c), alpha=0.12, color=color)
-    ax.set_xscale("log")
-    shots = sorted({int(r["shots"]) for r in rows})
-    ax.set_xticks(shots, [str(k) for k in shots])
-    ax.set(xlabel="examples per class (shots)", ylabel=f"{rows[0].get('metric') or 'accuracy'} (%)",
-           title=f"{rows[0]['protocol']} protocol, {rows[0]['ways']}-way (bands: 95% CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
 
 
 def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
@@ -301,7 +233,8 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     header_path = out / "compare.json"
     if header_path.exists():
         previous = json.loads(header_path.read_text())
-        if previous.get("config_hash") != chash:
+        # a run that failed before its first result left only its header: it does not hold the folder
+        if previous.get("config_hash") != chash and (out / "results.csv").exists():
             if not overwrite:
                 raise ConfigError(f"{out} holds results of another configuration (config {previous.get('config_hash')}, "
                                   f"now {chash}); choose another --out or pass --overwrite to replace them")
@@ -330,12 +263,13 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     return rows
 
 
-def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, chash, metric="accuracy") -> dict:
+def _row(config, strategy, name, protocol, ways, shots, accs, train_s, eval_s, chash, metric="accuracy",
+         test_classes: int | None = None) -> dict:
     mean, ci = mean_ci95(accs)
     return {"strategy": name, "backbone": strategy.backbone_name or config.backbone, "protocol": protocol,
             "ways": ways, "shots": shots, "accuracy": f"{mean:.5f}", "ci95": f"{ci:.5f}", "n": len(accs),
             "train_seconds": f"{train_s:.1f}", "eval_seconds": f"{eval_s:.1f}", "seed": config.seed,
-            "config_hash": chash, "metric": metric}
+            "config_hash": chash, "metric": metric, "test_classes": "" if test_classes is None else test_classes}
 
 
 def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
@@ -343,6 +277,13 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
     views = _Views(config, data, device=device, quiet=quiet)
     shot_counts = sorted({k for _, ks in todo for k in ks})
     test_episodes = {}
+    needs = {"novel": (max(shot_counts), config.queries)}
+    if any(strategy_class(row_config(config, name).strategy).trains for name, _ in todo):  # validated on val
+        needs["val"] = (config.shots, config.queries)
+    check_episode_sizes(data, split, ways=config.ways, needs=needs)
+    n_novel = len(data.classes_of(split["novel"]))
+    if n_novel <= config.ways:
+        warn(same_classes_note(n_novel, config.ways))
 
     def episodes_of(view: LabelledFeatures, k: int):
         # frozen files are keyed by dataset, split and clip ids: every view of the dataset reads the same ones
@@ -365,7 +306,7 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
             eps = episodes_of(view, k)
             accs = evaluate(strategy, dev, eps, amp=config.amp, desc=f"{name} {k}-shot", quiet=quiet).numpy()
             rows.append(_row(cfg, strategy, name, "episodic", config.ways, k, accs, train_s,
-                             time.perf_counter() - t0, chash, metric=metric_name(eps)))
+                             time.perf_counter() - t0, chash, metric=metric_name(eps), test_classes=n_novel))
             write_results(out, rows)
             log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
 

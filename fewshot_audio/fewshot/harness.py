@@ -181,5 +181,14 @@ def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, 
     save_checkpoint(ckpt_path, state)
     recent = history.train_loss[-val_every:]
     name = "mAP" if val_episodes.multi_label else "acc"
+    elapsed = time.perf_counter() - t0
+    eta = elapsed / done * (episodes - done) if done else 0.0
     log(f"step {done}/{episodes}: train loss {sum(recent) / len(recent):.3f}, "
-        f"val {name} {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step})")
+        f"val {name} {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step}); "
+        f"{_duration(elapsed)} elapsed, about {_duration(eta)} to go")
+
+
+def _duration(seconds: float) -> str:
+    """``1 min 05 s``, ``42 s``."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"

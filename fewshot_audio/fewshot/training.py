@@ -65,6 +65,41 @@ def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, spli
     return episodes, path
 
 
+def check_episode_sizes(data: LabelledFeatures, split: dict[str, list[str]], *, ways: int,
+                        needs: dict[str, tuple[int, int]]) -> None:
+    """Every data-size problem of the episodes to come, in one :class:`EpisodeError` naming each split, with
+    settings that fit: ``needs`` maps a split name to the (largest) ``(shots, queries)`` its episodes draw."""
+    counts = data.clip_counts()
+    problems, n_classes, fewest = [], [], []
+    for name, (shots, queries) in needs.items():
+        classes = data.classes_of(split[name])
+        n_classes.append(len(classes))
+        fewest += [int(counts[c]) for c in classes]
+        if len(classes) < ways:
+            problems.append(f"the {name} split has {len(classes)} classes but {ways}-way episodes need {ways}")
+        short = sorted(((data.class_names[c], int(counts[c])) for c in classes if counts[c] < shots + queries),
+                       key=lambda t: t[1])
+        if short:
+            listed = ", ".join(f"{n!r} {k}" for n, k in short[:4]) + (", ..." if len(short) > 4 else "")
+            problems.append(f"in the {name} split {len(short)} class(es) have fewer clips than the {shots + queries} "
+                            f"that {shots}-shot {queries}-query episodes need ({listed})")
+    if not problems:
+        return
+    smallest = min(fewest, default=0)  # clips of the smallest class these episodes draw from
+    shots = max(s for s, _ in needs.values())
+    queries = max(q for _, q in needs.values())
+    hints = []
+    if 2 <= min(n_classes) < ways:
+        hints.append(f"--ways {min(n_classes)}")
+    if smallest < shots + queries:
+        if smallest - shots >= 1:
+            hints.append(f"--queries {smallest - shots}")
+        elif smallest >= 2:
+            hints.append(f"--shots {max(1, smallest - queries)} --queries {min(queries, smallest - 1)}")
+    hints += ["--min-clips N to drop small classes", "or a split with more classes in val and novel (split: in a config)"]
+    raise EpisodeError("; ".join(problems) + "; settings that fit this dataset: " + ", ".join(hints))
+
+
 def _default_out(config: TrainConfig) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{stamp}-{config.strategy}-{config.backbone}-{config.ways}way{config.shots}shot-seed{config.seed}"

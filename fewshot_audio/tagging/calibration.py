@@ -39,6 +39,21 @@ def calibrate_threshold(pos: np.ndarray, neg: np.ndarray, *, false_accept_weight
     return float(candidates[best])
 
 
+def loo_scores(head: Head, zs: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """The score of each positive ``(n_positives,)`` against the tag fitted without it (with one positive:
+    against the tag fitted on it, the only estimate there is)."""
+    pos = torch.nonzero(positives).flatten().tolist()
+    if len(pos) < 2:
+        return head.scores(zs[positives], head.fit(zs, positives).unsqueeze(0))[:, 0]
+    loo = []
+    for i in pos:
+        keep = torch.ones(len(zs), dtype=torch.bool)
+        keep[i] = False
+        p = head.fit(zs[keep], positives[keep])
+        loo.append(head.scores(zs[i : i + 1], p.unsqueeze(0))[0, 0])
+    return torch.stack(loo)
+
+
 def fit_tag(head: Head, zs: torch.Tensor, positives: torch.Tensor, *, strictness: float,
             n_tags: int) -> tuple[torch.Tensor, float]:
     """One tag's head parameters from clip embeddings ``zs (n, d)`` and the mask ``positives (n,)``, and its
@@ -50,17 +65,7 @@ def fit_tag(head: Head, zs: torch.Tensor, positives: torch.Tensor, *, strictness
     against a missed one."""
     param = head.fit(zs, positives)
     scores = head.scores(zs, param.unsqueeze(0))[:, 0]
-    pos = torch.nonzero(positives).flatten().tolist()
-    if len(pos) > 1:
-        loo = []
-        for i in pos:
-            keep = torch.ones(len(zs), dtype=torch.bool)
-            keep[i] = False
-            p = head.fit(zs[keep], positives[keep])
-            loo.append(head.scores(zs[i : i + 1], p.unsqueeze(0))[0, 0])
-        pos_scores = torch.stack(loo)
-    else:
-        pos_scores = scores[positives]
+    pos_scores = loo_scores(head, zs, positives)
     threshold = calibrate_threshold(pos_scores.numpy(), scores[~positives].numpy(),
                                     false_accept_weight=strictness * n_tags)
     return param, threshold

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
-from fewshot_audio.util.io import atomic_write, atomic_write_text
+from fewshot_audio.errors import ConfigError
+from fewshot_audio.util.io import atomic_write, atomic_write_text, check_writable
 
 
 @dataclass
@@ -32,7 +33,35 @@ class TagResult:
         return cls(str(path), [], {}, {}, np.zeros((0, n_tags)), np.zeros(0), error)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "tags": self.tags, "scores": self.scores, "error": self.error}
+        return {"path": self.path, "tags": self.tags, "scores": self.scores, "thresholds": self.thresholds,
+                "error": self.error}
+
+
+def taggram_paths(target: str | Path, files: list[str | Path]) -> list[Path]:
+    """Where ``--taggram target`` writes the taggram of each of ``files``, checked before any work: ``target``
+    itself when it names one PNG for one file, else one PNG per file in the folder ``target`` (created; files
+    of the same name numbered ``name-2.png``, ``name-3.png``, ... in input order)."""
+    target = Path(target)
+    if target.suffix.lower() == ".png":
+        if len(files) != 1:
+            raise ConfigError(f"--taggram {target} names one PNG but {len(files)} files are tagged; give a folder, "
+                              f"e.g. --taggram {target.with_suffix('')}")
+        check_writable(target, flag="--taggram")
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"--taggram {target} is an existing file, not a folder; give a folder or a .png path")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--taggram {target}: cannot create the folder ({exc.strerror}); choose another path") from None
+    check_writable(target / "x.png", flag="--taggram")
+    seen: dict[str, int] = {}
+    out = []
+    for f in files:
+        stem = Path(f).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(target / (f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png"))
+    return out
 
 
 def write_taggram(png: Path, result, tags: list[str]) -> None:

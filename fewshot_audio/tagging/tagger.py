@@ -18,17 +18,24 @@ import torch
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.audio import audio_files
-from fewshot_audio.embedding import Backbone, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import Backbone, checked_hop, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2
-from fewshot_audio.tagging.calibration import checked_strictness, fit_tag
+from fewshot_audio.tagging.calibration import checked_strictness, fit_tag, loo_scores
 from fewshot_audio.tagging.files import read_tagger, write_tagger
 from fewshot_audio.tagging.heads import get_head
 from fewshot_audio.tagging.results import TagResult
+from fewshot_audio.util.progress import warn
 from fewshot_audio.util.runtime import pick_device
 
 # adapt's backbone when none is given (chosen by measurement: docs/results.md)
 DEFAULT_BACKBONE = "aisfx"
+MIN_EXAMPLES = 3  # fewer examples per tag than this: a warning that its threshold is unreliable
+
+
+def one_tag_needs_negatives(tag: str) -> str:
+    return (f"a vocabulary of one tag ({tag!r}) has nothing to calibrate its threshold against: pass "
+            f"--negatives FOLDER_OR_FILES with clips that are not {tag!r}")
 
 
 class Tagger:
@@ -104,12 +111,15 @@ class Tagger:
     # ------------------------------------------------------------------------------ public API
     @classmethod
     def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
-              device: str = "cpu", strictness: float | None = None, quiet: bool = False) -> Tagger:
-        """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags)."""
+              negatives: list[str | Path] = (), device: str = "cpu", strictness: float | None = None,
+              quiet: bool = False) -> Tagger:
+        """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags), and
+        ``negatives`` (files or folders of clips that carry none of the tags), which every tag's head and
+        threshold are fitted against."""
         get_head(head)  # an unknown head is an error before any work
         strictness = checked_strictness(strictness)  # before the support set is embedded
         dev = pick_device(device)
-        manifest = build_manifest(support, format=format)
+        manifest = build_manifest(support, format=format, flag="--support")
         tags = manifest.classes
         root = Path(support)
         if root.is_dir() and (format or "folder") == "folder":
@@ -118,16 +128,19 @@ class Tagger:
             if empty:
                 raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
                                 "add a few recordings or remove the folder")
+        negative_files = audio_files(list(negatives), flag="--negatives") if negatives else []
+        if len(tags) == 1 and not negative_files:
+            raise DataError(one_tag_needs_negatives(tags[0]))
         checked = validate_manifest(manifest)
         bb = load_backbone(backbone, device=dev, durations=[c.duration for c in checked.clips])
-        emb, _, _ = embed_files(bb, [Path(c.path) for c in manifest.clips], device=dev, quiet=quiet)
+        paths = [Path(c.path) for c in manifest.clips] + negative_files
+        labels = [c.labels for c in manifest.clips] + [()] * len(negative_files)
+        emb, _, errors = embed_files(bb, paths, device=dev, quiet=quiet)
         ok = [i for i, e in enumerate(emb) if e is not None]
-        if not ok:
+        if not any(i < len(manifest.clips) for i in ok):
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
-        clips = [manifest.clips[i] for i in ok]
-        return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[c.path for c in clips],
-                                   labels=[c.labels for c in clips], tags=tags, head=head,
-                                   strictness=strictness,
+        return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[str(paths[i]) for i in ok],
+                                   labels=[labels[i] for i in ok], tags=tags, head=head, strictness=strictness,
                                    device=dev)
 
     @classmethod
@@ -135,19 +148,35 @@ class Tagger:
                         labels: list[list[str]], tags: list[str] | None = None, head: str = "prototypes",
                         strictness: float | None = None,
                         device: torch.device = torch.device("cpu")) -> Tagger:
-        """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags."""
+        """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags (a file
+        with no tag is a negative of every tag)."""
         tagger = cls(backbone=backbone, head=head, device=device,
                      strictness=strictness,
                      support_windows=torch.from_numpy(np.concatenate(windows)).float(),
                      support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
                      support_paths=list(paths))
         vocabulary = tags if tags is not None else sorted({t for ls in labels for t in ls})
+        if len(vocabulary) == 1 and all(vocabulary[0] in ls for ls in labels):
+            raise DataError(one_tag_needs_negatives(vocabulary[0]))
         for tag in vocabulary:
             mask = torch.tensor([tag in ls for ls in labels])
             if not mask.any():
                 raise DataError(f"tag {tag!r} has no readable examples; add audio for it or remove it")
             tagger._add(tag, mask, n_tags=len(vocabulary))
+        few = {t: int(n) for t, n in zip(tagger.tags, tagger.support_targets.sum(0).tolist()) if n < MIN_EXAMPLES}
+        if few:
+            warn(f"{len(few)} tag(s) have fewer than {MIN_EXAMPLES} examples ("
+                 + ", ".join(f"{t}: {n}" for t, n in list(few.items())[:5]) + "): their thresholds are calibrated on "
+                 "too few leave-one-out scores and will miss many clips of the tag (see 'fewshot-audio tagger info' "
+                 "for each tag's leave-one-out recall); add examples or lower --strictness")
         return tagger
+
+    def loo_recall(self) -> list[float]:
+        """Per tag, the fraction of its examples at or above its threshold when each is left out of the tag's
+        fit: what the threshold is likely to keep of new clips of the tag."""
+        zs = self.space(self.support_clips())
+        return [float((loo_scores(self._head, zs, self.support_targets[:, j]) >= self.thresholds[j]).float().mean())
+                for j in range(len(self.tags))]
 
     def _add(self, tag: str, mask: torch.Tensor, *, n_tags: int) -> None:
         param, threshold = self._fit_tag(mask, n_tags)
@@ -230,7 +259,7 @@ class Tagger:
     def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
-        step = hop if hop is not None else self.backbone.window / 2
+        step = checked_hop(hop) or self.backbone.window / 2
         emb, times, errors = self.embed_files(files, hop=step, quiet=quiet)
         out = []
         for path, z, t, err in zip(files, emb, times, errors):

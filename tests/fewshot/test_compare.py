@@ -9,6 +9,7 @@ import torch
 
 from fewshot_audio.cli import main
 from fewshot_audio.fewshot import compare as compare_mod
+from fewshot_audio.fewshot.compare_results import COLUMNS
 from tests.conftest import write_tiny_dataset
 
 STRATEGIES = "prototypical,transfer-simpleshot,transfer-logreg,transfer-proto,mfcc-1nn,regularized-timbral,anil"
@@ -27,7 +28,7 @@ def test_compare_episodic_resume_and_refusal(tiny_dataset, tiny_config, tmp_path
     table = capsys.readouterr().out
     rows = rows_of(out / "results.csv")
     assert len(rows) == 14
-    assert set(rows[0]) == set(compare_mod.COLUMNS)
+    assert set(rows[0]) == set(COLUMNS)
     assert {r["strategy"] for r in rows} == set(STRATEGIES.split(","))
     for r in rows:
         assert r["protocol"] == "episodic" and r["ways"] == "3" and r["n"] == "20"
@@ -66,7 +67,7 @@ def test_compare_episodic_resume_and_refusal(tiny_dataset, tiny_config, tmp_path
     (["--strategies", "prototypical,nope"], "unknown strategy 'nope'; valid strategies: prototypical"),
     (["--shots", "1,x"], "--shots '1,x' must be comma-separated integers"),
     (["--shots", "0"], "--shots must be positive integers"),
-    (["--shots", "9"], "has 8 clips but 9-shot"),
+    (["--shots", "9"], "class(es) have fewer clips than the 12 that 9-shot 3-query episodes need"),
     (["--protocol", "fancy"], "--protocol 'fancy' is not valid"),
 ])
 def test_compare_bad_input(tiny_dataset, tiny_config, tmp_path, extra, message):

@@ -93,16 +93,16 @@ def test_cli_adapt_tag_taggram_and_errors(audio, tmp_path, capsys):
     assert "4 tags from 20 files" in capsys.readouterr().out
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     assert main(["tag", str(audio / "long.wav"), str(tmp_path / "bad.wav"), "--tagger", str(out), "--json",
-                 "--taggram", str(tmp_path / "gram.png"), "--hop", "0.5", "--quiet"]) == 0
+                 "--taggram", str(tmp_path / "grams"), "--hop", "0.5", "--quiet"]) == 1  # bad.wav: exit 1
     res = json.loads(capsys.readouterr().out)
     assert res[1]["error"] and "bad.wav" in res[1]["error"] and res[0]["error"] is None
     assert res[0]["tags"] and set(res[0]["tags"]) <= set(TAGS)  # the file's tags come from its pooled (clip) score
-    gram = (tmp_path / "gram.csv").read_text().splitlines()
+    gram = (tmp_path / "grams" / "long.csv").read_text().splitlines()
     assert gram[0] == "time_s,bell,hiss,string,sweep" and len(gram) - 1 == 5  # 3.0 s in 1 s windows every 0.5 s
     rows = np.array([[float(v) for v in line.split(",")] for line in gram[1:]])
     assert rows[:, 0].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert rows[:, 1].argmax() == 0 and rows[:, 4].argmax() == 4  # the taggram is time-resolved: bell at 0 s, sweep at 2 s
-    assert (tmp_path / "gram.png").stat().st_size > 1000
+    assert (tmp_path / "grams" / "long.png").stat().st_size > 1000 and not (tmp_path / "grams" / "bad.png").exists()
     assert main(["tag", str(audio / "new" / "bell"), "--tagger", str(out), "--csv", "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "path,bell,hiss,string,sweep,tags,error" and len(lines) == 7
