@@ -84,13 +84,16 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
     return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
 
 
+MAX_HOP = 86_400.0  # seconds: a day; a longer hop is one window per file anyway
+
+
 def checked_hop(hop: float | None) -> float | None:
     """``hop`` seconds between windows (``None``: the default), or a one-line error when it is not a
-    positive, finite number."""
+    positive, finite number of at most :data:`MAX_HOP` seconds."""
     if hop is None:
         return None
-    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or hop <= 0:
-        raise ConfigError(f"--hop must be a positive number of seconds, got {hop}")
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or not 0 < hop <= MAX_HOP:
+        raise ConfigError(f"--hop must be a positive number of seconds (at most {MAX_HOP:g}), got {hop}")
     return float(hop)
 
 

@@ -14,11 +14,14 @@ from fewshot_audio.cli.args import (
     add_multi_label,
     add_quiet,
 )
-from fewshot_audio.config import TrainConfig, load_config
+from fewshot_audio.config import TrainConfig, apply_overrides, load_config
 from fewshot_audio.data.adapters import FORMATS
+from fewshot_audio.errors import ConfigError
 from fewshot_audio.fewshot.dataset import config_split, load_labelled_features
 from fewshot_audio.fewshot.inspection import inspect_dataset
 from fewshot_audio.fewshot.training import frozen_episodes
+
+FREEZE_KEYS = ("dataset", "format", "label", "ways", "shots", "queries", "episodes_dir", "multi_label")
 
 
 def register(sub) -> None:
@@ -62,13 +65,15 @@ def run_inspect(args) -> int:
 
 def run_freeze(args) -> int:
     config = load_config(args.config) if args.config else TrainConfig()
-    data = load_labelled_features(args.dataset or config.dataset, features=config.features,
-                                  format=args.format or config.format, label=args.label or config.label,
-                                  multi_label=bool(args.multi_label or config.multi_label), quiet=args.quiet)
+    config = apply_overrides(config, {k: getattr(args, k) for k in FREEZE_KEYS})
+    config.validate()  # ways >= 2, shots and queries > 0: one line each
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be a positive integer, got {args.episodes}")
+    data = load_labelled_features(config.dataset, features=config.features, format=config.format, label=config.label,
+                                  multi_label=config.multi_label, quiet=args.quiet)
     split = config_split(data, config)
-    _, path = frozen_episodes(data, split, split_name=args.split, n_way=args.ways or config.ways,
-                              n_shot=args.shots or config.shots, n_query=args.queries or config.queries,
-                              n_episodes=args.episodes, episodes_dir=args.episodes_dir or config.episodes_dir,
+    _, path = frozen_episodes(data, split, split_name=args.split, n_way=config.ways, n_shot=config.shots,
+                              n_query=config.queries, n_episodes=args.episodes, episodes_dir=config.episodes_dir,
                               seed=args.seed)
     print(path)
     return 0

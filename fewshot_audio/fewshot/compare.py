@@ -68,21 +68,16 @@ def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str 
 
 
 def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
-             models_dir: Path, n_way: int, quiet: bool, fixed_inputs=None):
+             models_dir: Path, n_way: int, quiet: bool):
     """Build row ``row``'s strategy (``config`` is the row's, see :func:`row_config`), prepare it on the training
-    classes and train it (or load its finished training). A strategy that trains nothing is prepared on
-    ``fixed_inputs()`` instead when given (the low-data protocol: the target's own audio)."""
+    classes and train it (or load its finished training)."""
     cls = strategy_class(config.strategy)
     cfg = replace(config, train_ways=n_way)
     strategy = build_strategy(cfg, device, n_classes=len(data.class_names))
     base = data.classes_of(split["base"])
-    if not strategy.trains:
-        if fixed_inputs is not None:
-            strategy.prepare(fixed_inputs())
-        else:
-            prepare_strategy(strategy, data, dev, base)
-        return strategy, 0.0
     prepare_strategy(strategy, data, dev, base)
+    if not strategy.trains:
+        return strategy, 0.0
     key = cls.training_key or config.strategy
     folder = models_dir / (key if "@" not in row else f"{key}@{row.split('@', 1)[1].replace(':', '-')}")
     done = folder / "done.json"
@@ -317,9 +312,6 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
     n_way = len(classes)
     way_of = {c: w for w, c in enumerate(classes)}
     test_labels = torch.tensor([way_of[c] for c in data.labels[test]])
-    if (source or BUILTIN) == (config.dataset or BUILTIN):
-        raise ConfigError("the low-data protocol learns on a --source dataset other than the target; pass --source PATH "
-                          "(the built-in dataset is the default source for any other --dataset)")
     counts = {c: int((data.labels[pool] == c).sum()) for c in classes}
     for k in sorted({k for _, ks in todo for k in ks}):
         short = [c for c, n in counts.items() if n < k]
@@ -327,21 +319,35 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
             raise ConfigError(f"class {data.class_names[short[0]]!r} has {counts[short[0]]} training clips but "
                               f"--shots {k} needs {k}; lower --shots")
     views = _Views(config, data, device=device, quiet=quiet, source=source, source_format=source_format)
+    # a strategy that learns nothing from the source (MFCC statistics, a frozen embedding) needs no source: it is
+    # prepared on the target's training pool (its audio, not its labels; the test split is left out)
+    fixed = {}
+    for name, _ in todo:
+        cfg = row_config(config, name)
+        strategy = build_strategy(replace(cfg, train_ways=n_way), device, n_classes=n_way)
+        if not strategy.trains:
+            view, dev = views.target(cfg)
+            strategy.prepare(dev.eval_inputs(torch.from_numpy(views.indices(view, pool))))
+            fixed[name] = strategy
+    learners = [name for name, _ in todo if name not in fixed]
+    if learners and (source or BUILTIN) == (config.dataset or BUILTIN):
+        raise ConfigError(f"the low-data protocol meta-trains {', '.join(learners)} on a --source dataset other than "
+                          "the target; pass --source PATH (the built-in dataset is the default source for any other "
+                          "--dataset), or compare only strategies that learn nothing from a source")
     # support draws and the test split are drawn on the first view and matched to each row's view by clip id
     for name, shot_list in todo:
         cfg = row_config(config, name)
-        src, src_dev, src_split = views.source_data(cfg)
-        for part in ("base", "val"):
-            if len(src_split[part]) < n_way:
-                raise ConfigError(f"the source dataset's {part} split has {len(src_split[part])} classes but the "
-                                  f"target has {n_way}; {n_way}-way meta-training needs a source with more classes")
         view, dev = views.target(cfg)
-        # a strategy that learns nothing from the source takes the statistics of its fixed feature space (MFCC
-        # z-scores, the centring mean of a frozen embedding) from the target's training pool (its audio, not its
-        # labels; the test split is left out), not from another dataset's
-        strategy, train_s = _trained(name, cfg, src, src_dev, src_split, device=device, models_dir=out / "models",
-                                     n_way=n_way, quiet=quiet,
-                                     fixed_inputs=lambda: dev.eval_inputs(torch.from_numpy(views.indices(view, pool))))
+        if name in fixed:
+            strategy, train_s = fixed[name], 0.0
+        else:
+            src, src_dev, src_split = views.source_data(cfg)
+            for part in ("base", "val"):
+                if len(src_split[part]) < n_way:
+                    raise ConfigError(f"the source dataset's {part} split has {len(src_split[part])} classes but the "
+                                      f"target has {n_way}; {n_way}-way meta-training needs a source with more classes")
+            strategy, train_s = _trained(name, cfg, src, src_dev, src_split, device=device, models_dir=out / "models",
+                                         n_way=n_way, quiet=quiet)
         for k in shot_list:
             t0 = time.perf_counter()
             draws_k = []

@@ -32,3 +32,20 @@ def test_a_failed_run_does_not_claim_out_and_the_same_classes_are_said(tmp_path,
     cfg = yaml.safe_load(tiny_config.read_text())
     assert cfg["ways"] == 3 and "every episode tests the same classes" in captured.err
     assert "every episode tests the same classes" in (out / "results.md").read_text()
+
+
+def test_low_data_rows_that_learn_nothing_need_no_source(tmp_path, tiny_config, capsys, monkeypatch):
+    """mfcc-1nn learns nothing from a source: with the built-in default source and a target of more classes
+    than the built-in val split, it runs, and no feature store is built for the source."""
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(tmp_path / "cache"))  # this test's stores only
+    target = write_tiny_dataset(tmp_path / "target", n_classes=20, n_clips=4, seed=3)
+    out = tmp_path / "low"
+    assert main(["compare", "--dataset", str(target), "--config", str(tiny_config), "--protocol", "low-data",
+                 "--strategies", "mfcc-1nn", "--shots", "1", "--draws", "2", "--out", str(out), "--quiet"]) == 0
+    stores = [p.name for p in (tmp_path / "cache" / "features").glob("*.npy")]
+    assert stores and all(name.startswith("target-") for name in stores), stores
+    # a row that meta-trains still needs a source other than the target
+    assert main(["compare", "--dataset", str(target), "--source", str(target), "--config", str(tiny_config),
+                 "--protocol", "low-data", "--strategies", "mfcc-1nn,prototypical", "--shots", "1",
+                 "--out", str(tmp_path / "low2"), "--quiet"]) == 2
+    assert "meta-trains prototypical on a --source dataset other than the target" in capsys.readouterr().err

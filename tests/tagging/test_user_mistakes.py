@@ -56,7 +56,7 @@ def run(capsys, *argv):
     return rc, out, err
 
 
-@pytest.mark.parametrize("hop", ["-1", "0", "nan", "inf"])
+@pytest.mark.parametrize("hop", ["-1", "0", "nan", "inf", "1e30"])
 def test_bad_hop_is_one_line_before_any_work(audio, tagger, capsys, tmp_path, hop):
     rc, out, err = run(capsys, "tag", str(audio / "long.wav"), "--tagger", str(tagger), "--hop", hop,
                        "--taggram", str(tmp_path / "g.png"), "--quiet")
