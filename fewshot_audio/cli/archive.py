@@ -13,6 +13,7 @@ from fewshot_audio.cli.tag import add_output, check_outputs, print_results, writ
 from fewshot_audio.specs import models
 from fewshot_audio.tagging.active import SUGGEST_METHODS
 from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE
+from fewshot_audio.util.io import check_folder_creatable
 
 
 def register(sub) -> None:
@@ -64,6 +65,7 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
+    check_folder_creatable(args.out, flag="--out")
     counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop=args.hop, workers=args.workers,
                          resume=args.resume, files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
                          quiet=args.quiet)

@@ -17,6 +17,7 @@ from fewshot_audio.cli.args import (
 from fewshot_audio.config import TrainConfig, apply_overrides, load_config
 from fewshot_audio.fewshot.compare import PROTOCOLS, compare, strategy_rows
 from fewshot_audio.fewshot.compare_results import results_table
+from fewshot_audio.util.io import check_folder_creatable
 
 KEYS = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episodes", "backbone", "device", "seed",
         "episodes_dir", "multi_label")
@@ -53,6 +54,7 @@ def register(sub) -> None:
 
 
 def run_compare(args) -> int:
+    check_folder_creatable(args.out, flag="--out")
     config = load_config(args.config) if args.config else TrainConfig()
     config = apply_overrides(config, {k: getattr(args, k) for k in KEYS})
     strategies, missing = strategy_rows(args.strategies, protocol=args.protocol)

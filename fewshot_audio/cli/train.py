@@ -18,6 +18,7 @@ from fewshot_audio.config import TrainConfig, apply_overrides, load_config
 from fewshot_audio.fewshot.strategies import describe_strategies
 from fewshot_audio.fewshot.training import evaluate_run, train
 from fewshot_audio.models.backbones import backbone_input_kind, describe_backbones
+from fewshot_audio.util.io import check_folder_creatable
 
 TRAIN_KEYS = ("dataset", "format", "label", "ways", "shots", "queries", "episodes", "backbone", "strategy", "device",
               "seed", "out", "min_clips", "episodes_dir", "strict", "multi_label")
@@ -77,7 +78,10 @@ def describe(result: dict) -> str:
 
 
 def run_train(args) -> int:
-    metrics = train(train_config(args), resume=args.resume, quiet=args.quiet)
+    config = train_config(args)
+    if config.out:
+        check_folder_creatable(config.out, flag="--out")
+    metrics = train(config, resume=args.resume, quiet=args.quiet)
     if "test" not in metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     print(f"test  {describe(metrics['test'])}")

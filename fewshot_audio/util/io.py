@@ -51,3 +51,17 @@ def check_writable(path: str | Path, *, flag: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc}); choose another path") from None
+
+
+def check_folder_creatable(path: str | Path, *, flag: str) -> None:
+    """A one-line :class:`ConfigError` naming ``flag`` unless ``path`` is a folder, or one can be made, where
+    files can be written; nothing is created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; choose another path")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
+    check_writable(existing / "x", flag=flag)

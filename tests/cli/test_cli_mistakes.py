@@ -23,3 +23,23 @@ def test_empty_csv_and_a_csv_of_missing_files(tmp_path, capsys):
     assert "needs columns 'path' and 'label'" in capsys.readouterr().err
     assert main(["datasets", "inspect", str(tmp_path / "missing.csv")]) == 2
     assert "none of the 2 clips" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--episodes", "1"],
+    ["compare", "--strategies", "mfcc-1nn"],
+    ["index", "build", "{wav}", "--backbone", "mfcc"],
+])
+def test_an_out_folder_that_cannot_be_made(argv, tmp_path, capsys):
+    """--out where nothing can be written: one line before any work, not a FileNotFoundError traceback."""
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32) + 0.1, 8000)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    argv = [a.format(wav=tmp_path / "a.wav") for a in argv]
+    for out in ("/proc/nope", str(blocker / "sub"), str(blocker)):
+        assert main([*argv, "--out", out, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and err.count("\n") == 1, err
