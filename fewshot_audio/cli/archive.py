@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fewshot_audio.archive.build import ANN_CHOICES, build_index
 from fewshot_audio.archive.search import SEARCH_METHODS, search
@@ -65,7 +66,8 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
-    check_folder_creatable(args.out, flag="--out")
+    if not Path(args.out).exists():  # an existing --out is checked by build_index (an index to resume, or not)
+        check_folder_creatable(args.out, flag="--out")
     counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop=args.hop, workers=args.workers,
                          resume=args.resume, files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
                          quiet=args.quiet)
