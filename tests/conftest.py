@@ -14,6 +14,13 @@ from fewshot_audio.data import synthetic
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
 
 
+def synthetic_clip(family: str, index: int, j: int, *, seed: int = 0, seconds: float = 1.0,
+                   sr: int = 16000) -> np.ndarray:
+    """Clip ``j`` of class ``index`` of a synthetic ``family``, ``seconds`` long at ``sr`` Hz (deterministic)."""
+    p = synthetic._class_params(family, index, seed)
+    return synthetic.synthesize_clip(family, p, np.random.default_rng([seed, index, j, 7]), sr=sr)[: int(seconds * sr)]
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "cache"

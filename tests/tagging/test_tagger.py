@@ -10,17 +10,16 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from fewshot_audio.cli import main
-from fewshot_audio.data import synthetic
 from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.tagging.calibration import calibrate_threshold
 from fewshot_audio.tagging.tagger import Tagger
+from tests.conftest import synthetic_clip
 
 SR = 16000
 
 
 def clip(family, index, j, seed=0, seconds=1.0):
-    p = synthetic._class_params(family, index, seed)
-    return synthetic.synthesize_clip(family, p, np.random.default_rng([seed, index, j, 7]), sr=SR)[: int(seconds * SR)]
+    return synthetic_clip(family, index, j, seed=seed, seconds=seconds, sr=SR)
 
 
 TAGS = {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3), "string": ("plucked", 4)}

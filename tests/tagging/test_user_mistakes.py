@@ -9,15 +9,14 @@ import pytest
 import soundfile as sf
 
 from fewshot_audio.cli import main
-from fewshot_audio.data import synthetic
+from tests.conftest import synthetic_clip
 
 SR = 16000
 TAGS = {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}
 
 
 def clip(family, index, j, seconds=1.0):
-    p = synthetic._class_params(family, index, 0)
-    return synthetic.synthesize_clip(family, p, np.random.default_rng([0, index, j, 7]), sr=SR)[: int(seconds * SR)]
+    return synthetic_clip(family, index, j, seconds=seconds, sr=SR)
 
 
 @pytest.fixture(scope="module")
