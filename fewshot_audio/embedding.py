@@ -126,6 +126,7 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
     patch ends at the file's end). A file shorter than one window is looped or padded first (``f.short``).
     """
     H, n, sr = framing.frame_hop, framing.patch, f.sample_rate
+    pad_end = original and framing.last == "pad" and hop == framing.hop  # another hop drops the incomplete patch
     margin = H * -(-framing.reach // H)  # context kept before the next frame to compute (a multiple of H)
     buf, buf0 = np.zeros(0, np.float32), 0  # samples from sample buf0 on (a multiple of H)
     feats, feat0 = None, 0  # frames (bins, T) from whole-file frame feat0 on
@@ -136,11 +137,11 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
         peak = float(np.abs(mono).max()) if len(mono) else 0.0
         if last and buf0 == 0 and len(buf) + len(mono) < window_samples:
             mono = fit_short(np.concatenate([buf, mono]), length=window_samples,
-                             short="pad" if original and framing.last == "pad" else f.short)
+                             short="pad" if pad_end else f.short)
             buf = np.zeros(0, np.float32)
         buf = np.concatenate([buf, mono])
         total = buf0 + len(buf)
-        if last and original and framing.last == "pad":  # zeros up to a whole number of hops after the first patch
+        if last and pad_end:  # zeros up to a whole number of the original's hops after the first patch
             first = window_samples
             extra = -(-(max(total, first) - first) // (hop * H)) * hop * H
             buf = np.concatenate([buf, np.zeros(first + extra - total, np.float32)])
