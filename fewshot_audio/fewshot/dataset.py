@@ -102,14 +102,15 @@ class LabelledFeatures:
 
 
 def resolve_manifest(dataset: str | None, *, format: str | None = None, label: str | None = None,
-                     strict: bool = False, quiet: bool = False) -> Manifest:
-    """The validated manifest of ``dataset`` (a path), or of the built-in synthetic dataset when ``None``."""
+                     strict: bool = False, quiet: bool = False, flag: str = "--dataset") -> Manifest:
+    """The validated manifest of ``dataset`` (a path, given with ``flag``), or of the built-in synthetic dataset
+    when ``None``."""
     if dataset in (None, "", BUILTIN):
         root = ensure_synthetic(cache_dir(), quiet=quiet)
         manifest = build_manifest(root, format="folder")
         manifest.name = BUILTIN
     else:
-        manifest = build_manifest(dataset, format=format, label=label)
+        manifest = build_manifest(dataset, format=format, label=label, flag=flag)
     manifest = validate_manifest(manifest, strict=strict)
     if manifest.problems:
         warn(f"skipped {len(manifest.problems)} unreadable clip(s): " + "; ".join(manifest.problems))

@@ -16,6 +16,12 @@ def test_episodes_freeze_checks_its_flags(argv, message, capsys, tmp_path):
     assert message in err and err.count("\n") == 1 and not (tmp_path / "eps").exists()
 
 
+def test_inspect_names_its_path_argument(tmp_path, capsys):
+    assert main(["datasets", "inspect", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset path" in err and "nowhere does not exist" in err and "--dataset" not in err
+
+
 def test_empty_csv_and_a_csv_of_missing_files(tmp_path, capsys):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "missing.csv").write_text("path,label\nnope.wav,a\nnope2.wav,b\n")
