@@ -242,7 +242,7 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
                     clip = Clip(clip.id, clip.path, clip.labels, clip.fold, info.frames / info.samplerate, info.samplerate)
             except Exception:
                 try:
-                    import librosa
+                    import librosa  # imported on use: its first import compiles numba code
 
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")

@@ -52,7 +52,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         return data.mean(axis=1), sr
     except Exception:
         try:
-            import librosa
+            import librosa  # imported on use: its first import compiles numba code
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -75,7 +75,7 @@ def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
         raise DataError(f"audio file {path} has zero samples")
     audio = _finite(np.asarray(audio, dtype=np.float32), path)
     if sr != sample_rate:
-        import librosa
+        import librosa  # imported on use: its first import compiles numba code
 
         audio = librosa.resample(audio, orig_sr=sr, target_sr=sample_rate)
     return np.ascontiguousarray(audio, dtype=np.float32)

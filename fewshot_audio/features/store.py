@@ -54,7 +54,7 @@ def _clip_windows(path: str, config: FeatureConfig) -> tuple[np.ndarray | None, 
 @contextlib.contextmanager
 def build_lock(path: Path):
     """An exclusive lock on ``path`` (a sibling ``.lock`` file) so that two runs never build one store together."""
-    import fcntl
+    import fcntl  # POSIX file locks, imported where used
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:

@@ -14,7 +14,7 @@ from fewshot_audio.data.audio import load_audio
 
 def whole_clip_mfcc(path: str, *, sample_rate: int = 16000, n_mfcc: int = 20) -> np.ndarray:
     """Mean and standard deviation over the whole clip of ``n_mfcc`` MFCCs (librosa defaults): ``(2 n_mfcc,)``."""
-    import librosa
+    import librosa  # imported on use: its first import compiles numba code
 
     y = load_audio(path, sample_rate=sample_rate)
     n_fft = min(2048, 1 << int(np.floor(np.log2(max(len(y), 64)))))  # clips shorter than one default frame

@@ -66,11 +66,11 @@ def results_table(rows: list[dict]) -> str:
 
 
 def plot_results(path: Path, rows: list[dict]) -> None:
-    import matplotlib
+    import matplotlib  # imported on use: only plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator
+    import matplotlib.pyplot as plt  # imported on use: only plots need it
+    from matplotlib.ticker import NullLocator  # imported on use: only plots need it
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     markers, styles = "os^Dvp*hX<>", ("-", "--", ":", "-.")

@@ -84,7 +84,7 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float:
     """Area under the ROC curve of one tag (Mann-Whitney U with average ranks for ties)."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # imported on use: heavy, only this metric needs it
 
     targets = np.asarray(targets, dtype=bool)
     n_pos, n_neg = targets.sum(), (~targets).sum()

@@ -11,10 +11,10 @@ from fewshot_audio.util.io import atomic_write
 
 def plot_training_curve(path: Path, history, *, title: str) -> None:
     """Training loss (per step, smoothed) and validation accuracy with its 95% CI."""
-    import matplotlib
+    import matplotlib  # imported on use: only plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported on use: only plots need it
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     if history.steps:

@@ -69,7 +69,7 @@ def write_taggram(png: Path, result, tags: list[str]) -> None:
     import matplotlib  # imported on use: heavy, and only taggram PNGs need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported on use: only plots need it
 
     th = np.array([result.thresholds[t] for t in tags])
     margin = result.taggram - th

@@ -85,7 +85,7 @@ def logistic_regression(x: np.ndarray, y: np.ndarray, *, C: float = 10.0, balanc
                         max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn logistic regression of labels ``y (n,)`` on ``x (n, d)``; returns ``(coef (k, d), intercept (k,))``
     (``k = 1`` for two classes). The one logistic-regression head of the toolkit (strategies and tagger)."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # imported on use: heavy, only this path needs it
 
     clf = LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=max_iter).fit(x, y)
     return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)

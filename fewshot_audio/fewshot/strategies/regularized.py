@@ -125,7 +125,7 @@ class MFCCSVM(EmbeddingStrategy):
     trains = False
 
     def classify(self, zs: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:
-        from sklearn.svm import SVC
+        from sklearn.svm import SVC  # imported on use: heavy, only this path needs it
 
         def fit_score(xs, y, xq):
             scores = SVC(kernel="rbf", C=10.0, gamma="scale", decision_function_shape="ovr").fit(xs, y).decision_function(xq)

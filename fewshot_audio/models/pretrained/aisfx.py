@@ -39,7 +39,7 @@ class AisfxLogMel(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import librosa
+        import librosa  # imported on use: its first import compiles numba code
 
         mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=SR / 2, htk=True, norm=1.0)
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)

@@ -55,7 +55,7 @@ class MusicnnLogMel(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import librosa
+        import librosa  # imported on use: its first import compiles numba code
 
         self.register_buffer("mel", torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS)).float(),
                              persistent=False)

