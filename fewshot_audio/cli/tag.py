@@ -46,7 +46,7 @@ def add_output(p: argparse.ArgumentParser) -> None:
 def run_tag(args) -> int:
     files = audio_files(args.inputs)
     checked_hop(args.hop)
-    check_outputs(args, files)  # before any work
+    taggrams = check_outputs(args, files)  # before any work
     if args.model:
         results, tags = tag_with_model(files, model=args.model, device=args.device, hop=args.hop, quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
@@ -56,17 +56,18 @@ def run_tag(args) -> int:
         results, tags = tagger.tag(files, hop=args.hop, quiet=args.quiet), tagger.tags
         write_raven(args, results, tags, window=tagger.backbone.window,
                     high_freq=tagger.backbone.features.sample_rate / 2)
-    return print_results(results, tags, args)
+    return print_results(results, tags, args, taggrams=taggrams)
 
 
-def check_outputs(args, files: list[Path]) -> None:
+def check_outputs(args, files: list[Path]) -> list[Path]:
     """Every output path of ``tag`` and ``index tag`` checked (and ``--taggram`` folders made) before the work;
-    ``args.taggram_paths``: where each file's taggram goes."""
+    returns where each file's taggram goes (none without ``--taggram``)."""
     if getattr(args, "top_k", 1) < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
-    args.taggram_paths = taggram_paths(args.taggram, files) if getattr(args, "taggram", None) else None
+    taggrams = taggram_paths(args.taggram, files) if getattr(args, "taggram", None) else []
     if getattr(args, "raven", None):
         check_writable(args.raven, flag="--raven")
+    return taggrams
 
 
 def write_raven(args, results: list[TagResult], tags: list[str], *, window: float, high_freq: float) -> None:
@@ -74,10 +75,10 @@ def write_raven(args, results: list[TagResult], tags: list[str], *, window: floa
         atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
 
 
-def print_results(results: list[TagResult], tags: list[str], args) -> int:
+def print_results(results: list[TagResult], tags: list[str], args, *, taggrams: list[Path] = ()) -> int:
     """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table. The exit status: 0
     when every file was tagged, 1 (after every other result and a summary line) when any could not be."""
-    for r, png in zip(results, getattr(args, "taggram_paths", None) or []):
+    for r, png in zip(results, taggrams):
         if r.error is None:
             write_taggram(png, r, tags)
     if args.json:

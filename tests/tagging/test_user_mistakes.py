@@ -32,7 +32,6 @@ def audio(tmp_path_factory):
     (root / "b").mkdir()
     sf.write(root / "a" / "x.wav", clip("struck", 1, 9), SR)
     sf.write(root / "b" / "x.wav", clip("chirp", 3, 9), SR)
-    (root / "long.wav").write_bytes(b"")
     sf.write(root / "long.wav", np.concatenate([clip("struck", 1, 8, 1.0)] * 4), SR)
     (root / "fake.wav").write_text("this is not audio\n")
     (root / "others").mkdir()  # five sound families outside the vocabulary, three clips each
