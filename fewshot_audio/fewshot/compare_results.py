@@ -65,7 +65,8 @@ def results_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_results(path: Path, rows: list[dict]) -> None:
+def draw_results(rows: list[dict]):
+    """The accuracy-vs-shots figure of ``rows``: one colour, marker and line style per strategy; ticks at the shot counts run."""
     import matplotlib  # imported on use: only plots need it
 
     matplotlib.use("Agg")
@@ -90,5 +91,12 @@ def plot_results(path: Path, rows: list[dict]) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def plot_results(path: Path, rows: list[dict]) -> None:
+    import matplotlib.pyplot as plt  # imported on use: only plots need it
+
+    fig = draw_results(rows)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)

@@ -19,6 +19,7 @@ def test_train_evaluate_end_to_end(tiny_dataset, tiny_config, tmp_path, capsys):
     assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "prototypical/conv4: 3-way 2-shot accuracy" in printed and "prototypical/mfcc" in printed
+    assert "MFCC baseline" in printed and "base prototypical" not in printed  # not read as "base classes"
     metrics = json.loads((out / "metrics.json").read_text())
     test = metrics["test"]
     assert set(test) >= {"accuracy", "ci95", "episodes", "ways", "shots", "queries"}
@@ -39,9 +40,12 @@ def test_train_evaluate_end_to_end(tiny_dataset, tiny_config, tmp_path, capsys):
     assert "3-way 1-shot accuracy" in capsys.readouterr().out
 
 
-def test_refuses_to_overwrite_a_run(tiny_dataset, tiny_config, tmp_path):
+def test_refuses_to_overwrite_a_run(tiny_dataset, tiny_config, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FEWSHOT_AUDIO_QUIET")  # train's status lines: each gives the time elapsed and to go
     out = tmp_path / "run"
-    assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--dataset", str(tiny_dataset), "--config", str(tiny_config), "--out", str(out)]) == 0
+    status = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    assert status and all(" elapsed, about " in line and line.endswith(" to go") for line in status), status
     r = run_cli("train", "--dataset", tiny_dataset, "--config", tiny_config, "--out", out, "--quiet")
     assert r.returncode == 2 and "already holds a run; pass --resume" in r.stderr and "Traceback" not in r.stderr
 

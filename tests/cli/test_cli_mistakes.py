@@ -49,3 +49,27 @@ def test_an_out_folder_that_cannot_be_made(argv, tmp_path, capsys):
         assert main([*argv, "--out", out, "--quiet"]) == 2
         err = capsys.readouterr().err
         assert "--out" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["evaluate", "--run", "{tmp}/nowhere"], "nowhere is not a run folder"),
+    (["compare", "--shots", "0", "--out", "{tmp}/o"], "--shots must be positive integers, got [0]"),
+    (["compare", "--strategies", "nope", "--out", "{tmp}/o"], "unknown strategy 'nope'"),
+    (["tag", "{tmp}/x.wav", "--model", "nope"], "no pretrained model named 'nope'"),
+    (["weights", "fetch", "nope"], "no pretrained weights named 'nope'"),
+    (["tagger", "info", "{tmp}/missing.safetensors"], "missing.safetensors does not exist"),
+    (["tagger", "info", "{tmp}/bad.csv"], "bad.csv is not a readable tagger file"),
+    (["train", "--config", "{tmp}/nope.yaml", "--out", "{tmp}/o"], "nope.yaml does not exist"),
+    (["adapt", "--support", "{tmp}/bad.csv", "--out", "{tmp}/t.safetensors"], "needs columns 'path' and 'label'"),
+    (["train", "--device", "tpu", "--out", "{tmp}/o"], "device 'tpu' is not valid"),
+])
+def test_more_mistakes_are_one_line(argv, message, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 8000)
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "t.safetensors").exists()
