@@ -119,7 +119,7 @@ def main() -> None:
     bb = load_backbone(index.meta["backbone"], device=torch.device("cpu"))
     results["backbone"] = index.meta["backbone"]
     for set_name in args.sets.split(","):
-        files = [(p, z) for p, z, _, _ in index.windows_of_files() if z is not None and label_of(p).startswith(set_name + ":")]
+        files = [(p, z) for p, z, _, _, _ in index.windows_of_files() if z is not None and label_of(p).startswith(set_name + ":")]
         labels = [label_of(p) for p, _ in files]
         zs = [z for _, z in files]
         held_out = max(2, len(set(labels)) // 4)

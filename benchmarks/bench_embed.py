@@ -43,7 +43,7 @@ def measure(spec: str, paths: list[Path]) -> dict:
     bb = load_backbone(spec, device=device)
     embed_files(bb, paths[:2], device=device, quiet=True)  # warm-up
     t0 = time.perf_counter()
-    batched, _, _ = embed_files(bb, paths, device=device, quiet=True)
+    batched = embed_files(bb, paths, device=device, quiet=True).windows
     t_batched = time.perf_counter() - t0
     t0 = time.perf_counter()
     single = [embed_files(bb, [p], device=device, quiet=True)[0][0] for p in paths]

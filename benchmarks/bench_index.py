@@ -105,7 +105,7 @@ def precision_at_10(index_dir: Path, queries: int = 200, standardize: bool = Fal
     """Same-class precision@10 of search by example, over all queries and per set of the query."""
     index = ArchiveStore.open(index_dir)
     paths, zs, owner = [], [], []
-    for p, z, _, _ in index.windows_of_files():
+    for p, z, _, _, _ in index.windows_of_files():
         if z is None:
             continue
         paths.append(p)
@@ -181,7 +181,7 @@ def bench_approximate(work: Path, anchor_index: Path, sizes=(10_000, 100_000, 1_
     from fewshot_audio.archive.ann import ann_nearest, build_ann
 
     index = ArchiveStore.open(anchor_index)
-    anchors = np.concatenate([z for _, z, _, _ in index.windows_of_files() if z is not None]).astype(np.float32)
+    anchors = np.concatenate([z for _, z, _, _, _ in index.windows_of_files() if z is not None]).astype(np.float32)
     draw = real_anchored(anchors)
     out = {"vectors": f"real {index.meta['backbone']} window embeddings ({len(anchors)}) plus noise of 0.3 x their "
                       "per-dimension std", "queries": queries}

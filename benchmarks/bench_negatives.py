@@ -56,7 +56,7 @@ def main() -> None:
     device = torch.device("cpu")
     t0 = time.perf_counter()
     bb = load_backbone(args.backbone, device=device, durations=[c.duration for c in manifest.clips])
-    windows, _, errors = embed_files(bb, [Path(x) for x in paths], device=device, quiet=True)
+    windows, _, levels, errors = embed_files(bb, [Path(x) for x in paths], device=device, quiet=True)
     assert not any(errors), [e for e in errors if e]
     embed_s = time.perf_counter() - t0
     recall, rejected, rows = [], [], []
@@ -64,9 +64,10 @@ def main() -> None:
                                                    negatives=args.negatives):
         idx = np.concatenate([pos, neg])
         tagger = Tagger.from_embeddings(bb, [windows[i] for i in idx], paths=[paths[i] for i in idx],
-                                        labels=[[tag]] * len(pos) + [[]] * len(neg), tags=[str(tag)])
+                                        labels=[[tag]] * len(pos) + [[]] * len(neg), tags=[str(tag)],
+                                        levels=[levels[i] for i in idx])
         th = float(tagger.thresholds[0])
-        score = lambda ids: np.array([float(tagger.score_embeddings(windows[i])[0][0]) for i in ids])  # noqa: E731
+        score = lambda ids: np.array([float(tagger.score_embeddings(windows[i], levels[i])[0][0]) for i in ids])  # noqa: E731
         r, j = float(np.mean(score(held_pos) >= th)), float(np.mean(score(held_neg) < th))
         recall.append(r)
         rejected.append(j)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
-from fewshot_audio.embedding import embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import embed_files, load_backbone, loud_windows, pool_by_owner
 from fewshot_audio.fewshot.baselines import nearest_centroid, whole_clip_mfcc
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies.base import squared_distances
@@ -104,22 +104,23 @@ class RawSpaceTagger(Tagger):
         return z if self.scale is None else (z - self.centre) / self.scale
 
 
-def make_tagger(bb, windows, *, paths, labels, normalize, strictness=None):
+def make_tagger(bb, windows, levels, *, paths, labels, normalize, strictness=None):
     cls, head = (Tagger, "prototypes") if normalize else (RawSpaceTagger, "raw-prototypes")
-    return cls.from_embeddings(bb, windows, paths=paths, labels=labels, head=head, strictness=strictness)
+    return cls.from_embeddings(bb, windows, paths=paths, labels=labels, head=head, strictness=strictness,
+                               levels=levels)
 
 
-def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="clip"):
+def tagger_metrics(bb, windows, levels, labels, paths, *, seeds, normalize, file_score="clip"):
     def scores_of(tagger, idx):
-        clip_s, grams = zip(*(tagger.score_embeddings(windows[i]) for i in idx))
+        clip_s, grams = zip(*(tagger.score_embeddings(windows[i], levels[i]) for i in idx))
         if file_score == "window":
             return torch.stack([g.max(0).values for g in grams]).numpy()
         return torch.stack(clip_s).numpy()
 
     top1 = []
     for support, query, _vocab, _ in splits(labels, seeds):
-        t = make_tagger(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
-                        labels=[[labels[i]] for i in support], normalize=normalize)
+        t = make_tagger(bb, [windows[i] for i in support], [levels[i] for i in support],
+                        paths=[paths[i] for i in support], labels=[[labels[i]] for i in support], normalize=normalize)
         s = scores_of(t, query)
         top1.append(np.mean(np.array(t.tags)[s.argmax(1)] == labels[query]))
     out = {"top1": mean_ci95(np.array(top1))}
@@ -128,8 +129,8 @@ def tagger_metrics(bb, windows, labels, paths, *, seeds, normalize, file_score="
     for suffix, rule in (("", None), ("_balanced", "balanced")):
         rejected, recall = [], []
         for support, query, vocab, held in splits(labels, seeds, hold_out=0.25):
-            t = make_tagger(bb, [windows[i] for i in support], paths=[paths[i] for i in support],
-                            labels=[[labels[i]] for i in support], normalize=normalize,
+            t = make_tagger(bb, [windows[i] for i in support], [levels[i] for i in support],
+                            paths=[paths[i] for i in support], labels=[[labels[i]] for i in support], normalize=normalize,
                             strictness=1 / len(vocab) if rule == "balanced" else None)
             th = t.thresholds.numpy()
             rejected.append(np.mean((scores_of(t, held) < th).all(1)))
@@ -184,7 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--backbones", default="mfcc,musicnn-mtt,run,aisfx,yamnet:layer12,speech-embedding")
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--ablations", default="policy,pooling,space,file_score")
+    p.add_argument("--ablations", default="policy,pooling,space,file_score,loud")
+    p.add_argument("--loud", default="inf,40,20,10", help="signal_db margins of the 'loud' ablation (inf: every window)")
     p.add_argument("--out", default="benchmarks/results_real.json")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
@@ -206,25 +208,32 @@ def main(argv=None) -> int:
             for short in ("loop", "pad") if "policy" in args.ablations else ("loop",):
                 bb = dataclasses.replace(bb0, features=dataclasses.replace(bb0.features, short=short))
                 t0 = time.perf_counter()
-                emb, _, errors = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
+                emb = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
                 seconds = time.perf_counter() - t0
-                windows = [torch.from_numpy(e) for e in emb]
-                variants = [("mean", True, "clip")]
+                windows, levels = [torch.from_numpy(e) for e in emb.windows], [torch.from_numpy(v) for v in emb.levels]
+                default_db = bb.features.signal_db
+                variants = [("mean", True, "clip", default_db)]
                 if short == "loop":
                     if "pooling" in args.ablations:
-                        variants += [("max", True, "clip"), ("meanmax", True, "clip")]
+                        variants += [("max", True, "clip", default_db), ("meanmax", True, "clip", default_db)]
                     if "space" in args.ablations:
-                        variants += [("mean", False, "clip")]
+                        variants += [("mean", False, "clip", default_db)]
                     if "file_score" in args.ablations:
-                        variants += [("mean", True, "window"), ("mean", False, "window")]
-                for pooling, normalize, file_score in variants:
-                    b = dataclasses.replace(bb, features=dataclasses.replace(bb.features, pooling=pooling))
-                    m = tagger_metrics(b, windows, labels, paths, seeds=args.seeds, normalize=normalize,
+                        variants += [("mean", True, "window", default_db), ("mean", False, "window", default_db)]
+                    if "loud" in args.ablations:
+                        variants += [("mean", True, "clip", float(db)) for db in args.loud.split(",")]
+                for pooling, normalize, file_score, signal_db in variants:
+                    b = dataclasses.replace(bb, features=dataclasses.replace(bb.features, pooling=pooling,
+                                                                             signal_db=signal_db))
+                    m = tagger_metrics(b, windows, levels, labels, paths, seeds=args.seeds, normalize=normalize,
                                        file_score=file_score)
-                    clip_z = torch.cat([pool_by_owner(w, torch.zeros(len(w), dtype=torch.long), 1, pooling=pooling)
-                                        for w in windows])
+                    clip_z = torch.cat([pool_by_owner(w, torch.zeros(len(w), dtype=torch.long), 1, pooling=pooling,
+                                                      levels=lv, margin=signal_db) for w, lv in zip(windows, levels)])
                     m.update(episode_metrics(clip_z, labels, normalize=normalize, scale=spec == "mfcc"))
-                    label = f"{key} | short={short} pooling={pooling} space={'centred-cosine' if normalize else 'raw'} file={file_score}"
+                    m["windows_pooled"] = float(np.mean([loud_windows(lv, torch.zeros(len(lv), dtype=torch.long), 1,
+                                                                      signal_db).float().mean() for lv in levels]))
+                    label = (f"{key} | short={short} pooling={pooling} space={'centred-cosine' if normalize else 'raw'} "
+                             f"file={file_score} loud={signal_db:g}dB")
                     res[label] = {**m, "window_s": bb.window, "embed_seconds": round(seconds, 1)}
                     print(name, label, dict(m), flush=True)
                 Path(args.out).write_text(json.dumps(results, indent=1))

@@ -39,8 +39,10 @@ class FeatureConfig:
     ``max_windows`` of them. ``duration: auto`` takes the 90th percentile of the dataset's clip
     durations (between 0.25 and 5 s; the built-in dataset's clips are all 1 s). Training draws one
     window per clip among those within ``signal_db`` dB of the clip's loudest (so crops contain
-    signal) and takes a random ``crop`` second part of it when ``crop`` is shorter; evaluation embeds
-    every window and pools the embeddings into one per clip (``pooling``: mean, max or meanmax).
+    signal) and takes a random ``crop`` second part of it when ``crop`` is shorter; evaluation, ``adapt``
+    and ``tag`` embed every window and pool the embeddings of the windows within ``signal_db`` dB of the
+    clip's loudest into one per clip (``pooling``: mean, max or meanmax), so that silence around a sound
+    does not drown it.
     """
 
     kind: str = "logmel"

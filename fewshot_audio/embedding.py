@@ -23,12 +23,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from fewshot_audio.config import FeatureConfig, TrainConfig
-from fewshot_audio.data.audio import audio_duration, fit_short, stream_audio, stream_windows, window_times
+from fewshot_audio.data.audio import audio_duration, fit_short, level_db, stream_audio, stream_windows, window_energy_db, window_times
 from fewshot_audio.errors import CheckpointError, ConfigError, DataError
 from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_kind, feature_shape, front_end
 from fewshot_audio.models.checkpoints import load_checkpoint
@@ -104,23 +105,24 @@ def patch_framing(features: FeatureConfig):
 
 
 def _waveform_windows(path: Path, f: FeatureConfig, *, window: float, hop: float,
-                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
-    """Waveform framing: ``(features (k, *shape), None, peak)`` per batch of clip-policy windows; the last
-    item's second value is the window times ``(n, 2)`` of the whole file."""
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float, np.ndarray | None]]:
+    """Waveform framing: ``(features (k, *shape), None, peak, levels (k,))`` per batch of clip-policy windows;
+    the last item's second value is the window times ``(n, 2)`` of the whole file."""
     length, step = int(round(window * f.sample_rate)), int(round(hop * f.sample_rate))
     n = 0
     for wins in stream_windows(path, sample_rate=f.sample_rate, length=length, hop=step, short=f.short):
         n += len(wins)
-        yield compute_features(wins, f), None, float(np.abs(wins).max())
-    yield None, window_times(n, duration=audio_duration(path), window=window, hop=hop), 0.0
+        yield compute_features(wins, f), None, float(np.abs(wins).max()), window_energy_db(wins)
+    yield None, window_times(n, duration=audio_duration(path), window=window, hop=hop), 0.0, None
 
 
 def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, window_samples: int, hop: int,
              original: bool, device, block_seconds: float = 60.0,
-             ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float]]:
+             ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float, np.ndarray | None]]:
     """Patch framing: the front end over the whole file (per block, with the frames of one whole-file
     pass), patches of ``framing.patch`` frames every ``hop`` frames. Yields ``(patches (k, 1, bins,
-    patch), None, peak)``, then ``(None, times (n, 2), 0)``.
+    patch), None, peak, levels (k,))``, then ``(None, times (n, 2), 0, None)``; a patch's level is that of
+    the samples of its window (start to start + ``window_samples``).
 
     ``original``: the original's last patch (``framing.last``); otherwise the clip policy's (the last
     patch ends at the file's end). A file shorter than one window is looped or padded first (``f.short``).
@@ -133,6 +135,9 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
     next_frame, next_patch, total_frames = 0, 0, 0
     starts: list[int] = []  # patch starts (frames) waiting for their frames
     emitted: list[int] = []
+    energy: list[np.ndarray] = []  # sum of squares of each block of H samples (the last one partial)
+    rest, counted = np.zeros(0, np.float32), 0  # samples not yet in a whole block; samples counted so far
+    span = -(-window_samples // H)  # blocks of one window
     for mono, last in stream_audio(path, sample_rate=sr, block_seconds=block_seconds):
         peak = float(np.abs(mono).max()) if len(mono) else 0.0
         if last and buf0 == 0 and len(buf) + len(mono) < window_samples:
@@ -146,6 +151,10 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
             extra = -(-(max(total, first) - first) // (hop * H)) * hop * H
             buf = np.concatenate([buf, np.zeros(first + extra - total, np.float32)])
             total = buf0 + len(buf)
+        seg = np.concatenate([rest, buf[counted - buf0 :]])
+        whole = len(seg) // H if not last else -(-len(seg) // H)
+        energy.append(np.square(np.pad(seg, (0, whole * H - len(seg))), dtype=np.float64).reshape(whole, H).sum(1))
+        rest, counted = seg[whole * H :], total
         if framing.centred:
             f_end = total // H + 1 if last else max(0, (total - framing.reach // 2) // H + 1)
         else:
@@ -172,22 +181,37 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
         done = [s for s in starts if s + n <= next_frame]
         emitted += done
         starts = starts[len(done):]
-        yield (np.stack([feats[:, s - feat0 : s - feat0 + n] for s in done])[:, None] if done else None), None, peak
+        if done:
+            sums = np.concatenate([[0.0], np.cumsum(np.concatenate(energy))])
+            first = np.minimum(np.asarray(done), len(sums) - 1)
+            level = level_db((sums[np.minimum(first + span, len(sums) - 1)] - sums[first]) / window_samples)
+            yield np.stack([feats[:, s - feat0 : s - feat0 + n] for s in done])[:, None], None, peak, level
+        else:
+            yield None, None, peak, None
         keep_from = min([next_patch, *starts])
         if feats is not None and keep_from > feat0:
             feats, feat0 = feats[:, keep_from - feat0 :], keep_from
         drop = max(0, min(next_frame * H - margin, total) - buf0) // H * H
         buf, buf0 = buf[drop:], buf0 + drop
     begin = np.asarray(emitted, dtype=np.float64) * H / sr
-    yield None, np.stack([begin, begin + window_samples / sr], axis=1).astype(np.float32), 0.0
+    yield None, np.stack([begin, begin + window_samples / sr], axis=1).astype(np.float32), 0.0, None
+
+
+class Embedded(NamedTuple):
+    """Per file: window embeddings ``(n_windows, d)``, their times ``(n_windows, 2)`` (start, end seconds), their
+    levels ``(n_windows,)`` (dB re full scale) and ``None`` or why it could not be read (then the other three
+    are ``None``)."""
+
+    windows: list[np.ndarray | None]
+    times: list[np.ndarray | None]
+    levels: list[np.ndarray | None]
+    errors: list[str | None]
 
 
 @torch.no_grad()
 def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
-                original: bool = False, quiet: bool = False, batch: int = 128,
-                ) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
-    """Window embeddings ``(n_windows, d)`` of each file, their times ``(n_windows, 2)`` (start, end seconds),
-    and per file ``None`` or why it could not be read (then its embeddings and times are ``None``).
+                original: bool = False, quiet: bool = False, batch: int = 128) -> Embedded:
+    """The :class:`Embedded` windows of each file.
 
     Files become windows as the module docstring says (``hop`` seconds apart; default: one window, or
     with ``original`` and patch framing the original's hop); long files are read block by block so memory
@@ -205,6 +229,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
         front = front_end(f).to(device).eval()
     parts: list[list[np.ndarray]] = [[] for _ in paths]
     times: list[np.ndarray | None] = [None] * len(paths)
+    levels: list[list[np.ndarray]] = [[] for _ in paths]
     errors: list[str | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray]] = []
     short, silent = [], []
@@ -228,10 +253,11 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                 items = _patches(path, f, framing, front, window_samples=window_samples, hop=step,
                                  original=original, device=device)
             peak = 0.0
-            for x, t, p in items:
+            for x, t, p, lv in items:
                 peak = max(peak, p)
                 if x is not None:
                     pending.append((i, x))
+                    levels[i].append(lv)
                     if sum(len(w) for _, w in pending) >= batch:
                         flush()
                 if t is not None:
@@ -250,25 +276,42 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     if short and not quiet:
         log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
             f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
-    out = [None if errors[i] else np.concatenate(parts[i]) for i in range(len(paths))]
-    return out, [None if errors[i] else times[i] for i in range(len(paths))], errors
+    ok = [not errors[i] for i in range(len(paths))]
+    return Embedded([np.concatenate(parts[i]) if ok[i] else None for i in range(len(paths))],
+                    [times[i] if ok[i] else None for i in range(len(paths))],
+                    [np.concatenate(levels[i]) if ok[i] else None for i in range(len(paths))], errors)
 
 
 def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
-                   quiet: bool = False) -> list[np.ndarray]:
+                   quiet: bool = False) -> Embedded:
     """:func:`embed_files` for example files, every one of which must be readable (one line naming the first
     that is not)."""
-    windows, _, errors = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
-    bad = next((f"{p}: {e}" for p, e in zip(paths, errors) if e is not None), None)
+    embedded = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
+    bad = next((f"{p}: {e}" for p, e in zip(paths, embedded.errors) if e is not None), None)
     if bad:
         raise DataError(f"example {bad}")
-    return windows
+    return embedded
 
 
-def pool_by_owner(z: torch.Tensor, owner: torch.Tensor, n: int, *, pooling: str = "mean") -> torch.Tensor:
+def loud_windows(levels: torch.Tensor, owner: torch.Tensor, n: int, margin: float) -> torch.Tensor:
+    """Which windows (levels ``(n_windows,)`` dB, window ``i`` of clip ``owner[i]``) are within ``margin`` dB
+    of their clip's loudest window: a boolean mask. A clip that is silent throughout keeps all its windows."""
+    top = torch.full((n,), -torch.inf, dtype=levels.dtype, device=levels.device)
+    top = top.scatter_reduce(0, owner, levels, reduce="amax")
+    return levels >= top[owner] - margin
+
+
+def pool_by_owner(z: torch.Tensor, owner: torch.Tensor, n: int, *, pooling: str = "mean",
+                  levels: torch.Tensor | None = None, margin: float | None = None) -> torch.Tensor:
     """Pool window embeddings ``z (n_windows, d)`` into ``n`` clip embeddings, window ``i`` belonging to clip
-    ``owner[i]``: ``(n, d)`` (``meanmax``: ``(n, 2 d)``). The one pooling of the toolkit (evaluation and tagger)."""
+    ``owner[i]``: ``(n, d)`` (``meanmax``: ``(n, 2 d)``). With the windows' ``levels`` (dB) and a ``margin``
+    (``features.signal_db``), only the windows within ``margin`` dB of their clip's loudest are pooled
+    (:func:`loud_windows`): silence around a sound does not drown it.
+    The one pooling of the toolkit (evaluation, tagger, archive)."""
     owner = owner.to(z.device)
+    if levels is not None and margin is not None:
+        keep = loud_windows(levels.to(z.device, torch.float32), owner, n, margin)
+        z, owner = z[keep], owner[keep]
     out = []
     if pooling in ("mean", "meanmax"):
         sums = torch.zeros(n, z.shape[1], device=z.device, dtype=z.dtype).index_add_(0, owner, z)

@@ -75,7 +75,9 @@ class PretrainedModel:
     """One registered model. ``build()`` returns the network (random weights), whose ``forward(x)`` takes
     front-end features ``(n, 1, n_bins, frames)`` and returns a dict of named outputs; ``layers`` maps the
     outputs usable as embeddings to their pooled size; ``tags_layer`` is the output holding the model's
-    own tag probabilities (for ``tag --model``; their names are the converted metadata's ``labels``)."""
+    own tag probabilities (for ``tag --model``; their names are the converted metadata's ``labels``);
+    ``auto_layers`` are the layers ``adapt --backbone auto`` tries when the weights are fetched (none: the
+    model is never chosen automatically, ``auto_note`` says why)."""
 
     name: str
     description: str
@@ -87,6 +89,8 @@ class PretrainedModel:
     default_layer: str
     tags_layer: str | None = None
     cpu_batch: int = 16  # windows per forward pass on a CPU (fastest in benchmarks/bench_embed.py: cache-sized maps)
+    auto_layers: tuple[str, ...] = ()
+    auto_note: str = ""
 
 
 MODELS: dict[str, PretrainedModel] = {}
@@ -97,8 +101,9 @@ FRONT_ENDS: dict[str, FrontEnd] = {}
 def register(model: PretrainedModel) -> PretrainedModel:
     if model.name in MODELS:
         raise ValueError(f"pretrained model {model.name!r} is registered twice")
-    if model.default_layer not in model.layers:
-        raise ValueError(f"{model.name}: default layer {model.default_layer!r} is not one of its layers")
+    for layer in (model.default_layer, *model.auto_layers):
+        if layer not in model.layers:
+            raise ValueError(f"{model.name}: layer {layer!r} is not one of its layers")
     MODELS[model.name] = model
     SOURCES.setdefault(model.source.name, model.source)
     FRONT_ENDS.setdefault(model.front_end.kind, model.front_end)

@@ -110,7 +110,7 @@ def ann_nearest(index: ArchiveStore, query: np.ndarray, *, k: int) -> list[dict]
             continue
         if shard not in times:
             times[shard] = index.shard_arrays(shard)[1]
-        start, end = times[shard][row]
+        start, end = times[shard][row, :2]
         out.append({"path": path, "start": round(float(start), 3), "end": round(float(end), 3),
                     "score": float(1 - distance)})
     return out

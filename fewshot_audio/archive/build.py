@@ -26,13 +26,14 @@ import torch
 from fewshot_audio.archive import ann as approx
 from fewshot_audio.archive.store import ArchiveStore, NewFile, model_fingerprint
 from fewshot_audio.data.audio import audio_duration, audio_files
-from fewshot_audio.embedding import checked_hop, embed_files, load_backbone
+from fewshot_audio.embedding import Embedded, checked_hop, embed_files, load_backbone
 from fewshot_audio.errors import CollectiveError, ConfigError, DataError
 from fewshot_audio.fewshot import distributed
 from fewshot_audio.util.progress import log, progress, set_quiet, warn
 from fewshot_audio.util.runtime import pick_device
 
 ANN_CHOICES = ("auto", "yes", "no")
+INDEX_BACKBONE = "aisfx"  # index build's default: a general sound-effects embedding (docs/models.md)
 
 
 def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
@@ -79,9 +80,9 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     try:
         groups = [mine[i : i + files_per_shard] for i in range(0, len(mine), files_per_shard)]
         for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
-            windows, times, errors = embedder(group, quiet=quiet or len(groups) > 1)
+            windows, times, levels, errors = embedder(group, quiet=quiet or len(groups) > 1)
             index.commit_shard([NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
-                                        z, t, e) for f, z, t, e in zip(group, windows, times, errors)])
+                                        z, t, lv, e) for f, z, t, lv, e in zip(group, windows, times, levels, errors)])
             n_windows += sum(len(w) for w in windows if w is not None)
             n_bad += sum(e is not None for e in errors)
     finally:
@@ -169,14 +170,11 @@ class _Embedder:
             return embed_files(self.bb, files, device=self.device, hop=self.hop, quiet=quiet)
         parts = [files[i :: self.workers] for i in range(self.workers)]
         results = list(self.pool.map(_worker_embed, parts, [self.hop] * len(parts)))
-        windows: list = [None] * len(files)
-        times: list = [None] * len(files)
-        errors: list = [None] * len(files)
-        for w, (ws, ts, es) in enumerate(results):
-            for j, (z, t, e) in enumerate(zip(ws, ts, es)):
-                k = w + j * self.workers
-                windows[k], times[k], errors[k] = z, t, e
-        return windows, times, errors
+        merged = Embedded(*([None] * len(files) for _ in Embedded._fields))
+        for w, part in enumerate(results):
+            for field, values in zip(merged, part):
+                field[w :: self.workers] = values
+        return merged
 
     def close(self):
         if self.pool is not None:
@@ -195,5 +193,5 @@ def _worker_init(backbone: str, device: str) -> None:
 
 def _worker_embed(files: list[Path], hop: float):
     if not files:
-        return [], [], []
+        return Embedded([], [], [], [])
     return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop=hop, quiet=True)

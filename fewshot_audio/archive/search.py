@@ -49,7 +49,9 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
     bb = index_backbone(index, device=dev)
     emb = embed_examples(bb, audio_files(list(examples)), device=dev, hop=index.meta["hop"], quiet=quiet)
     clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
-                                     pooling=bb.features.pooling) for z in emb])
+                                     pooling=bb.features.pooling, levels=torch.from_numpy(lv),
+                                     margin=bb.features.signal_db)
+                       for z, lv in zip(emb.windows, emb.levels)])
     if graph and method != "exact":
         return approx.ann_nearest(index, clips.mean(0).numpy(), k=k)
     return nearest(index, clips.mean(0), k=k, device=dev, chunk=chunk)

@@ -6,7 +6,8 @@ Layout of an index folder::
                         files (path, size, mtime, duration, shard, first row, window count, error),
                         shards (name, rows)
     shards/NNNNNN.emb.npy   float16 window embeddings (rows, d)
-    shards/NNNNNN.win.npy   float32 (start, end) seconds of each row's window
+    shards/NNNNNN.win.npy   float32 (start s, end s, level dB) of each row's window (indexes built before
+                            levels were kept: (start, end); their clips pool every window)
 
 A shard is written to temporary files, renamed, and only then recorded, in one transaction
 (:meth:`ArchiveStore.commit_shard`): a build killed at any point leaves the database naming only
@@ -53,8 +54,8 @@ class FileRow(NamedTuple):
 
 class NewFile(NamedTuple):
     """A file to record: its size and modification time (to tell a changed archive), its duration, its
-    window embeddings ``(n, d)`` and their times ``(n, 2)`` (both ``None`` when it could not be read, with
-    ``error``)."""
+    window embeddings ``(n, d)``, their times ``(n, 2)`` and levels ``(n,)`` (dB) (all ``None`` when it could
+    not be read, with ``error``)."""
 
     path: str
     size: int
@@ -62,6 +63,7 @@ class NewFile(NamedTuple):
     duration: float
     windows: np.ndarray | None
     times: np.ndarray | None
+    levels: np.ndarray | None
     error: str | None
 
 
@@ -177,7 +179,7 @@ class ArchiveStore:
         temps = {}
         if ok:
             emb = np.concatenate([f.windows for f in ok]).astype(np.float16)
-            times = np.concatenate([f.times for f in ok])
+            times = np.concatenate([np.column_stack([f.times, f.levels]) for f in ok]).astype(np.float32)
             for suffix, arr in (("emb", emb), ("win", times)):
                 tmp = temps[suffix] = folder / f".{os.getpid()}.{suffix}.tmp.npy"
                 np.save(tmp, arr)
@@ -232,7 +234,8 @@ class ArchiveStore:
         return None if found is None else found[0]
 
     def shard_arrays(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
-        """Memory-mapped ``(embeddings (rows, d) float16, times (rows, 2))`` of shard ``shard``."""
+        """Memory-mapped ``(embeddings (rows, d) float16, windows (rows, 3))`` of shard ``shard``: each window's
+        start and end seconds and its level in dB (``(rows, 2)`` without levels in indexes built before them)."""
         name = f"{shard:06d}"
         folder = self.root / "shards"
         try:
@@ -250,10 +253,11 @@ class ArchiveStore:
                 out.setdefault(f.shard, []).append((f.path, f.first, f.count))
         return out
 
-    def windows_of(self, paths: list[str | Path]) -> list[np.ndarray]:
-        """Window embeddings ``(n, d)`` float32 of the indexed files ``paths`` (one line naming a file the
-        index does not hold, or holds without audio)."""
-        out = []
+    def windows_of(self, paths: list[str | Path]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Window embeddings ``(n, d)`` float32 of the indexed files ``paths`` and their levels (dB; ``None`` in an
+        index built before levels were kept); one line naming a file the index does not hold, or holds without
+        audio."""
+        out, levels = [], []
         for p in paths:
             row = self._db.execute("select path, shard, first, count, error from files where path = ?",
                                    (str(Path(p).resolve()),)).fetchone()
@@ -262,33 +266,42 @@ class ArchiveStore:
                 why = "is not in it" if f is None else f"has no audio in it ({f.error})"
                 raise DataError(f"{p} {why}: index {self.root} holds the files of its archive; update it with "
                                 "'fewshot-audio index build ... --resume' or pass the file without --index")
-            emb, _ = self.shard_arrays(f.shard)
+            emb, win = self.shard_arrays(f.shard)
             out.append(np.asarray(emb[f.first : f.first + f.count], dtype=np.float32))
-        return out
+            levels.append(_levels(win[f.first : f.first + f.count]))
+        return out, levels
 
     def windows_of_files(self):
-        """``(path, window embeddings float32 (n, d) or None, times (n, 2) or None, error)`` per indexed file."""
+        """``(path, window embeddings float32 (n, d), times (n, 2), levels (n,) dB, error)`` per indexed file
+        (arrays ``None`` for a file without audio; levels ``None`` in an index built before levels were kept)."""
         cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for f in self.files():
             if not f.count:
-                yield f.path, None, None, f.error or "no audio"
+                yield f.path, None, None, None, f.error or "no audio"
                 continue
             if f.shard not in cache:
                 cache.clear()  # files of one shard are consecutive in most archives: keep one shard mapped
                 cache[f.shard] = self.shard_arrays(f.shard)
             emb, times = cache[f.shard]
             span = slice(f.first, f.first + f.count)
-            yield f.path, np.asarray(emb[span], dtype=np.float32), np.asarray(times[span]), None
+            yield (f.path, np.asarray(emb[span], dtype=np.float32), np.asarray(times[span, :2]), _levels(times[span]),
+                   None)
 
-    def clip_windows(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-        """Every file with audio: ``(paths, window embeddings (n_windows, d) float32, owner (n_windows,))``,
-        window ``i`` belonging to ``paths[owner[i]]``."""
-        paths, zs = [], []
-        for path, z, _, _ in self.windows_of_files():
+    def clip_windows(self) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Every file with audio: ``(paths, window embeddings (n_windows, d) float32, owner (n_windows,), levels
+        (n_windows,) dB or None)``, window ``i`` belonging to ``paths[owner[i]]``."""
+        paths, zs, levels = [], [], []
+        for path, z, _, lv, _ in self.windows_of_files():
             if z is not None:
                 paths.append(path)
                 zs.append(torch.from_numpy(z))
+                levels.append(None if lv is None else torch.from_numpy(lv))
         if not zs:
             raise DataError(f"index {self.root} holds no audio")
         owner = torch.cat([torch.full((len(z),), i) for i, z in enumerate(zs)])
-        return paths, torch.cat(zs), owner
+        return paths, torch.cat(zs), owner, None if any(lv is None for lv in levels) else torch.cat(levels)
+
+
+def _levels(windows: np.ndarray) -> np.ndarray | None:
+    """The level column (dB) of shard window rows, or ``None`` for rows written before levels were kept."""
+    return np.asarray(windows[:, 2], dtype=np.float32) if windows.shape[1] > 2 else None

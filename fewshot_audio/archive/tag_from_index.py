@@ -32,10 +32,10 @@ def suggest(index_dir: str | Path, *, tagger, tag: str, k: int = 20, method: str
     index = ArchiveStore.open(index_dir)
     model = tagger_for(index, tagger)
     j = model.column(tag)
-    paths, z, owner = index.clip_windows()
+    paths, z, owner, levels = index.clip_windows()
     labelled = {str(Path(p).resolve()) for p in model.support_paths}
     keep = [i for i, p in enumerate(paths) if p not in labelled]
-    scores = model.clip_scores(z, owner, len(paths))[:, j].numpy()[keep]
+    scores = model.clip_scores(z, owner, len(paths), levels=levels)[:, j].numpy()[keep]
     threshold = float(model.thresholds[j])
     picks = rank_for_labelling(scores, threshold, method=method, k=k, seed=seed)
     return [{"path": paths[keep[i]], "score": float(scores[i]), "threshold": threshold} for i in picks]
@@ -46,11 +46,11 @@ def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu")
     index = ArchiveStore.open(index_dir)
     model = tagger_for(index, tagger, device=device)
     results = []
-    for path, z, t, error in index.windows_of_files():
+    for path, z, t, levels, error in index.windows_of_files():
         if z is None:
             results.append(TagResult.failed(path, error, n_tags=len(model.tags)))
         else:
-            results.append(model.result(path, z, times=t[:, 0]))
+            results.append(model.result(path, z, times=t[:, 0], levels=levels))
     return results, model.tags
 
 
@@ -65,7 +65,8 @@ def add_examples(tagger: Tagger, tag: str, *, positive: list[str | Path], negati
     if index is not None:
         store = ArchiveStore.open(index)
         tagger_for(store, tagger)
-        windows = store.windows_of(paths)
+        windows, levels = store.windows_of(paths)
     else:
-        windows = embed_examples(tagger.backbone, paths, device=tagger.device, quiet=quiet)
-    tagger.add_examples(tag, windows, [str(p) for p in paths], [True] * len(positive) + [False] * len(negative))
+        windows, _, levels, _ = embed_examples(tagger.backbone, paths, device=tagger.device, quiet=quiet)
+    tagger.add_examples(tag, windows, [str(p) for p in paths], [True] * len(positive) + [False] * len(negative),
+                        levels=levels)

@@ -17,9 +17,10 @@ def register(sub) -> None:
     p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
     add_format(p)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                   help=f"a pretrained model ({', '.join(models())}, NAME:LAYER for another layer), a run folder "
-                        f"written by 'train', or 'mfcc' (default {DEFAULT_BACKBONE}; docs/models.md says which fits "
-                        "which sounds); a pretrained model needs 'fewshot-audio weights fetch NAME' once")
+                   help=f"'auto' (the default: the examples choose among mfcc and every fetched model, by "
+                        f"leave-one-out accuracy), a pretrained model ({', '.join(models())}, NAME:LAYER for another "
+                        "layer), a run folder written by 'train', or 'mfcc'; a pretrained model needs "
+                        "'fewshot-audio weights fetch NAME' once")
     p.add_argument("--negatives", nargs="+", default=[], metavar="FOLDER_OR_FILES",
                    help="clips that carry none of the tags (files or folders): every tag is fitted and calibrated "
                         "against them; needed for a vocabulary of one tag (a one-species detector)")
@@ -58,6 +59,13 @@ def register(sub) -> None:
     q.set_defaults(run=run_tagger)
 
 
+def print_choice(tagger: Tagger) -> None:
+    if tagger.choice:
+        ranked = sorted(tagger.choice["estimates"].items(), key=lambda kv: -kv[1])
+        print(f"  backbone chosen by auto in {tagger.choice['seconds']:g} s; leave-one-out balanced accuracy on the "
+              "examples: " + ", ".join(f"{name} {100 * v:.1f}%" for name, v in ranked))
+
+
 def print_tags(tagger: Tagger) -> None:
     counts, recall = tagger.support_targets.sum(0).tolist(), tagger.loo_recall()
     for tag, n, th, r in zip(tagger.tags, counts, tagger.thresholds.tolist(), recall):
@@ -75,6 +83,7 @@ def run_adapt(args) -> int:
     multi = int((tagger.support_targets.sum(1) > 1).sum())
     print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "
           f"{tagger.backbone.name}, {tagger.head} head, thresholds at strictness {tagger.strictness:g}")
+    print_choice(tagger)
     print_tags(tagger)
     if multi:
         print(f"{multi} file(s) carry several tags (multi-label)")
@@ -86,6 +95,7 @@ def run_tagger(args) -> int:
     if args.tagger_command == "info":
         print(f"tagger {args.tagger}: backbone {tagger.backbone.name}, head {tagger.head}, window "
               f"{tagger.backbone.window:g} s, strictness {tagger.strictness:g}, toolkit {tagger.written_by or __version__}")
+        print_choice(tagger)
         print_tags(tagger)
         return 0
     if args.tagger_command == "add-tag":

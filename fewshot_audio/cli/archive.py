@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fewshot_audio.archive.build import ANN_CHOICES, build_index
+from fewshot_audio.archive.build import ANN_CHOICES, INDEX_BACKBONE, build_index
 from fewshot_audio.archive.search import SEARCH_METHODS, search
 from fewshot_audio.archive.store import ArchiveStore
 from fewshot_audio.archive.tag_from_index import suggest, tag_index
@@ -13,7 +13,6 @@ from fewshot_audio.cli.args import add_device, add_json, add_quiet
 from fewshot_audio.cli.tag import add_output, check_outputs, print_results, write_raven
 from fewshot_audio.specs import models
 from fewshot_audio.tagging.active import SUGGEST_METHODS
-from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE
 from fewshot_audio.util.io import check_folder_creatable
 
 
@@ -23,9 +22,9 @@ def register(sub) -> None:
     q = isub.add_parser("build", help="embed every audio file under ARCHIVE (resumable, incremental)")
     q.add_argument("archive", nargs="+", help="audio files or folders")
     q.add_argument("--out", required=True, help="index folder")
-    q.add_argument("--backbone", default=DEFAULT_BACKBONE,
+    q.add_argument("--backbone", default=INDEX_BACKBONE,
                    help=f"a pretrained model ({', '.join(models())}), mfcc, or a run folder written by 'train' "
-                        f"(default {DEFAULT_BACKBONE})")
+                        f"(default {INDEX_BACKBONE}: general sound effects)")
     q.add_argument("--hop", type=float, help="seconds between windows (default: half a window, as 'tag')")
     q.add_argument("--workers", type=int, default=1, help="processes decoding and embedding files (default 1)")
     q.add_argument("--files-per-shard", type=int, default=256, dest="files_per_shard",

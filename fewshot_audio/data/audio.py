@@ -138,8 +138,12 @@ def clip_windows(audio: np.ndarray, *, length: int, hop: int | None = None, shor
 
 def window_energy_db(windows: np.ndarray) -> np.ndarray:
     """RMS level of each window ``(n, length)`` in dB (floored at -120 dB)."""
-    rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=-1))
-    return (20 * np.log10(np.maximum(rms, 1e-6))).astype(np.float32)
+    return level_db(np.mean(np.square(windows, dtype=np.float64), axis=-1))
+
+
+def level_db(mean_square: np.ndarray) -> np.ndarray:
+    """The RMS level in dB of mean squares (floored at -120 dB: digital silence)."""
+    return (10 * np.log10(np.maximum(mean_square, 1e-12))).astype(np.float32)
 
 
 def stream_audio(path: str | Path, *, sample_rate: int, block_seconds: float = 60.0) -> Iterator[tuple[np.ndarray, bool]]:

@@ -184,7 +184,18 @@ class _Views:
         return np.array([where[c] for c in ids], dtype=np.int64)
 
 
-def _low_data_split(data: LabelledFeatures, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
+def low_data_support(data: LabelledFeatures, pool: np.ndarray, classes: list[int], *, shots: int,
+                     draws: int) -> np.ndarray:
+    """The low-data protocol's seeded support draws: ``(draws, len(classes), shots)`` clip indices of ``data``,
+    ``shots`` clips of each class from the training ``pool`` per draw (the same for every row)."""
+    out = []
+    for r in range(draws):
+        rng = np.random.default_rng([EVAL_SEED, r, shots])
+        out.append(np.stack([rng.choice(pool[data.labels[pool] == c], size=shots, replace=False) for c in classes]))
+    return np.stack(out)
+
+
+def low_data_split(data: LabelledFeatures, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training pool and of the test split."""
     valid = np.nonzero(data.labels >= 0)[0]
     folds = np.array([c.fold for c in data.manifest.clips], dtype=object)
@@ -307,7 +318,7 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
 
 
 def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, source_format, test_fold, quiet):
-    pool, test = _low_data_split(data, test_fold)
+    pool, test = low_data_split(data, test_fold)
     classes = sorted(np.unique(data.labels[pool]).tolist())
     n_way = len(classes)
     way_of = {c: w for w, c in enumerate(classes)}
@@ -350,12 +361,9 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
                                          n_way=n_way, quiet=quiet)
         for k in shot_list:
             t0 = time.perf_counter()
-            draws_k = []
-            for r in range(draws):
-                rng = np.random.default_rng([EVAL_SEED, r, k])
-                draws_k.append(np.stack([views.indices(view, rng.choice(pool[data.labels[pool] == c], size=k,
-                                                                        replace=False)) for c in classes]))
-            accs = evaluate_tasks(strategy, dev, support=torch.from_numpy(np.stack(draws_k)),
+            support = low_data_support(data, pool, classes, shots=k, draws=draws)
+            support = views.indices(view, support.reshape(-1)).reshape(support.shape)
+            accs = evaluate_tasks(strategy, dev, support=torch.from_numpy(support),
                                   query=torch.from_numpy(views.indices(view, test)), query_labels=test_labels,
                                   amp=config.amp)
             rows.append(_row(cfg, strategy, name, "low-data", n_way, k, accs, train_s,

@@ -251,6 +251,7 @@ class DeviceData:
         eligible = np.nonzero(energy >= loudest_db[owner] - signal_db)[0]  # sorted, grouped by clip
         n_eligible = np.bincount(owner[eligible], minlength=len(counts))
         self.offsets = torch.from_numpy(offsets)
+        self.energy, self.signal_db = torch.from_numpy(energy), signal_db
         self.loudest = torch.from_numpy(first_loud)
         self.eligible = torch.from_numpy(eligible)
         self.eligible_start = torch.from_numpy(np.concatenate([[0], np.cumsum(n_eligible)[:-1]]))
@@ -312,9 +313,10 @@ class DeviceData:
 
     def embed(self, fn, idx: torch.Tensor) -> torch.Tensor:
         """Clip embeddings ``(n, d)`` for clip indices ``idx (n,)``: ``fn`` on every window of each clip
-        (centre-cropped to ``crop``), pooled per clip by ``self.pooling``."""
+        (centre-cropped to ``crop``), pooled per clip by ``self.pooling`` over its windows within ``signal_db``
+        of its loudest."""
         return pool_windows(fn, idx, offsets=self.offsets, rows=lambda r: self._crop_centre(self._rows(r, r)),
-                            pooling=self.pooling)
+                            pooling=self.pooling, energy=self.energy, signal_db=self.signal_db)
 
     def _crop_centre(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop >= self.full:
@@ -323,9 +325,12 @@ class DeviceData:
         return x[..., begin : begin + self.crop]
 
 
-def pool_windows(fn, idx: torch.Tensor, *, offsets: torch.Tensor, rows, pooling: str = "mean") -> torch.Tensor:
-    """Embed all windows of clips ``idx`` with ``fn`` and pool them per clip: ``(len(idx), d)`` (``meanmax``: ``2 d``)."""
+def pool_windows(fn, idx: torch.Tensor, *, offsets: torch.Tensor, rows, pooling: str = "mean",
+                 energy: torch.Tensor | None = None, signal_db: float | None = None) -> torch.Tensor:
+    """Embed all windows of clips ``idx`` with ``fn`` and pool them per clip: ``(len(idx), d)`` (``meanmax``: ``2 d``),
+    over the windows within ``signal_db`` of the clip's loudest (by the windows' ``energy``, dB)."""
     counts = offsets[idx + 1] - offsets[idx]
     owner = torch.repeat_interleave(torch.arange(len(idx)), counts)
     win = torch.repeat_interleave(offsets[idx] - torch.cumsum(counts, 0) + counts, counts) + torch.arange(int(counts.sum()))
-    return pool_by_owner(fn(rows(win)), owner, len(idx), pooling=pooling)
+    levels = None if energy is None else energy[win]
+    return pool_by_owner(fn(rows(win)), owner, len(idx), pooling=pooling, levels=levels, margin=signal_db)

@@ -31,9 +31,9 @@ def tag_with_model(files: list[Path], *, model: str, device: str | None = None, 
     dev = pick_device(device or "auto")
     backbone = load_backbone(f"{model}:{registered.tags_layer}", device=dev)
     labels = backbone.model.meta["labels"]
-    grams, times, errors = embed_files(backbone, files, device=dev, hop=hop, original=True, quiet=quiet)
+    emb = embed_files(backbone, files, device=dev, hop=hop, original=True, quiet=quiet)
     results = []
-    for path, gram, t, error in zip(files, grams, times, errors):
+    for path, gram, t, error in zip(files, emb.windows, emb.times, emb.errors):
         if gram is None:
             results.append(TagResult.failed(str(path), error, n_tags=len(labels)))
             continue

@@ -18,18 +18,19 @@ import torch
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.audio import audio_files
-from fewshot_audio.embedding import Backbone, checked_hop, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import Backbone, Embedded, checked_hop, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2
 from fewshot_audio.tagging.calibration import checked_strictness, fit_tag, loo_scores
 from fewshot_audio.tagging.files import read_tagger, write_tagger
 from fewshot_audio.tagging.heads import get_head
+from fewshot_audio.tagging.model_choice import AUTO, choose_backbone
 from fewshot_audio.tagging.results import TagResult
 from fewshot_audio.util.progress import warn
 from fewshot_audio.util.runtime import pick_device
 
-# adapt's backbone when none is given (chosen by measurement: docs/results.md)
-DEFAULT_BACKBONE = "aisfx"
+# adapt's backbone when none is given: the support set chooses (tagging/model_choice.py; docs/results.md)
+DEFAULT_BACKBONE = AUTO
 MIN_EXAMPLES = 3  # fewer examples per tag than this: a warning that its threshold is unreliable
 
 
@@ -52,15 +53,19 @@ class Tagger:
                  support_paths: list[str], tags: list[str] = (), support_targets: torch.Tensor | None = None,
                  params: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
                  centre: torch.Tensor | None = None, scale: torch.Tensor | None = None,
-                 strictness: float | None = None, device: torch.device = torch.device("cpu")):
-        """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index).
+                 strictness: float | None = None, support_levels: torch.Tensor | None = None,
+                 device: torch.device = torch.device("cpu")):
+        """A tagger over support windows ``(n_windows, d)`` of clips ``support_clip`` (window -> clip index) and
+        their levels in dB (``None``, from files written before levels were kept: every window is pooled).
         Without ``tags``, it has no tags yet: ``_add`` fits them one by one. Without ``centre``, the
         standardisation statistics are fitted on the support clips."""
         self.backbone, self.tags, self.head, self.device = backbone, list(tags), head, device
         self._head = get_head(head)
         self.written_by = None  # the toolkit version that wrote the file it was loaded from
+        self.choice: dict | None = None  # how --backbone auto chose the backbone (None: it was named)
         self.strictness = checked_strictness(strictness)
         self.support_windows, self.support_clip, self.support_paths = support_windows, support_clip, list(support_paths)
+        self.support_levels = support_levels
         self.support_targets = (support_targets if support_targets is not None
                                 else torch.zeros(len(self.support_paths), 0, dtype=torch.bool))
         self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
@@ -78,13 +83,14 @@ class Tagger:
 
     # ------------------------------------------------------------------------------ embedding
     def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
-                    batch: int = 128) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
+                    batch: int = 128) -> Embedded:
         """See :func:`embed_files`, with this tagger's backbone and device."""
         return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
 
     def support_clips(self) -> torch.Tensor:
         """Pooled embeddings ``(n_support_clips, d)`` of the support clips."""
-        return pool_by_owner(self.support_windows, self.support_clip, len(self.support_paths), pooling=self.pooling)
+        return pool_by_owner(self.support_windows, self.support_clip, len(self.support_paths), pooling=self.pooling,
+                             levels=self.support_levels, margin=self.backbone.features.signal_db)
 
     def space(self, z: torch.Tensor) -> torch.Tensor:
         """Clip embeddings ``(n, d)`` in the space where heads and thresholds live."""
@@ -95,10 +101,13 @@ class Tagger:
         """Scores ``(n, n_tags)`` of embeddings already in :meth:`space`."""
         return self._head.scores(zs, self.params)
 
-    def score_embeddings(self, windows: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A file's clip-level scores ``(n_tags,)`` (its pooled embedding's) and its taggram ``(n_windows, n_tags)``."""
+    def score_embeddings(self, windows: np.ndarray | torch.Tensor, levels: np.ndarray | torch.Tensor | None = None,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A file's clip-level scores ``(n_tags,)`` (its embedding pooled over its loud windows, by their
+        ``levels``) and its taggram ``(n_windows, n_tags)`` (every window)."""
         z = torch.as_tensor(windows).float()
-        clip = self.clip_scores(z, torch.zeros(len(z), dtype=torch.long), 1)[0]
+        lv = None if levels is None else torch.as_tensor(levels).float()
+        clip = self.clip_scores(z, torch.zeros(len(z), dtype=torch.long), 1, levels=lv)[0]
         return clip, self.clip_scores(z, torch.arange(len(z)), len(z))  # each window on its own
 
     # ------------------------------------------------------------------------------ fitting
@@ -132,26 +141,36 @@ class Tagger:
         if len(tags) == 1 and not negative_files:
             raise DataError(one_tag_needs_negatives(tags[0]))
         checked = validate_manifest(manifest)
-        bb = load_backbone(backbone, device=dev, durations=[c.duration for c in checked.clips])
+        durations = [c.duration for c in checked.clips]
         paths = [Path(c.path) for c in manifest.clips] + negative_files
         labels = [c.labels for c in manifest.clips] + [()] * len(negative_files)
-        emb, _, errors = embed_files(bb, paths, device=dev, quiet=quiet)
-        ok = [i for i, e in enumerate(emb) if e is not None]
+        choice = None
+        if backbone == AUTO:
+            targets = torch.tensor([[t in ls for t in tags] for ls in labels], dtype=torch.bool)
+            choice, bb, emb = choose_backbone(paths, targets, durations=durations, device=dev, quiet=quiet)
+        else:
+            bb = load_backbone(backbone, device=dev, durations=durations)
+            emb = embed_files(bb, paths, device=dev, quiet=quiet)
+        ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not any(i < len(manifest.clips) for i in ok):
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
-        return cls.from_embeddings(bb, [emb[i] for i in ok], paths=[str(paths[i]) for i in ok],
-                                   labels=[labels[i] for i in ok], tags=tags, head=head, strictness=strictness,
-                                   device=dev)
+        tagger = cls.from_embeddings(bb, [emb.windows[i] for i in ok], paths=[str(paths[i]) for i in ok],
+                                     labels=[labels[i] for i in ok], tags=tags, head=head, strictness=strictness,
+                                     levels=[emb.levels[i] for i in ok], device=dev)
+        if choice is not None:
+            tagger.choice = {"backbone": choice.backbone, "estimates": choice.estimates,
+                             "seconds": round(choice.seconds, 1)}
+        return tagger
 
     @classmethod
     def from_embeddings(cls, backbone: Backbone, windows: list[np.ndarray], *, paths: list[str],
                         labels: list[list[str]], tags: list[str] | None = None, head: str = "prototypes",
-                        strictness: float | None = None,
+                        strictness: float | None = None, levels: list[np.ndarray] | None = None,
                         device: torch.device = torch.device("cpu")) -> Tagger:
-        """A tagger from the window embeddings ``(n_windows, d)`` of each support file and its tags (a file
-        with no tag is a negative of every tag)."""
-        tagger = cls(backbone=backbone, head=head, device=device,
-                     strictness=strictness,
+        """A tagger from the window embeddings ``(n_windows, d)`` of each support file, their levels (dB) and
+        the file's tags (a file with no tag is a negative of every tag)."""
+        tagger = cls(backbone=backbone, head=head, device=device, strictness=strictness,
+                     support_levels=None if levels is None else torch.from_numpy(np.concatenate(levels)).float(),
                      support_windows=torch.from_numpy(np.concatenate(windows)).float(),
                      support_clip=torch.cat([torch.full((len(w),), j) for j, w in enumerate(windows)]),
                      support_paths=list(paths))
@@ -191,19 +210,23 @@ class Tagger:
         if tag in self.tags:
             raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
         files = audio_files(list(examples))
-        emb, _, _ = self.embed_files(files, quiet=quiet)
-        ok = [i for i, e in enumerate(emb) if e is not None]
+        emb = self.embed_files(files, quiet=quiet)
+        ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not ok:
             raise DataError(f"tag {tag!r}: none of the example files could be read")
         n0 = len(self.support_paths)
-        self._append_support([emb[i] for i in ok], [str(files[i]) for i in ok])
+        self._append_support([emb.windows[i] for i in ok], [str(files[i]) for i in ok], [emb.levels[i] for i in ok])
         mask = torch.zeros(len(self.support_paths), dtype=torch.bool)
         mask[n0:] = True
         self._add(tag, mask, n_tags=len(self.tags) + 1)
 
-    def _append_support(self, windows: list[np.ndarray], paths: list[str]) -> None:
-        """New support clips (window embeddings ``(n, d)`` of each file), carrying no tag yet."""
+    def _append_support(self, windows: list[np.ndarray], paths: list[str], levels: list[np.ndarray | None]) -> None:
+        """New support clips (window embeddings ``(n, d)`` of each file and their levels), carrying no tag yet."""
         n0 = len(self.support_paths)
+        if self.support_levels is not None:
+            new = [torch.full((len(z),), torch.inf) if lv is None else torch.as_tensor(lv).float()
+                   for z, lv in zip(windows, levels)]  # no levels: every window of the clip is pooled
+            self.support_levels = torch.cat([self.support_levels, *new])
         self.support_windows = torch.cat([self.support_windows] + [torch.as_tensor(z).float() for z in windows])
         self.support_clip = torch.cat([self.support_clip] + [torch.full((len(z),), n0 + j) for j, z in enumerate(windows)])
         self.support_paths += list(paths)
@@ -216,18 +239,20 @@ class Tagger:
             raise ConfigError(f"tag {tag!r} is not in the tagger; its tags: {', '.join(self.tags)}{hint}")
         return self.tags.index(tag)
 
-    def add_examples(self, tag: str, windows: list[np.ndarray], paths: list[str], positive: list[bool]) -> None:
-        """Fold confirmed examples of ``tag`` back in: ``windows[i]`` (window embeddings) of file ``paths[i]``,
+    def add_examples(self, tag: str, windows: list[np.ndarray], paths: list[str], positive: list[bool],
+                     levels: list[np.ndarray | None] | None = None) -> None:
+        """Fold confirmed examples of ``tag`` back in: ``windows[i]`` (window embeddings, with their ``levels``)
+        of file ``paths[i]``,
         a positive or a negative of ``tag``. A file already in the support set keeps its other tags and
         changes only its answer for ``tag``; a new file joins the support set with no other tag. Then
         ``tag``'s prototype (or head) and threshold are refitted; the other tags stay as they are."""
         j = self.column(tag, hint=" (add it with add-tag)")
         known = {str(Path(p).resolve()): i for i, p in enumerate(self.support_paths)}
-        for z, path, pos in zip(windows, paths, positive):
+        for z, path, pos, lv in zip(windows, paths, positive, levels or [None] * len(windows)):
             path = str(Path(path).resolve())
             if path not in known:
                 known[path] = len(self.support_paths)
-                self._append_support([z], [path])
+                self._append_support([z], [path], [lv])
             self.support_targets[known[path], j] = bool(pos)
         mask = self.support_targets[:, j].clone()
         if not mask.any():
@@ -235,9 +260,12 @@ class Tagger:
         param, threshold = self._fit_tag(mask, len(self.tags))
         self.params[j], self.thresholds[j] = param, threshold
 
-    def clip_scores(self, windows: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
-        """Clip-level scores ``(n, n_tags)`` of ``n`` files whose windows ``(n_windows, d)`` belong to ``owner``."""
-        return self.head_scores(self.space(pool_by_owner(windows.float(), owner, n, pooling=self.pooling)))
+    def clip_scores(self, windows: torch.Tensor, owner: torch.Tensor, n: int,
+                    levels: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip-level scores ``(n, n_tags)`` of ``n`` files whose windows ``(n_windows, d)``, at ``levels`` dB,
+        belong to ``owner``."""
+        return self.head_scores(self.space(pool_by_owner(windows.float(), owner, n, pooling=self.pooling,
+                                                         levels=levels, margin=self.backbone.features.signal_db)))
 
     def remove_tag(self, tag: str) -> None:
         j = self.column(tag)
@@ -247,9 +275,11 @@ class Tagger:
         self.support_targets = self.support_targets[:, keep]
         self.params = self.params[keep]
 
-    def result(self, path: str, windows: np.ndarray, *, times: np.ndarray) -> TagResult:
-        """The :class:`TagResult` of one file from its window embeddings, which start at ``times`` seconds."""
-        clip, gram = self.score_embeddings(windows)
+    def result(self, path: str, windows: np.ndarray, *, times: np.ndarray, levels: np.ndarray | None = None,
+               ) -> TagResult:
+        """The :class:`TagResult` of one file from its window embeddings, which start at ``times`` seconds and
+        have ``levels`` dB."""
+        clip, gram = self.score_embeddings(windows, levels)
         best, th = clip.numpy(), self.thresholds.numpy()
         order = np.argsort(-best)  # scores share one embedding space: rank by score
         tags = [self.tags[j] for j in order if best[j] >= th[j]]
@@ -260,13 +290,13 @@ class Tagger:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
         step = checked_hop(hop) or self.backbone.window / 2
-        emb, times, errors = self.embed_files(files, hop=step, quiet=quiet)
+        emb = self.embed_files(files, hop=step, quiet=quiet)
         out = []
-        for path, z, t, err in zip(files, emb, times, errors):
+        for path, z, t, lv, err in zip(files, *emb):
             if z is None:
                 out.append(TagResult.failed(str(path), err, n_tags=len(self.tags)))
                 continue
-            out.append(self.result(str(path), z, times=t[:, 0]))
+            out.append(self.result(str(path), z, times=t[:, 0], levels=lv))
         return out
 
     # ------------------------------------------------------------------------------ persistence
@@ -276,10 +306,12 @@ class Tagger:
                    "params": self.params, "centre": self.centre}
         if self.scale is not None:
             tensors["scale"] = self.scale
+        if self.support_levels is not None:
+            tensors["support_levels"] = self.support_levels
         meta = {"tags": self.tags, "head": self.head, "strictness": self.strictness, "backbone": self.backbone.name,
                 "model": self.backbone.record, "features": asdict(self.backbone.features),
                 "window": self.backbone.window, "thresholds": self.thresholds.tolist(),
-                "support_paths": self.support_paths}
+                "support_paths": self.support_paths, "auto": self.choice}
         write_tagger(path, tensors, meta, self.backbone.model)
 
     @classmethod
@@ -290,6 +322,7 @@ class Tagger:
                    support_clip=tensors["support_clip"], support_targets=tensors["support_targets"].bool(),
                    support_paths=meta["support_paths"], params=tensors["params"], thresholds=tensors["thresholds"],
                    centre=tensors["centre"], scale=tensors.get("scale"), strictness=meta.get("strictness"),
-                   device=dev)
+                   support_levels=tensors.get("support_levels"), device=dev)
         tagger.written_by = meta.get("toolkit_version")
+        tagger.choice = meta.get("auto")
         return tagger

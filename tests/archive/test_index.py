@@ -62,9 +62,9 @@ def test_build_counts_and_layout(setup):
     assert len(files) == 19 and sum(f[3] for f in files) == counts["windows"]
     assert [f[4] is not None for f in files].count(True) == 1  # broken.wav: recorded with its error
     emb, times = index.shard_arrays(next(f[1] for f in files if f[3]))
-    assert emb.dtype == np.float16 and times.shape[1] == 2
+    assert emb.dtype == np.float16 and times.shape[1] == 3  # start, end, level (dB)
     # windows every half window (0.5 s), the last one ending at the file's end
-    path, z, t, _ = next(r for r in index.windows_of_files() if r[0].endswith("high5.wav"))
+    path, z, t, _, _ = next(r for r in index.windows_of_files() if r[0].endswith("high5.wav"))
     duration = sf.info(path).duration
     assert t[0, 0] == 0 and t[1, 0] == pytest.approx(0.5) and t[-1, 1] == pytest.approx(duration, abs=1e-3)
 
@@ -135,8 +135,8 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, setup):
     assert counts["unchanged"] == len(partial) and counts["embedded"] == 42 - len(partial)
     fresh = tmp_path / "fresh"
     build_index([archive], backbone="mfcc", out=fresh, files_per_shard=7, quiet=True)
-    a = {p: (z, t) for p, z, t, _ in ArchiveStore.open(out).windows_of_files()}
-    b = {p: (z, t) for p, z, t, _ in ArchiveStore.open(fresh).windows_of_files()}
+    a = {p: (z, t) for p, z, t, _, _ in ArchiveStore.open(out).windows_of_files()}
+    b = {p: (z, t) for p, z, t, _, _ in ArchiveStore.open(fresh).windows_of_files()}
     assert set(a) == set(b) and len(a) == 42
     for p in a:
         assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
@@ -301,8 +301,8 @@ def test_torchrun_ranks_build_one_index(tmp_path, setup):
     assert shards == 8  # 8 of one rank's files in 4 shards, 7 of the other's in 4
     fresh = tmp_path / "fresh"
     build_index([archive], backbone="mfcc", out=fresh, quiet=True)
-    a = {p: (z, t) for p, z, t, _ in index.windows_of_files()}
-    b = {p: (z, t) for p, z, t, _ in ArchiveStore.open(fresh).windows_of_files()}
+    a = {p: (z, t) for p, z, t, _, _ in index.windows_of_files()}
+    b = {p: (z, t) for p, z, t, _, _ in ArchiveStore.open(fresh).windows_of_files()}
     assert set(a) == set(b) and len(a) == 15
     for p in a:
         assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p

@@ -110,12 +110,12 @@ def test_low_data_fixed_features_are_standardised_on_the_target(tmp_path, tiny_c
     target = write_tiny_dataset(tmp_path / "target", n_classes=3, n_clips=10, seed=5)
     source = write_tiny_dataset(tmp_path / "source", n_classes=12, n_clips=8, seed=1)
     seen, splits = [], []
-    real_prepare, real_split = MFCCStats.prepare, compare_module._low_data_split
+    real_prepare, real_split = MFCCStats.prepare, compare_module.low_data_split
     monkeypatch.setattr(MFCCStats, "prepare", lambda self, x: (seen.append(x.clone()), real_prepare(self, x))[1])
-    monkeypatch.setattr(compare_module, "_low_data_split", lambda data, fold: splits.append((data, real_split(data, fold)))
+    monkeypatch.setattr(compare_module, "low_data_split", lambda data, fold: splits.append((data, real_split(data, fold)))
                         or splits[-1][1])
     assert main(["compare", "--dataset", str(target), "--source", str(source), "--config", str(tiny_config),
-                 "--protocol", "low-data", "--strategies", "mfcc-1nn", "--shots", "1", "--draws", "2",
+                 "--protocol", "low-data", "--strategies", "mfcc-svm", "--shots", "1", "--draws", "2",
                  "--out", str(tmp_path / "low"), "--quiet"]) == 0
     data, (pool, test) = splits[-1]
     expected = data.device_data(device=torch.device("cpu")).eval_inputs(torch.from_numpy(pool))

@@ -233,10 +233,18 @@ def test_patch_framing_of_a_long_file_equals_one_whole_file_pass(converted, monk
     for original, hop in ((True, 187), (False, 40)):
         runs = [list(_patches(tmp_path / "long.wav", f, patch_framing(f), front_end(f), window_samples=window,
                               hop=hop, original=original, device="cpu", block_seconds=b)) for b in (60.0, 2.0)]
-        whole, blocks = (np.concatenate([p for p, _, _ in run if p is not None]) for run in runs)
+        whole, blocks = (np.concatenate([p for p, _, _, _ in run if p is not None]) for run in runs)
         assert len(runs[1]) > 3 and whole.shape == blocks.shape and np.array_equal(whole, blocks)
         times = runs[0][-1][1]
         assert len(times) == len(whole)
+        # each patch's level is the RMS level of the samples of its window, however the file was read
+        levels = [np.concatenate([lv for p, _, _, lv in run if p is not None]) for run in runs]
+        np.testing.assert_allclose(levels[0], levels[1], atol=1e-3)
+        x = sf.read(tmp_path / "long.wav", dtype="float32")[0]
+        starts = np.round(times[:, 0] * 16000).astype(int)
+        rms = [np.mean(np.square(np.pad(x[s : s + window], (0, max(0, s + window - len(x)))), dtype=np.float64))
+               for s in starts]
+        np.testing.assert_allclose(levels[0], 10 * np.log10(np.maximum(rms, 1e-12)), atol=0.01)
         # 21 s = 1313 frames: the original takes 7 patches and drops the incomplete 8th; the clip policy ends
         # its last window at the file's end
         if original:

@@ -268,7 +268,7 @@ def test_a_new_model_is_one_module_and_its_registration(tmp_path, toy):
     sf.write(tmp_path / "a.wav", np.sin(np.arange(12000) / 3.0).astype(np.float32), 8000)
     for spec, dim in (("toy", 8), ("toy:frames", 16)):
         bb = load_backbone(spec, device=torch.device("cpu"))
-        (z,), _, (err,) = embed_files(bb, [tmp_path / "a.wav"], device=torch.device("cpu"), quiet=True)
+        (z,), _, _, (err,) = embed_files(bb, [tmp_path / "a.wav"], device=torch.device("cpu"), quiet=True)
         assert err is None and z.shape == (3, dim)  # a 1.5 s file: three 0.5 s windows
     assert FeatureConfig(kind="toy", sample_rate=8000, n_mels=40, n_fft=256, hop_length=128, duration=0.5).n_frames == 32
     with pytest.raises(ConfigError, match="features.kind toy needs"):

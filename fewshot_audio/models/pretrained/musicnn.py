@@ -298,4 +298,5 @@ for _name, _model in {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn"
                     "2019; 3 s windows at 16 kHz)",
         build=MusicnnVGGOnFeatures if _vgg else MusicnnOnFeatures,
         layers=VGG_LAYERS if _vgg else MUSICNN_LAYERS, default_layer="pool4" if _vgg else "mean_pool",
-        tags_layer="taggram", cpu_batch=1))
+        tags_layer="taggram", cpu_batch=1, auto_layers=("mean_pool",) if _name == "musicnn-mtt" else (),
+        auto_note="" if _name == "musicnn-mtt" else "musicnn-mtt stands for the musicnn family in auto"))

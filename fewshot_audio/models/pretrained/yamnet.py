@@ -179,4 +179,5 @@ register(PretrainedModel(
     name="yamnet", front_end=FRONT_END, source=SOURCE, weights_file="yamnet", build=YamnetNet,
     description="YAMNet (AudioSet, 521 classes, MobileNetV1; 0.975 s windows at 16 kHz)",
     layers={"embedding": 1024, "scores": 521, "logits": 521, "layer12": 1024, "layer13": 2048},
-    default_layer="layer12", tags_layer="scores"))  # layer12: best mean tag top-1 on the real sets (README)
+    default_layer="layer12", tags_layer="scores",  # layer12: best mean tag top-1 on the real sets (README)
+    auto_note="below the whole-clip MFCC floor on every shared real set (docs/results.md): not tried by auto"))
