@@ -16,6 +16,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from fewshot_audio.fewshot.baselines import whole_clip_mfcc
 from fewshot_audio.fewshot.compare import compare, low_data_split, low_data_support
 from fewshot_audio.fewshot.dataset import load_config_data
 from fewshot_audio.fewshot.metrics import mean_ci95
+from fewshot_audio.fewshot.strategies.base import Strategy
+from fewshot_audio.fewshot.strategies.regularized import MFCCNearestNeighbour
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"body_percussion": None, "kenney_impact": None, "speech_commands_30": None, "fsdd": "digit"}
@@ -44,9 +47,15 @@ def main(argv=None) -> int:
     p.add_argument("--shots", default="1,2,3,5", help="shot counts; each set runs those its smallest class allows")
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--strategies", default="mfcc-1nn")
+    p.add_argument("--zscore-1nn", action="store_true",
+                   help="ablation: mfcc-1nn on statistics z-scored on the target's training pool (the row before #21)")
+    p.add_argument("--signal-db", type=float, default=None,
+                   help="features.signal_db of the toolkit's rows (default the config's; inf: pool every window)")
     p.add_argument("--out", default="benchmarks/results_mfcc_floor.json")
     args = p.parse_args(argv)
     shots = [int(k) for k in args.shots.split(",")]
+    if args.zscore_1nn:
+        MFCCNearestNeighbour.prepare = Strategy.prepare
     results = {}
     for name in args.sets.split(","):
         data = load_config_data(TrainConfig(dataset=str(DATA / name), label=SETS[name]), quiet=True)
@@ -54,6 +63,8 @@ def main(argv=None) -> int:
         classes = sorted(np.unique(data.labels[pool]).tolist())
         fits = [k for k in shots if k <= np.bincount(data.labels[pool])[classes].min()]  # every class has k clips
         config = TrainConfig(dataset=str(DATA / name), label=SETS[name], shots=fits[0])
+        if args.signal_db is not None:
+            config.features = replace(data.features, signal_db=args.signal_db)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             rows = compare(config, strategies=args.strategies.split(","), shots=fits, out=tmp,

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -179,6 +180,35 @@ def mfcc_reference(feats, labels, seeds):
     return out
 
 
+def in_context(paths: list[str], folder: Path, *, seconds: float, below_db: float | None, seed: int = 0) -> list[str]:
+    """Each clip at a seeded random time inside ``seconds`` of background: a real recording of
+    ../shared/data/backgrounds ``below_db`` dB below the clip's RMS, or digital silence (``None``): the short
+    sound in a longer file that clip pooling must not drown. Returns the new files' paths."""
+    import soundfile as sf
+    import soxr
+
+    rng = np.random.default_rng([seed, 23])
+    beds = sorted((DATA / "backgrounds").glob("*.wav"))
+    out = []
+    for i, path in enumerate(paths):
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+        x = x.mean(1)
+        n = max(int(seconds * sr), len(x))
+        bed = np.zeros(n, np.float32)
+        if below_db is not None:
+            noise, nsr = sf.read(beds[i % len(beds)], dtype="float32")
+            noise = soxr.resample(noise, nsr, sr) if nsr != sr else noise
+            start = rng.integers(0, len(noise) - n)
+            noise = noise[start : start + n]
+            rms = lambda v: float(np.sqrt(np.mean(np.square(v, dtype=np.float64))) + 1e-12)  # noqa: E731
+            bed = noise * (rms(x) / rms(noise) * 10 ** (-below_db / 20))
+        at = rng.integers(0, n - len(x) + 1)
+        bed[at : at + len(x)] += x
+        out.append(str(folder / f"{i:05d}.wav"))
+        sf.write(out[-1], bed, sr, subtype="FLOAT")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", help="a run folder meta-trained on the built-in dataset (fewshot-audio train --out RUN)")
@@ -187,8 +217,13 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--ablations", default="policy,pooling,space,file_score,loud")
     p.add_argument("--loud", default="inf,40,20,10", help="signal_db margins of the 'loud' ablation (inf: every window)")
+    p.add_argument("--context", type=float, default=None,
+                   help="place every clip at a random time inside this many seconds of background (see in_context)")
+    p.add_argument("--context-db", type=float, default=None,
+                   help="the background's level below each clip's RMS, dB (default: digital silence)")
     p.add_argument("--out", default="benchmarks/results_real.json")
     args = p.parse_args(argv)
+    scratch = tempfile.TemporaryDirectory()
     torch.set_num_threads(2)
     results = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     device = torch.device("cpu")
@@ -196,6 +231,10 @@ def main(argv=None) -> int:
         clips, labels = load_set(name)
         paths = [c.path for c in clips]
         durations = [c.duration for c in clips]
+        if args.context:
+            (Path(scratch.name) / name).mkdir()
+            paths = in_context(paths, Path(scratch.name) / name, seconds=args.context, below_db=args.context_db)
+            durations = [max(d, args.context) for d in durations]
         res = results.setdefault(name, {"clips": len(clips), "classes": len(np.unique(labels)),
                                         "durations_s": [float(np.min(durations)), float(np.median(durations)), float(np.max(durations))]})
         t0 = time.perf_counter()

@@ -152,8 +152,9 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
             buf = np.concatenate([buf, np.zeros(first + extra - total, np.float32)])
             total = buf0 + len(buf)
         seg = np.concatenate([rest, buf[counted - buf0 :]])
-        whole = len(seg) // H if not last else -(-len(seg) // H)
-        energy.append(np.square(np.pad(seg, (0, whole * H - len(seg))), dtype=np.float64).reshape(whole, H).sum(1))
+        whole = len(seg) // H if not last else -(-len(seg) // H)  # the last, partial block zero-padded
+        blocks = np.pad(seg, (0, whole * H - len(seg))) if last else seg[: whole * H]
+        energy.append(np.square(blocks, dtype=np.float64).reshape(whole, H).sum(1))
         rest, counted = seg[whole * H :], total
         if framing.centred:
             f_end = total // H + 1 if last else max(0, (total - framing.reach // 2) // H + 1)

@@ -311,3 +311,23 @@ def test_torchrun_ranks_build_one_index(tmp_path, setup):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # the index exists, no --resume
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert r.returncode != 0 and len(errors) == 1 and "already holds an index" in errors[0]
+
+
+def test_an_index_built_before_levels_were_kept_still_tags(tmp_path, setup):
+    """Shards of (start, end) rows only: every window is pooled, as such an index was tagged when it was built."""
+    import shutil
+
+    root, _, _ = setup
+    old = tmp_path / "old"
+    shutil.copytree(root / "idx", old)
+    for win in (old / "shards").glob("*.win.npy"):
+        np.save(win, np.load(win)[:, :2])
+    index = ArchiveStore.open(old)
+    assert index.clip_windows()[3] is None
+    results, tags = tag_index(old, tagger=root / "t.safetensors")
+    current, _ = tag_index(root / "idx", tagger=root / "t.safetensors")
+    assert [r.path for r in results] == [r.path for r in current]
+    assert [r.error is None for r in results] == [r.error is None for r in current] and len(results) == 19
+    for r, c in zip(results, current):
+        if r.error is None and len(r.times) == 1:  # one window: nothing to leave out, the same scores
+            assert r.scores == pytest.approx(c.scores)
