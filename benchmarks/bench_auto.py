@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real import SETS, load_set, splits
 
-from fewshot_audio.embedding import embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import embed_files, load_backbone
 from fewshot_audio.fewshot.metrics import mean_ci95
-from fewshot_audio.fewshot.strategies.embedding import centred_l2
-from fewshot_audio.tagging.model_choice import candidates, clip_space, loo_balanced_accuracy
+from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
+from fewshot_audio.tagging.model_choice import candidates, clip_space, loo_balanced_accuracy, pooled_clips
 from fewshot_audio.tagging.tagger import Tagger
 
 
@@ -47,22 +47,16 @@ def top1(bb, emb, labels, paths, support, query) -> float:
     return float(np.mean(np.array(t.tags)[s.argmax(1)] == labels[query]))
 
 
-def pooled(bb, emb, idx) -> torch.Tensor:
-    """Raw clip embeddings ``(len(idx), d)`` of files ``idx``, pooled over their loud windows as a tagger pools."""
-    return torch.cat([pool_by_owner(torch.from_numpy(emb.windows[i]).float(), torch.zeros(len(emb.windows[i]), dtype=torch.long),
-                                    1, pooling=bb.features.pooling, levels=torch.from_numpy(emb.levels[i]),
-                                    margin=bb.features.signal_db) for i in idx])
-
-
 def concat_top1(embedded, labels, support, query) -> float:
     """Prototypes over the concatenation of each candidate's clip embeddings, each in its own tagger space
     (fitted on the support clips alone), with equal weights."""
     zs, zq = [], []
     for bb, emb in embedded.values():
-        s, q = pooled(bb, emb, support), pooled(bb, emb, query)
-        scale = s.std(0) + 1e-6 if getattr(bb.model, "standardize", False) else None
-        zs.append(centred_l2(s, s.mean(0), scale))
-        zq.append(centred_l2(q, s.mean(0), scale))
+        s, q = ([emb.windows[i] for i in idx] for idx in (support, query))
+        s, q = pooled_clips(bb, s, [emb.levels[i] for i in support]), pooled_clips(bb, q, [emb.levels[i] for i in query])
+        stats = space_statistics(s, standardize=getattr(bb.model, "standardize", False))
+        zs.append(centred_l2(s, *stats))
+        zq.append(centred_l2(q, *stats))
     zs, zq = torch.cat(zs, dim=1), torch.cat(zq, dim=1)
     tags = np.unique(labels[support])
     protos = torch.stack([zs[torch.from_numpy(labels[support] == t)].mean(0) for t in tags])

@@ -135,7 +135,7 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
     next_frame, next_patch, total_frames = 0, 0, 0
     starts: list[int] = []  # patch starts (frames) waiting for their frames
     emitted: list[int] = []
-    energy: list[np.ndarray] = []  # sum of squares of each block of H samples (the last one partial)
+    cum_energy = np.zeros(1)  # running sums of squares over whole blocks of H samples (the last one partial)
     rest, counted = np.zeros(0, np.float32), 0  # samples not yet in a whole block; samples counted so far
     span = -(-window_samples // H)  # blocks of one window
     for mono, last in stream_audio(path, sample_rate=sr, block_seconds=block_seconds):
@@ -154,7 +154,8 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
         seg = np.concatenate([rest, buf[counted - buf0 :]])
         whole = len(seg) // H if not last else -(-len(seg) // H)  # the last, partial block zero-padded
         blocks = np.pad(seg, (0, whole * H - len(seg))) if last else seg[: whole * H]
-        energy.append(np.square(blocks, dtype=np.float64).reshape(whole, H).sum(1))
+        energy = np.square(blocks, dtype=np.float64).reshape(whole, H).sum(1)
+        cum_energy = np.concatenate([cum_energy, cum_energy[-1] + np.cumsum(energy)])
         rest, counted = seg[whole * H :], total
         if framing.centred:
             f_end = total // H + 1 if last else max(0, (total - framing.reach // 2) // H + 1)
@@ -183,9 +184,9 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
         emitted += done
         starts = starts[len(done):]
         if done:
-            sums = np.concatenate([[0.0], np.cumsum(np.concatenate(energy))])
-            first = np.minimum(np.asarray(done), len(sums) - 1)
-            level = level_db((sums[np.minimum(first + span, len(sums) - 1)] - sums[first]) / window_samples)
+            first = np.minimum(np.asarray(done), len(cum_energy) - 1)
+            last_block = np.minimum(first + span, len(cum_energy) - 1)
+            level = level_db((cum_energy[last_block] - cum_energy[first]) / window_samples)
             yield np.stack([feats[:, s - feat0 : s - feat0 + n] for s in done])[:, None], None, peak, level
         else:
             yield None, None, peak, None

@@ -21,6 +21,16 @@ def synthetic_clip(family: str, index: int, j: int, *, seed: int = 0, seconds: f
     return synthetic.synthesize_clip(family, p, np.random.default_rng([seed, index, j, 7]), sr=sr)[: int(seconds * sr)]
 
 
+def write_tag_folders(root: Path, tags: dict[str, tuple[str, int]], clips, *, sr: int, seconds: float = 1.0) -> Path:
+    """A folder per tag under ``root`` holding ``J.wav`` for each ``J`` in ``clips``: clip ``J`` of the tag's
+    synthetic ``(family, index)`` (a support set for ``adapt``)."""
+    for tag, (family, index) in tags.items():
+        (root / tag).mkdir(parents=True, exist_ok=True)
+        for j in clips:
+            sf.write(root / tag / f"{j}.wav", synthetic_clip(family, index, j, seconds=seconds, sr=sr), sr)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "cache"

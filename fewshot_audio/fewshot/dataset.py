@@ -12,7 +12,7 @@ from fewshot_audio.config import FeatureConfig
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.manifest import Manifest
 from fewshot_audio.data.synthetic import ensure_synthetic
-from fewshot_audio.embedding import pool_by_owner
+from fewshot_audio.embedding import loud_windows, pool_by_owner
 from fewshot_audio.errors import DataError, EpisodeError
 from fewshot_audio.features.frontends import crop_size
 from fewshot_audio.features.store import FeatureStore
@@ -248,7 +248,9 @@ class DeviceData:
         is_loud = energy >= loudest_db[owner]
         first_loud = np.full(len(counts), n_rows, dtype=np.int64)
         np.minimum.at(first_loud, owner[is_loud], np.nonzero(is_loud)[0])
-        eligible = np.nonzero(energy >= loudest_db[owner] - signal_db)[0]  # sorted, grouped by clip
+        # the windows with signal: those pooled at evaluation (sorted, grouped by clip)
+        eligible = np.nonzero(loud_windows(torch.from_numpy(energy), torch.from_numpy(owner), len(counts),
+                                           signal_db).numpy())[0]
         n_eligible = np.bincount(owner[eligible], minlength=len(counts))
         self.offsets = torch.from_numpy(offsets)
         self.energy, self.signal_db = torch.from_numpy(energy), signal_db

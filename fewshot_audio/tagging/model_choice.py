@@ -17,7 +17,7 @@ import torch
 
 from fewshot_audio.embedding import Backbone, Embedded, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import DataError
-from fewshot_audio.fewshot.strategies.embedding import centred_l2
+from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.models.pretrained.weights import cached
 from fewshot_audio.specs import models
 from fewshot_audio.util.progress import progress
@@ -43,15 +43,19 @@ def candidates() -> list[str]:
     return out
 
 
-def clip_space(bb: Backbone, windows: list, levels: list) -> torch.Tensor:
-    """Clip embeddings ``(n, d)`` of files' windows in the tagger's space (centred on their mean, z-scored for a
-    backbone that asks for it, L2-normalised)."""
+def pooled_clips(bb: Backbone, windows: list, levels: list) -> torch.Tensor:
+    """Clip embeddings ``(n, d)`` of files' window embeddings and levels, pooled as a tagger pools them."""
     z = torch.cat([torch.as_tensor(w).float() for w in windows])
     owner = torch.cat([torch.full((len(w),), i) for i, w in enumerate(windows)])
     lv = torch.cat([torch.as_tensor(v).float() for v in levels])
-    clips = pool_by_owner(z, owner, len(windows), pooling=bb.features.pooling, levels=lv, margin=bb.features.signal_db)
-    scale = clips.std(0) + 1e-6 if getattr(bb.model, "standardize", False) and len(clips) > 1 else None
-    return centred_l2(clips, clips.mean(0), scale)
+    return pool_by_owner(z, owner, len(windows), pooling=bb.features.pooling, levels=lv, margin=bb.features.signal_db)
+
+
+def clip_space(bb: Backbone, windows: list, levels: list) -> torch.Tensor:
+    """Clip embeddings ``(n, d)`` of files' windows in the tagger's space, fitted on these clips (centred on their
+    mean, z-scored for a backbone that asks for it, L2-normalised)."""
+    clips = pooled_clips(bb, windows, levels)
+    return centred_l2(clips, *space_statistics(clips, standardize=getattr(bb.model, "standardize", False)))
 
 
 def loo_balanced_accuracy(zs: torch.Tensor, targets: torch.Tensor) -> float:

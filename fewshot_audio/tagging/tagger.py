@@ -20,7 +20,7 @@ from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.audio import audio_files
 from fewshot_audio.embedding import Backbone, Embedded, checked_hop, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
-from fewshot_audio.fewshot.strategies.embedding import centred_l2
+from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.tagging.calibration import checked_strictness, fit_tag, loo_scores
 from fewshot_audio.tagging.files import read_tagger, write_tagger
 from fewshot_audio.tagging.heads import get_head
@@ -71,8 +71,7 @@ class Tagger:
         self.thresholds = thresholds if thresholds is not None else torch.zeros(0)
         if centre is None:
             clips = self.support_clips()
-            centre = clips.mean(0)
-            scale = clips.std(0) + 1e-6 if getattr(backbone.model, "standardize", False) and len(clips) > 1 else None
+            centre, scale = space_statistics(clips, standardize=getattr(backbone.model, "standardize", False))
         self.centre, self.scale = centre, scale
         dim = self.space(self.support_clips()[:1]).shape[1]
         self.params = params if params is not None else torch.zeros(0, self._head.width(dim))

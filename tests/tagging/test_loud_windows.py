@@ -9,7 +9,7 @@ import torch
 
 from fewshot_audio.embedding import embed_files, loud_windows, pool_by_owner
 from fewshot_audio.tagging.tagger import Tagger
-from tests.conftest import synthetic_clip
+from tests.conftest import synthetic_clip, write_tag_folders
 
 SR = 16000
 
@@ -37,10 +37,7 @@ def test_window_levels_are_the_rms_of_each_window(tmp_path):
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("loud")
     tags = {"bell": ("struck", 1), "hum": ("harmonic", 2), "sweep": ("chirp", 3)}
-    for tag, (fam, idx) in tags.items():
-        (root / "support" / tag).mkdir(parents=True)
-        for j in range(4):
-            sf.write(root / "support" / tag / f"{j}.wav", synthetic_clip(fam, idx, j, seconds=1.0, sr=SR), SR)
+    write_tag_folders(root / "support", tags, range(4), sr=SR)
     bell = synthetic_clip("struck", 1, 10, seconds=1.0, sr=SR)
     sf.write(root / "bell.wav", bell, SR)
     quiet = 1e-4 * np.random.default_rng(0).standard_normal(8 * SR).astype(np.float32)  # -80 dB room tone

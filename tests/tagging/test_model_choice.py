@@ -4,14 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from fewshot_audio import specs as registry
 from fewshot_audio.cli import main
 from fewshot_audio.tagging.model_choice import candidates, loo_balanced_accuracy
 from fewshot_audio.tagging.tagger import Tagger
-from tests.conftest import synthetic_clip
+from tests.conftest import write_tag_folders
 
 SR = 8000
 
@@ -64,11 +63,8 @@ def blind(tmp_path, monkeypatch):
 
 
 def write_support(root: Path) -> Path:
-    for tag, (fam, idx) in {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}.items():
-        (root / tag).mkdir(parents=True)
-        for j in range(3):
-            sf.write(root / tag / f"{j}.wav", synthetic_clip(fam, idx, j, seconds=0.5, sr=SR), SR)
-    return root
+    return write_tag_folders(root, {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}, range(3),
+                             sr=SR, seconds=0.5)
 
 
 def test_auto_chooses_by_the_examples_and_the_tagger_keeps_the_choice(blind, tmp_path, capsys):

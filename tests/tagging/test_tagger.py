@@ -13,7 +13,7 @@ from fewshot_audio.cli import main
 from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.tagging.calibration import calibrate_threshold
 from fewshot_audio.tagging.tagger import Tagger
-from tests.conftest import synthetic_clip
+from tests.conftest import synthetic_clip, write_tag_folders
 
 SR = 16000
 
@@ -28,13 +28,8 @@ TAGS = {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3), "str
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory):
     root = tmp_path_factory.mktemp("tagging")
-    for tag, (fam, idx) in TAGS.items():
-        (root / "support" / tag).mkdir(parents=True)
-        (root / "new" / tag).mkdir(parents=True)
-        for j in range(5):
-            sf.write(root / "support" / tag / f"{j}.wav", clip(fam, idx, j), SR)
-        for j in range(5, 11):
-            sf.write(root / "new" / tag / f"{j}.wav", clip(fam, idx, j), SR)
+    write_tag_folders(root / "support", TAGS, range(5), sr=SR)
+    write_tag_folders(root / "new", TAGS, range(5, 11), sr=SR)
     (root / "unseen").mkdir()
     for j in range(10):  # a class outside the vocabulary: a harmonic timbre
         sf.write(root / "unseen" / f"{j}.wav", clip("modulated", 7, j), SR)

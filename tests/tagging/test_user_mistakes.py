@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from fewshot_audio.cli import main
-from tests.conftest import synthetic_clip
+from tests.conftest import synthetic_clip, write_tag_folders
 
 SR = 16000
 TAGS = {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}
@@ -22,12 +22,8 @@ def clip(family, index, j, seconds=1.0):
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory):
     root = tmp_path_factory.mktemp("mistakes")
-    for tag, (fam, idx) in TAGS.items():
-        (root / "support" / tag).mkdir(parents=True)
-        (root / "one" / tag).mkdir(parents=True)
-        for j in range(4):
-            sf.write(root / "support" / tag / f"{j}.wav", clip(fam, idx, j), SR)
-        sf.write(root / "one" / tag / "0.wav", clip(fam, idx, 0), SR)
+    write_tag_folders(root / "support", TAGS, range(4), sr=SR)
+    write_tag_folders(root / "one", TAGS, range(1), sr=SR)
     (root / "a").mkdir()
     (root / "b").mkdir()
     sf.write(root / "a" / "x.wav", clip("struck", 1, 9), SR)

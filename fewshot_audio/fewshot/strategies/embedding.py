@@ -76,6 +76,13 @@ def centred_l2(z: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor | None =
     return F.normalize(z, dim=-1)
 
 
+def space_statistics(clips: torch.Tensor, *, standardize: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`centred_l2`'s ``mean`` and ``scale`` fitted on clip embeddings ``(n, d)``: their mean and, for a
+    backbone whose outputs are statistics of unlike scales (``standardize``), their per-dimension std."""
+    scale = clips.std(0) + 1e-6 if standardize and len(clips) > 1 else None
+    return clips.mean(0), scale
+
+
 def cosine_scores(zq: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     """Cosine similarities ``(..., M, W)`` of embeddings ``zq (..., M, d)`` to ``prototypes (..., W, d)``."""
     return F.normalize(zq, dim=-1) @ F.normalize(prototypes, dim=-1).transpose(-1, -2)
