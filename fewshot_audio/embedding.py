@@ -148,8 +148,9 @@ def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, w
         total = buf0 + len(buf)
         if last and pad_end:  # zeros up to a whole number of the original's hops after the first patch
             first = window_samples
-            extra = -(-(max(total, first) - first) // (hop * H)) * hop * H
-            buf = np.concatenate([buf, np.zeros(first + extra - total, np.float32)])
+            after, step = max(total, first) - first, hop * H
+            whole = after // step if 0 < after % step < framing.min_last * H else -(-after // step)
+            buf = np.concatenate([buf, np.zeros(max(0, first + whole * step - total), np.float32)])
             total = buf0 + len(buf)
         seg = np.concatenate([rest, buf[counted - buf0 :]])
         whole = len(seg) // H if not last else -(-len(seg) // H)  # the last, partial block zero-padded

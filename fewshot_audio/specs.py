@@ -46,7 +46,8 @@ class PatchFraming:
     ``patch`` frames every ``hop`` frames. Frames are ``frame_hop`` samples apart; each reads ``reach``
     samples (``centred``: around its centre, zero-padded at the file's edges as ``torch.stft(center=True)``;
     otherwise from its start). ``last``: ``"drop"`` the incomplete last patch, or ``"pad"`` the signal with
-    zeros to a whole number of hops."""
+    zeros to a whole number of hops (unless what is left after the last whole hop is under ``min_last`` frames:
+    then it is dropped, as BirdNET drops a last piece under 1.5 s)."""
 
     patch: int
     hop: int
@@ -54,6 +55,7 @@ class PatchFraming:
     reach: int
     centred: bool
     last: str = "drop"
+    min_last: int = 0
 
 
 @dataclass(frozen=True)

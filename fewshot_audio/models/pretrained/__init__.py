@@ -5,3 +5,4 @@ from fewshot_audio.models.pretrained import musicnn  # noqa: F401, I001 - regist
 from fewshot_audio.models.pretrained import aisfx  # noqa: F401
 from fewshot_audio.models.pretrained import yamnet  # noqa: F401
 from fewshot_audio.models.pretrained import speech_embedding  # noqa: F401
+from fewshot_audio.models.pretrained import birdnet  # noqa: F401
