@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fewshot_audio.cli import adapt, archive, compare, datasets, tag, train, weights
+from fewshot_audio.cli import adapt, archive, compare, datasets, detect, tag, train, weights
 from fewshot_audio.errors import CollectiveError, FewshotError
 from fewshot_audio.fewshot.distributed import barrier
 from fewshot_audio.util.progress import set_quiet
 from fewshot_audio.version import __version__
 
-GROUPS = (train, datasets, compare, adapt, tag, archive, weights)  # the order of 'fewshot-audio --help'
+GROUPS = (train, datasets, compare, adapt, tag, detect, archive, weights)  # the order of 'fewshot-audio --help'
 
 
 def build_parser() -> argparse.ArgumentParser:

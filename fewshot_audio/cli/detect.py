@@ -1,0 +1,127 @@
+"""``detect``: find every later occurrence of a sound in long recordings from its first examples (the DCASE
+Task 5 protocol); ``evaluate-detection``: the official metric on a prediction file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+
+from fewshot_audio.cli.args import add_quiet
+from fewshot_audio.data.audio import audio_files
+from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS
+from fewshot_audio.detection.episodes import dataset_episodes, table_episodes
+from fewshot_audio.detection.metric import PRED_HEADER, evaluate, format_report, read_predictions, read_references
+from fewshot_audio.detection.pipeline import Detections, detect, fit, run_episode
+from fewshot_audio.errors import ConfigError, DataError, FewshotError
+from fewshot_audio.util.io import atomic_write_text, check_writable
+from fewshot_audio.util.progress import log, warn
+
+RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Begin File", "Annotation", "Score"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("detect", help="find every later occurrence of a sound in long recordings from its first "
+                       "examples (DCASE few-shot detection)")
+    p.add_argument("inputs", nargs="+", help="a folder of recordings with annotation CSVs beside them (DCASE layout), "
+                   "or recordings with --examples")
+    p.add_argument("--examples", help="a CSV (DCASE layout) or Raven selection table of the examples, in the recording "
+                   "it names (else the first one); every recording given is searched")
+    p.add_argument("--first", type=int, default=5, help="how many of the first POS events are the examples (default 5)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"one of {', '.join(DETECTORS)} (default "
+                   f"{DEFAULT_DETECTOR})")
+    p.add_argument("--out", required=True, help="predictions: CSV in the official layout Audiofilename,Starttime,Endtime "
+                   "(or JSON / a Raven table with a score per event)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="write JSON: file, class, start, end, score per event")
+    fmt.add_argument("--raven", action="store_true", help="write a Raven selection table with a score per event")
+    p.add_argument("--evaluate", action="store_true", help="score the predictions with the official metric against "
+                   "the dataset's annotations")
+    p.add_argument("--seed", type=int, default=0)
+    add_quiet(p)
+    p.set_defaults(run=run_detect)
+    e = sub.add_parser("evaluate-detection", help="the official DCASE Task 5 metric of a prediction CSV")
+    e.add_argument("predictions", help="CSV Audiofilename,Starttime,Endtime")
+    e.add_argument("reference", help="folder of annotation CSVs (Q column), one subset per first-level folder")
+    e.add_argument("--json", action="store_true", help="print the full report as JSON")
+    e.set_defaults(run=run_evaluate)
+
+
+def _table(rows: list[tuple[str, str, float, float, float]], args) -> str:
+    buf = io.StringIO()
+    if args.json:
+        return json.dumps([{"file": f, "class": c, "start": round(a, 4), "end": round(b, 4), "score": round(s, 4)}
+                           for f, c, a, b, s in rows], indent=1) + "\n"
+    if args.raven:
+        w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+        w.writerow(RAVEN_COLUMNS)
+        for i, (f, c, a, b, s) in enumerate(rows, 1):
+            w.writerow([i, "Spectrogram 1", 1, f"{a:.4f}", f"{b:.4f}", f, c, f"{s:.4f}"])
+        return buf.getvalue()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(PRED_HEADER)
+    for f, _, a, b, _ in rows:
+        w.writerow([f, f"{a:.4f}", f"{b:.4f}"])
+    return buf.getvalue()
+
+
+def _rows(name: str, label: str, found: Detections) -> list[tuple[str, str, float, float, float]]:
+    return [(name, label, float(a), float(b), float(s)) for (a, b), s in zip(found.events, found.scores)]
+
+
+def run_detect(args) -> int:
+    if args.first < 1:
+        raise ConfigError(f"--first must be at least 1, got {args.first}")
+    if args.detector not in DETECTORS:
+        raise ConfigError(f"unknown detector {args.detector!r}; registered: {', '.join(DETECTORS)}")
+    check_writable(args.out, flag="--out")
+    rows, failed, t0 = [], 0, time.perf_counter()
+    if args.examples:
+        recordings = audio_files(args.inputs)
+        episodes, home = table_episodes(recordings, args.examples, first=args.first)
+        for ep in episodes:
+            fitted = fit(ep, args.detector, seed=args.seed)
+            for rec in recordings:
+                try:
+                    found = detect(fitted, rec, after=ep.known_until if rec == home else 0.0)
+                except DataError as exc:
+                    warn(str(exc))
+                    failed += 1
+                    continue
+                rows += _rows(rec.name, ep.label, found)
+                log(f"{rec.name} ({ep.label}): {len(found.events)} events")
+    else:
+        if len(args.inputs) != 1:
+            raise ConfigError("pass one dataset folder, or recordings with --examples TABLE")
+        found_eps = dataset_episodes(args.inputs[0], first=args.first)
+        for problem in found_eps.problems:
+            warn(problem)
+        failed = len(found_eps.problems)
+        for ep in found_eps.episodes:
+            try:
+                found = run_episode(ep, args.detector, seed=args.seed)
+            except FewshotError as exc:
+                warn(str(exc))
+                failed += 1
+                continue
+            rows += _rows(ep.audio_name, ep.label, found)
+            log(f"{ep.audio_name} ({ep.label}): {len(found.events)} events after the first {args.first}")
+    atomic_write_text(args.out, _table(rows, args))
+    log(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
+    if args.evaluate:
+        if args.examples or args.json or args.raven:
+            raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
+        print(format_report(evaluate(read_predictions(args.out), read_references(args.inputs[0]))))
+    if failed:
+        print(f"error: {failed} recording(s) or table(s) failed (see above); the others were written to {args.out}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_evaluate(args) -> int:
+    report = evaluate(read_predictions(args.predictions), read_references(args.reference))
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,150 @@
+"""Annotation tables of long recordings: the DCASE few-shot detection layout and Raven selection tables.
+
+DCASE layout: one CSV per recording, of the same name beside it, with ``Audiofilename,Starttime,Endtime`` and
+either a ``Q`` column (``POS``/``UNK``/``NEG``: one class of interest) or one ``CLASS_x`` column per class. Raven
+selection tables are tab-separated with ``Begin Time (s)`` and ``End Time (s)`` (and, optionally, a class in
+``Annotation``/``Species``/``Label``). Every problem is one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fewshot_audio.errors import DataError
+
+POS, UNK, NEG = "POS", "UNK", "NEG"
+RAVEN_BEGIN, RAVEN_END = "Begin Time (s)", "End Time (s)"
+RAVEN_CLASS = ("Annotation", "Species", "Label", "Class")
+
+
+@dataclass
+class Annotation:
+    """The labelled events of one recording for one class: ``events`` ``(n, 2)`` seconds in the table's order,
+    ``labels`` (``POS``/``UNK``/``NEG`` per event)."""
+
+    table: Path
+    audio: str
+    label: str
+    events: np.ndarray
+    labels: list[str] = field(default_factory=list)
+
+    def positives(self) -> np.ndarray:
+        return self.events[[i for i, q in enumerate(self.labels) if q == POS]]
+
+
+def _rows(path: Path, *, delimiter: str = ",") -> tuple[list[str], list[dict]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            rows = list(reader)
+            return [c.strip() for c in (reader.fieldnames or [])], rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot be read as a table ({exc})") from None
+
+
+def _seconds(path: Path, row: int, column: str, value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: row {row + 2} has {column} {value!r}, not a number of seconds; fix that row") from None
+    if not np.isfinite(t) or t < 0:
+        raise DataError(f"{path}: row {row + 2} has {column} {value!r}; times must be seconds >= 0")
+    return t
+
+
+def _events(path: Path, rows: list[dict], begin: str, end: str) -> np.ndarray:
+    out = np.zeros((len(rows), 2))
+    for i, r in enumerate(rows):
+        out[i] = _seconds(path, i, begin, r.get(begin)), _seconds(path, i, end, r.get(end))
+        if out[i, 1] <= out[i, 0]:
+            raise DataError(f"{path}: row {i + 2} ends at {out[i, 1]:g} s, not after its start {out[i, 0]:g} s; fix that row")
+    return out
+
+
+def read_dcase(path: str | Path) -> list[Annotation]:
+    """The annotations of one DCASE table: one per class (``Q``: the file's one class, named after the table)."""
+    path = Path(path)
+    columns, rows = _rows(path)
+    need = {"Starttime", "Endtime"}
+    if not need <= set(columns):
+        raise DataError(f"{path}: an annotation table needs columns Audiofilename,Starttime,Endtime and Q or "
+                        f"CLASS_x (found {','.join(columns) or 'none'})")
+    classes = ["Q"] if "Q" in columns else [c for c in columns if c.startswith("CLASS_")]
+    if not classes:
+        raise DataError(f"{path}: no Q column and no CLASS_x column; add Q (POS/UNK/NEG) or one CLASS_x column per class")
+    events = _events(path, rows, "Starttime", "Endtime")
+    order = np.arange(len(rows))
+    audio = next((r.get("Audiofilename") for r in rows if r.get("Audiofilename")), path.with_suffix(".wav").name)
+    out = []
+    for c in classes:
+        labels = [(rows[i].get(c) or "").strip().upper() for i in order]
+        bad = next((q for q in labels if q not in (POS, UNK, NEG)), None)
+        if bad is not None:
+            raise DataError(f"{path}: column {c} holds {bad!r}; use POS, UNK or NEG")
+        keep = [k for k, q in enumerate(labels) if q != NEG]
+        out.append(Annotation(path, audio, path.stem if c == "Q" else c[len("CLASS_"):],
+                              events[order][keep], [labels[k] for k in keep]))
+    return out
+
+
+def read_raven(path: str | Path) -> list[Annotation]:
+    """A Raven selection table: every selection is a POS event; one annotation per class column value (or one)."""
+    path = Path(path)
+    columns, rows = _rows(path, delimiter="\t")
+    if RAVEN_BEGIN not in columns or RAVEN_END not in columns:
+        raise DataError(f"{path}: a Raven selection table needs '{RAVEN_BEGIN}' and '{RAVEN_END}' columns "
+                        f"(found {', '.join(columns[:8]) or 'none'}); export the selections with their times")
+    rows = [r for r in rows if (r.get("View") or "Spectrogram").startswith("Spectrogram") or "View" not in columns]
+    events = _events(path, rows, RAVEN_BEGIN, RAVEN_END)
+    label_col = next((c for c in RAVEN_CLASS if c in columns), None)
+    names = [(r.get(label_col) or "").strip() or path.stem for r in rows] if label_col else [path.stem] * len(rows)
+    out = []
+    for name in dict.fromkeys(names):
+        idx = [i for i, n in enumerate(names) if n == name]
+        ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
+        out.append(Annotation(path, "", name, ev, [POS] * len(ev)))
+    return out
+
+
+def read_examples_table(path: str | Path) -> list[Annotation]:
+    """``--examples TABLE``: a Raven selection table (tab-separated) or a CSV in the DCASE layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"examples table {path} does not exist")
+    head = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()[:1]
+    if head and "\t" in head[0]:
+        return read_raven(path)
+    columns, _ = _rows(path)
+    if "Starttime" not in columns and any(c in columns for c in ("start", "Start", "onset")):
+        raise DataError(f"{path}: name the columns Starttime,Endtime (and Q) as in the DCASE layout, or pass a Raven table")
+    return read_dcase(path)
+
+
+def examples(annotation: Annotation, *, first: int = 5, duration: float | None = None) -> np.ndarray:
+    """The first ``first`` POS events of ``annotation``, checked: enough of them, in order, not overlapping,
+    inside the recording."""
+    pos = annotation.positives()
+    where = f"{annotation.table}" + (f" (class {annotation.label})" if annotation.label != annotation.table.stem else "")
+    if len(pos) < first:
+        raise DataError(f"{where}: {len(pos)} POS event(s); detection needs the first {first} as examples: annotate "
+                        f"{first - len(pos)} more or pass --first {max(1, len(pos))}")
+    back = np.flatnonzero(np.diff(pos[:, 0]) < 0)
+    if len(back):
+        k = int(back[0])
+        raise DataError(f"{where}: the POS events are not in time order (the one at {pos[k + 1, 0]:g} s comes after the one "
+                        f"at {pos[k, 0]:g} s), so the first {first} are not the earliest; sort the rows by Starttime")
+    shots = pos[:first]
+    overlap = np.nonzero(shots[1:, 0] < shots[:-1, 1])[0]
+    if len(overlap):
+        k = int(overlap[0])
+        raise DataError(f"{where}: examples {k + 1} and {k + 2} overlap ({shots[k, 0]:g}-{shots[k, 1]:g} s and "
+                        f"{shots[k + 1, 0]:g}-{shots[k + 1, 1]:g} s); fix their times or merge them")
+    if duration is not None and shots[:, 1].max() > duration + 1e-3:
+        k = int(np.argmax(shots[:, 1] > duration + 1e-3))
+        raise DataError(f"{where}: example {k + 1} ends at {shots[k, 1]:g} s, past the end of the recording "
+                        f"({duration:.3f} s); fix its times or pair the table with the right recording")
+    return shots

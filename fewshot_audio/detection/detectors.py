@@ -1,0 +1,115 @@
+"""Detectors: how window descriptors become scores and scores become events. One class per variant,
+registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.pipeline` never branches on it.
+
+* ``shape`` (the default): each window's band means over four equal parts of it (its shape in time) and its
+  band standard deviations, a logistic regression of the examples (shifted by up to an eighth of a window)
+  against the windows of the annotated part that do not overlap them, then peaks above 0.8, each one event
+  of the examples' mean length, overlapping events suppressed in favour of the higher score.
+* ``stats``: the floor the issue measured: band mean and std of windows every quarter window, the same
+  logistic regression with shifts up to a quarter window, probability 0.5, windows above it merged.
+* ``template``: the other floor: cosine to the examples' mean descriptor minus cosine to the negatives', the
+  threshold half-way between the two classes' mean scores, windows above it merged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewshot_audio.errors import ConfigError
+
+DETECTORS: dict[str, type[Detector]] = {}
+DEFAULT_DETECTOR = "shape"
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def make_detector(name: str) -> Detector:
+    if name not in DETECTORS:
+        raise ConfigError(f"unknown detector {name!r}; registered: {', '.join(DETECTORS)}")
+    return DETECTORS[name]()
+
+
+class Detector:
+    """A detector's settings and its classifier. ``segments``: parts of a window whose band means describe
+    it; ``shift``: positive windows start up to this fraction of a window from an example's onset; ``stride``:
+    windows are scored every this fraction of a window (0: every frame); ``decode``: ``peaks`` (one event of
+    the examples' mean length per peak, overlaps suppressed) or ``merge`` (windows above the threshold joined)."""
+
+    name = ""
+    segments = 4
+    shift = 0.125
+    stride = 0.0
+    decode = "peaks"
+    threshold = 0.8
+
+    def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
+        from sklearn.linear_model import LogisticRegression  # optional at import time: heavy
+        from sklearn.preprocessing import StandardScaler
+
+        x = np.concatenate([pos, neg])
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        self.scaler = StandardScaler().fit(x)
+        self.model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
+        self.model.fit(self.scaler.transform(x), y)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros(0, np.float32)
+        return self.model.predict_proba(self.scaler.transform(x))[:, 1].astype(np.float32)
+
+
+@register_detector
+class ShapeLogReg(Detector):
+    name = "shape"
+
+
+@register_detector
+class StatsLogReg(Detector):
+    name = "stats"
+    segments, shift, stride, decode, threshold = 1, 0.25, 0.25, "merge", 0.5
+
+
+@register_detector
+class Template(Detector):
+    name = "template"
+    segments, shift, stride, decode = 1, 0.0, 0.25, "merge"
+
+    def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
+        self.mu, self.sd = neg.mean(0), neg.std(0) + 1e-6
+        unit = lambda v: v / (np.linalg.norm(v) + 1e-12)  # noqa: E731
+        self.pos_proto = unit(((pos - self.mu) / self.sd).mean(0))
+        self.neg_proto = unit(((neg - self.mu) / self.sd).mean(0))
+        self.threshold = 0.0
+        self.threshold = float((self.scores(pos).mean() + self.scores(neg).mean()) / 2)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mu) / self.sd
+        z = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
+        return (z @ self.pos_proto - z @ self.neg_proto).astype(np.float32)
+
+
+def decode_events(scores: np.ndarray, starts: np.ndarray, det: Detector, *, fps: float, window: int,
+                  length: float, min_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Events ``(m, 2)`` seconds and their scores from window ``scores`` at window ``starts`` (frames)."""
+    above = scores > det.threshold
+    runs = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0])).reshape(-1, 2)
+    if det.decode == "merge":  # windows above the threshold joined into one event
+        events = np.array([[starts[a] / fps, (starts[b - 1] + window) / fps] for a, b in runs]).reshape(-1, 2)
+        best = np.array([scores[a:b].max() for a, b in runs], np.float32)
+        keep = events[:, 1] - events[:, 0] >= min_length / 2
+        return events[keep], best[keep]
+    peaks = np.array([a + int(np.argmax(scores[a:b])) for a, b in runs], dtype=np.int64)
+    onsets = starts[peaks] / fps if len(peaks) else np.zeros(0)
+    order = np.argsort(-scores[peaks], kind="stable") if len(peaks) else peaks
+    kept: list[int] = []
+    taken = np.zeros(0)
+    for i in order:  # the highest peak first; an event overlapping a kept one is dropped
+        if not len(taken) or np.all(np.abs(taken - onsets[i]) >= length):
+            kept.append(int(i))
+            taken = np.r_[taken, onsets[i]]
+    kept.sort(key=lambda i: onsets[i])
+    events = np.array([[onsets[i], onsets[i] + length] for i in kept]).reshape(-1, 2)
+    return events, scores[peaks[kept]] if kept else np.zeros(0, np.float32)
