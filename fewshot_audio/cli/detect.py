@@ -107,7 +107,8 @@ def run_detect(args) -> int:
                 failed += 1
                 continue
             rows += _rows(ep.audio_name, ep.label, found)
-            log(f"{ep.audio_name} ({ep.label}): {len(found.events)} events after the first {args.first}")
+            label = "" if ep.label == ep.audio_name.rsplit(".", 1)[0] else f" ({ep.label})"
+            log(f"{ep.audio_name}{label}: {len(found.events)} events after the first {args.first}")
     atomic_write_text(args.out, _table(rows, args))
     log(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
     if args.evaluate:

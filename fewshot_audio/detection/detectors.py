@@ -36,7 +36,8 @@ class Detector:
     """A detector's settings and its classifier. ``segments``: parts of a window whose band means describe
     it; ``shift``: positive windows start up to this fraction of a window from an example's onset; ``stride``:
     windows are scored every this fraction of a window (0: every frame); ``decode``: ``peaks`` (one event of
-    the examples' mean length per peak, overlaps suppressed) or ``merge`` (windows above the threshold joined)."""
+    the examples' mean length per peak, overlaps suppressed) or ``merge`` (windows above the threshold joined);
+    ``band_reference``: refer each band to the recording's median level (else raw log-mel)."""
 
     name = ""
     segments = 4
@@ -44,6 +45,7 @@ class Detector:
     stride = 0.0
     decode = "peaks"
     threshold = 0.8
+    band_reference = True
 
     def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
         from sklearn.linear_model import LogisticRegression  # optional at import time: heavy

@@ -82,11 +82,11 @@ def stream_frames(path: str | Path, spec: FrameSpec, *, block_seconds: float = 6
                 buf = buf[n * spec.hop :]
 
 
-def band_medians(path: str | Path, spec: FrameSpec, *, keep: int = 200_000) -> np.ndarray:
+def band_medians(path: str | Path, spec: FrameSpec, *, keep: int = 50_000) -> np.ndarray:
     """The median log-mel level per band ``(64,)`` over the recording (at most ``keep`` frames, evenly spread)."""
     sample, step = [], 1
     for block in stream_frames(path, spec):
-        sample.append(block[::step])
+        sample.append(block[::step].copy())  # a copy: a view would keep the whole block alive
         if sum(len(s) for s in sample) > 2 * keep:
             sample, step = [np.concatenate(sample)[::2]], step * 2
     frames = np.concatenate(sample) if sample else np.zeros((1, N_MELS), np.float32)

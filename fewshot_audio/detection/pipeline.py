@@ -16,7 +16,7 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.detection.detectors import Detector, decode_events, make_detector
-from fewshot_audio.detection.frames import FrameSpec, band_medians, stream_frames, windows
+from fewshot_audio.detection.frames import N_MELS, FrameSpec, band_medians, stream_frames, windows
 from fewshot_audio.errors import DataError
 
 MAX_NEGATIVES = 30_000
@@ -64,12 +64,16 @@ def _window_iou(starts: np.ndarray, spec: FrameSpec, examples: np.ndarray) -> np
     return (inter / union).max(axis=1)
 
 
+def _reference(det: Detector, recording: Path, spec: FrameSpec) -> np.ndarray:
+    return band_medians(recording, spec) if det.band_reference else np.zeros(N_MELS, np.float32)
+
+
 def fit(episode: Episode, detector: str, *, seed: int = 0) -> Fitted:
     """The detector fitted on ``episode``: its examples (shifted by up to the detector's ``shift``) against the
     windows of the annotated part that do not overlap them."""
     det = make_detector(detector)
     spec = FrameSpec.for_examples(episode.examples)
-    medians = band_medians(episode.recording, spec)
+    medians = _reference(det, episode.recording, spec)
     need = int(np.ceil(episode.known_until * spec.fps)) + spec.window + 1
     blocks, have = [], 0
     for block in stream_frames(episode.recording, spec):
@@ -100,7 +104,7 @@ def detect(fitted: Fitted, recording: Path, *, after: float = 0.0) -> Detections
     """Every event ``fitted`` finds in ``recording`` (block by block: memory bounded by one block), those
     ending after ``after`` seconds."""
     spec, det = fitted.spec, fitted.detector
-    medians = band_medians(recording, spec)
+    medians = _reference(det, recording, spec)
     stride = max(1, int(round(det.stride * spec.window))) if det.stride else 1
     carry = np.zeros((0, medians.shape[0]), np.float32)
     first = 0  # frame index of carry[0]

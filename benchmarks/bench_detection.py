@@ -1,0 +1,209 @@
+"""Few-shot detection on real recordings with the official DCASE Task 5 metric, every row next to two floors.
+
+* ``--birdsong``: ../shared/data/birdsong_gy6or6 (real Bengalese finch song, 22 syllable episodes, 601 events):
+  every registered detector and the ablations of the default (below), the official F (one subset) and the
+  mean per-episode F with its 95% CI.
+* ``--mixtures``: seeded mixtures built here from the real one-shots of ../shared/data/kenney_impact and
+  body_percussion in the real backgrounds of ../shared/data/backgrounds: per episode, 60 s of one background,
+  20 events of one class (the first five are the examples) and 20 of other classes of the same set, at an
+  event-to-background RMS ratio of +10, 0 or -10 dB (each event's RMS over its own length, leading and trailing
+  silence trimmed at 40 dB below its peak, against the background excerpt's RMS, +-3 dB jitter), none
+  overlapping; 8 episodes per set and level. The default detector and the two floors.
+* ``--speed``: one hour of real audio (the finch recording tiled), ``detect`` with the default detector: seconds
+  and peak memory (this process's maximum RSS) for the hour.
+
+The floors are the two the issue measured, as registered detectors: ``stats`` (logistic regression on band mean
+and std of windows as long as the examples, every quarter window, probability 0.5, windows above it merged) and
+``template`` (cosine to the examples minus cosine to the negatives, midpoint threshold).
+
+    python benchmarks/bench_detection.py --birdsong --mixtures --out benchmarks/results_detection.json
+    python benchmarks/bench_detection.py --speed --out benchmarks/results_detection_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from fewshot_audio.data.audio import load_audio
+from fewshot_audio.detection import detectors as registry
+from fewshot_audio.detection.episodes import dataset_episodes
+from fewshot_audio.detection.metric import evaluate, read_references
+from fewshot_audio.detection.pipeline import detect, fit, run_episode
+from fewshot_audio.fewshot.metrics import mean_ci95
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FLOORS = ("stats", "template")
+MIX_SR, MIX_SECONDS, N_TARGET, N_OTHER, EPISODES = 32000, 60.0, 20, 20, 8
+
+
+def ablation(name: str, **settings) -> str:
+    """A variant of the default detector, registered under ``name`` for this benchmark."""
+    base = registry.DETECTORS[registry.DEFAULT_DETECTOR]
+    registry.register_detector(type(name, (base,), {"name": name, **settings}))
+    return name
+
+
+ABLATIONS = {
+    "shape, band mean + std only (no shape in time)": dict(segments=1),
+    "shape, probability 0.5": dict(threshold=0.5),
+    "shape, windows merged instead of peaks": dict(decode="merge"),
+    "shape, raw log-mel (no band reference)": dict(band_reference=False),
+    "shape, shifts up to a quarter window": dict(shift=0.25),
+}
+
+
+def score(root: Path, detector: str) -> dict:
+    found = dataset_episodes(root)
+    assert not found.problems, found.problems
+    t0 = time.perf_counter()
+    preds = {ep.audio_name: run_episode(ep, detector).events for ep in found.episodes}
+    seconds = time.perf_counter() - t0
+    report = evaluate(preds, read_references(root))
+    per_episode = [report["scores_per_audiofile"][ep.audio_name]["f-measure"] for ep in found.episodes]
+    o = report["overall_scores"]
+    return {"F": o["fmeasure (percentage)"], "P": 100 * o["precision"], "R": 100 * o["recall"],
+            "episode_F": [100 * v for v in mean_ci95(per_episode)], "episodes": len(per_episode), "seconds": round(seconds, 1)}
+
+
+def trimmed(path: Path) -> np.ndarray:
+    import librosa
+
+    y = load_audio(path, sample_rate=MIX_SR)
+    return librosa.effects.trim(y, top_db=40)[0]
+
+
+def make_mixtures(folder: Path, source: str, snr_db: float, *, seed: int) -> None:
+    """``EPISODES`` mixtures of ``source`` at ``snr_db`` into ``folder`` (one subset), each with its Q table."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(p for p in (DATA / source).iterdir() if p.is_dir())
+    clips = {c.name: [trimmed(f) for f in sorted(c.iterdir()) if f.suffix in (".wav", ".ogg", ".flac")] for c in classes}
+    backgrounds = sorted((DATA / "backgrounds").glob("*.wav"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for e in range(EPISODES):
+        target = classes[(seed + e * 3) % len(classes)].name
+        bg = load_audio(backgrounds[e % len(backgrounds)], sample_rate=MIX_SR)
+        n = int(MIX_SECONDS * MIX_SR)
+        start = int(rng.integers(0, max(1, len(bg) - n)))
+        y = np.resize(bg[start:], n).astype(np.float64)
+        bg_rms = np.sqrt(np.mean(y**2)) + 1e-9
+        others = [c for c in clips if c != target]
+        kinds = [target] * N_TARGET + [others[i] for i in rng.integers(0, len(others), N_OTHER)]
+        sounds = [clips[k][int(rng.integers(0, len(clips[k])))] for k in kinds]
+        slot = n // len(kinds)  # one event per slot, at a random place inside it: no overlaps
+        order = rng.permutation(len(kinds))
+        events = []
+        for s, i in enumerate(order):
+            x = sounds[i]
+            x = x[: slot - 1]
+            gain = bg_rms * 10 ** ((snr_db + rng.uniform(-3, 3)) / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
+            at = s * slot + int(rng.integers(0, slot - len(x)))
+            y[at : at + len(x)] += gain * x
+            if kinds[i] == target:
+                events.append((at / MIX_SR, (at + len(x)) / MIX_SR))
+        peak = np.abs(y).max()
+        name = f"{source}_{snr_db:+.0f}dB_{e}_{target}"
+        sf.write(folder / f"{name}.wav", (y / peak * 0.9).astype(np.float32), MIX_SR, subtype="PCM_16")
+        with open(folder / f"{name}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["Audiofilename", "Starttime", "Endtime", "Q"])
+            for a, b in sorted(events):
+                w.writerow([f"{name}.wav", f"{a:.4f}", f"{b:.4f}", "POS"])
+
+
+def speed(out: dict, hours: float = 1.0) -> None:
+    rec = DATA / "birdsong_gy6or6" / "recordings" / "gy6or6_0.wav"
+    table = DATA / "birdsong_gy6or6" / "episodes" / "gy6or6_0__syllable_a.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        y = load_audio(rec, sample_rate=32000)
+        hour = Path(tmp) / "hour.wav"
+        with sf.SoundFile(hour, "w", samplerate=32000, channels=1, subtype="PCM_16") as fh:
+            written = 0
+            total = int(hours * 3600 * 32000)
+            while written < total:
+                part = y[: total - written]
+                fh.write(part)
+                written += len(part)
+        from fewshot_audio.detection.episodes import table_episodes
+
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        episodes, _ = table_episodes([rec], table)
+        fitted = fit(episodes[0], registry.DEFAULT_DETECTOR)
+        t1 = time.perf_counter()
+        found = detect(fitted, hour)
+        t2 = time.perf_counter()
+        key = "speed" if hours == 1 else f"speed_{hours:g}h"
+        out[key] = {"audio_s": hours * 3600, "fit_s": round(t1 - t0, 1), "detect_s": round(t2 - t1, 1),
+                        "real_time_factor": round(hours * 3600 / (t2 - t0), 1), "events": len(found.events),
+                        "hop_ms": round(1000 * fitted.spec.hop / fitted.spec.sample_rate, 2),
+                        "max_rss_mb_before": rss0 // 1024,
+                        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+        print(key, out[key], flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--birdsong", action="store_true")
+    p.add_argument("--mixtures", action="store_true")
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--hours", type=float, default=1.0, help="--speed: hours of audio")
+    p.add_argument("--out", default="benchmarks/results_detection.json")
+    args = p.parse_args(argv)
+    out = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    if args.birdsong:
+        res = out.setdefault("birdsong_gy6or6", {})
+        names = [registry.DEFAULT_DETECTOR, *FLOORS] + [ablation(f"ablation{i}", **kw) for i, kw in enumerate(ABLATIONS.values())]
+        labels = [registry.DEFAULT_DETECTOR, *FLOORS, *ABLATIONS]
+        for name, label in zip(names, labels):
+            res[label] = score(DATA / "birdsong_gy6or6" / "episodes", name)
+            print("birdsong", label, res[label], flush=True)
+            Path(args.out).write_text(json.dumps(out, indent=1))
+    if args.mixtures:
+        res = out.setdefault("mixtures", {})
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, source in enumerate(("kenney_impact", "body_percussion")):
+                for snr in (10.0, 0.0, -10.0):
+                    folder = Path(tmp) / f"{source}{snr:+.0f}" / "MIX"
+                    make_mixtures(folder, source, snr, seed=100 * k + int(snr) + 20)
+                    row = res.setdefault(f"{source} {snr:+.0f} dB", {})
+                    for name in (registry.DEFAULT_DETECTOR, *FLOORS):
+                        row[name] = score(folder.parent, name)
+                        print("mixtures", source, snr, name, row[name], flush=True)
+                    Path(args.out).write_text(json.dumps(out, indent=1))
+    if args.speed:
+        speed(out, args.hours)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def table(path: str) -> str:
+    r = json.loads(Path(path).read_text())
+    lines = []
+    for section, rows in r.items():
+        if section.startswith("speed"):
+            continue
+        lines += [f"**{section}**", "", "| detector / condition | F (official) | P | R | per-episode F | episodes |",
+                  "|---|---|---|---|---|---|"]
+        for k, v in rows.items():
+            for name, m in ([(k, v)] if "F" in v else [(f"{k}: {n}", m) for n, m in v.items()]):
+                lines.append(f"| {name} | {m['F']:.1f} | {m['P']:.1f} | {m['R']:.1f} | {m['episode_F'][0]:.1f} ± "
+                             f"{m['episode_F'][1]:.1f} | {m['episodes']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2]))
+        sys.exit(0)
+    sys.exit(main())
