@@ -64,7 +64,8 @@ class FeatureConfig:
     @classmethod
     def of_front_end(cls, fe: FrontEnd) -> FeatureConfig:
         """The features of a pretrained model's own front end ``fe``: one model input per window."""
-        return cls(kind=fe.kind, sample_rate=fe.sample_rate, duration=fe.window, n_mels=fe.n_bins, **fe.fixed)
+        return cls(kind=fe.kind, sample_rate=fe.sample_rate, duration=fe.window, n_mels=fe.n_bins, signal_db=fe.signal_db,
+                   **fe.fixed)
 
     def validate(self) -> None:
         kinds = (*FEATURE_KINDS, *front_ends())

@@ -24,7 +24,8 @@ class FrontEnd:
     """A model's own preprocessing: ``build()`` maps waveforms ``(batch, samples)`` at ``sample_rate`` to
     features ``(batch, 1, n_bins, frames)``, ``frames(samples)`` frames from a signal of that many samples;
     one model input is ``window_samples`` long. ``kind`` is the ``features.kind`` that selects it; ``fixed``
-    lists feature-config fields it does not let change."""
+    lists feature-config fields it does not let change; ``signal_db`` is its default pooling margin (windows within
+    that many dB of a clip's loudest are pooled; measured per model in docs/results.md, "Loud-window pooling")."""
 
     kind: str
     sample_rate: int
@@ -34,6 +35,7 @@ class FrontEnd:
     frames: Callable[[int], int]
     fixed: dict = field(default_factory=dict)
     framing: PatchFraming | None = None
+    signal_db: float = 30.0
 
     @property
     def window(self) -> float:

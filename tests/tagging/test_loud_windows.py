@@ -58,3 +58,12 @@ def test_silence_around_a_sound_does_not_flip_its_tag(files):
     alone, old = tagger.tag([files / "bell.wav", files / "padded.wav"], quiet=True)
     assert alone.tags[:1] == ["bell"], alone.scores  # one window: the same either way
     assert max(old.scores, key=old.scores.get) != "bell", old.scores
+
+
+def test_each_model_declares_its_pooling_margin():
+    from fewshot_audio import specs as registry
+    from fewshot_audio.config import FeatureConfig
+
+    # YAMNet pools windows within 40 dB of a clip's loudest (measured; docs/results.md), the others 30 dB
+    assert FeatureConfig.of_front_end(registry.get("yamnet").front_end).signal_db == 40.0
+    assert FeatureConfig.of_front_end(registry.get("aisfx").front_end).signal_db == 30.0
