@@ -9,6 +9,9 @@
   event-to-background RMS ratio of +10, 0 or -10 dB (each event's RMS over its own length, leading and trailing
   silence trimmed at 40 dB below its peak, against the background excerpt's RMS, +-3 dB jitter), none
   overlapping; 8 episodes per set and level. The default detector and the two floors.
+* ``--extra shape-self,yamnet``: more detectors in both sections (``--only-extra``: only those): the default
+  adapted to the unlabelled recording (one round of self-training), and YAMNet's embeddings instead of log-mel
+  windows.
 * ``--speed``: one hour of real audio (the finch recording tiled), ``detect`` with the default detector: seconds
   and peak memory (this process's maximum RSS) for the hour.
 
@@ -145,7 +148,7 @@ def speed(out: dict, hours: float = 1.0) -> None:
         key = "speed" if hours == 1 else f"speed_{hours:g}h"
         out[key] = {"audio_s": hours * 3600, "fit_s": round(t1 - t0, 1), "detect_s": round(t2 - t1, 1),
                         "real_time_factor": round(hours * 3600 / (t2 - t0), 1), "events": len(found.events),
-                        "hop_ms": round(1000 * fitted.spec.hop / fitted.spec.sample_rate, 2),
+                        "hop_ms": round(1000 / fitted.source.fps, 2),
                         "max_rss_mb_before": rss0 // 1024,
                         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
         print(key, out[key], flush=True)
@@ -156,6 +159,9 @@ def main(argv=None) -> int:
     p.add_argument("--birdsong", action="store_true")
     p.add_argument("--mixtures", action="store_true")
     p.add_argument("--speed", action="store_true")
+    p.add_argument("--extra", default="", help="more registered detectors for --birdsong and --mixtures (e.g. "
+                   "shape-self,yamnet)")
+    p.add_argument("--only-extra", action="store_true", help="run only the --extra detectors")
     p.add_argument("--hours", type=float, default=1.0, help="--speed: hours of audio")
     p.add_argument("--out", default="benchmarks/results_detection.json")
     args = p.parse_args(argv)
@@ -164,6 +170,8 @@ def main(argv=None) -> int:
         res = out.setdefault("birdsong_gy6or6", {})
         names = [registry.DEFAULT_DETECTOR, *FLOORS] + [ablation(f"ablation{i}", **kw) for i, kw in enumerate(ABLATIONS.values())]
         labels = [registry.DEFAULT_DETECTOR, *FLOORS, *ABLATIONS]
+        extra = [e for e in args.extra.split(",") if e]
+        names, labels = (extra, extra) if args.only_extra else (names + extra, labels + extra)
         for name, label in zip(names, labels):
             res[label] = score(DATA / "birdsong_gy6or6" / "episodes", name)
             print("birdsong", label, res[label], flush=True)
@@ -176,7 +184,8 @@ def main(argv=None) -> int:
                     folder = Path(tmp) / f"{source}{snr:+.0f}" / "MIX"
                     make_mixtures(folder, source, snr, seed=100 * k + int(snr) + 20)
                     row = res.setdefault(f"{source} {snr:+.0f} dB", {})
-                    for name in (registry.DEFAULT_DETECTOR, *FLOORS):
+                    extra = [e for e in args.extra.split(",") if e]
+                    for name in extra if args.only_extra else (registry.DEFAULT_DETECTOR, *FLOORS, *extra):
                         row[name] = score(folder.parent, name)
                         print("mixtures", source, snr, name, row[name], flush=True)
                     Path(args.out).write_text(json.dumps(out, indent=1))

@@ -221,6 +221,8 @@ def main(argv=None) -> int:
                    help="place every clip at a random time inside this many seconds of background (see in_context)")
     p.add_argument("--context-db", type=float, default=None,
                    help="the background's level below each clip's RMS, dB (default: digital silence)")
+    p.add_argument("--hop-fraction", type=float, default=None,
+                   help="windows every this fraction of a window (default: the embedding layer's, one window)")
     p.add_argument("--out", default="benchmarks/results_real.json")
     args = p.parse_args(argv)
     scratch = tempfile.TemporaryDirectory()
@@ -247,7 +249,8 @@ def main(argv=None) -> int:
             for short in ("loop", "pad") if "policy" in args.ablations else ("loop",):
                 bb = dataclasses.replace(bb0, features=dataclasses.replace(bb0.features, short=short))
                 t0 = time.perf_counter()
-                emb = embed_files(bb, [Path(p) for p in paths], device=device, quiet=True)
+                hop = args.hop_fraction * bb.window if args.hop_fraction else None
+                emb = embed_files(bb, [Path(p) for p in paths], device=device, hop=hop, quiet=True)
                 seconds = time.perf_counter() - t0
                 windows, levels = [torch.from_numpy(e) for e in emb.windows], [torch.from_numpy(v) for v in emb.levels]
                 default_db = bb.features.signal_db

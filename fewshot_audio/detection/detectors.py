@@ -9,6 +9,10 @@ registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.
   logistic regression with shifts up to a quarter window, probability 0.5, windows above it merged.
 * ``template``: the other floor: cosine to the examples' mean descriptor minus cosine to the negatives', the
   threshold half-way between the two classes' mean scores, windows above it merged.
+* ``shape-self``: the default, then adapted to the unlabelled recording: its confident peaks (>= 0.95) join
+  the examples and its confident negatives (< 0.05) the negatives, refitted once (:func:`.pipeline.self_train`).
+* ``yamnet``: the default's classifier and events on YAMNet's embeddings instead of log-mel windows
+  (:class:`.sources.EmbeddingSource`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class Detector:
     decode = "peaks"
     threshold = 0.8
     band_reference = True
+    self_training = 0  # rounds of adaptation to the unlabelled recording (pipeline.self_train)
+    confident = 0.95
+    embedding: str | None = None  # a pretrained model's embeddings instead of log-mel windows (sources.py)
 
     def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
         from sklearn.linear_model import LogisticRegression  # optional at import time: heavy
@@ -69,6 +76,20 @@ class ShapeLogReg(Detector):
 
 
 @register_detector
+class ShapeSelfTrained(Detector):
+    name = "shape-self"
+    self_training = 1
+
+
+@register_detector
+class YamnetLogReg(Detector):
+    """The default's classifier and events on YAMNet's window embeddings (0.975 s) every quarter example."""
+
+    name = "yamnet"
+    embedding = "yamnet"
+
+
+@register_detector
 class StatsLogReg(Detector):
     name = "stats"
     segments, shift, stride, decode, threshold = 1, 0.25, 0.25, "merge", 0.5
@@ -84,7 +105,6 @@ class Template(Detector):
         unit = lambda v: v / (np.linalg.norm(v) + 1e-12)  # noqa: E731
         self.pos_proto = unit(((pos - self.mu) / self.sd).mean(0))
         self.neg_proto = unit(((neg - self.mu) / self.sd).mean(0))
-        self.threshold = 0.0
         self.threshold = float((self.scores(pos).mean() + self.scores(neg).mean()) / 2)
 
     def scores(self, x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.detection.detectors import Detector, decode_events, make_detector
-from fewshot_audio.detection.frames import N_MELS, FrameSpec, band_medians, stream_frames, windows
+from fewshot_audio.detection.sources import EmbeddingSource, LogMelSource, make_source
 from fewshot_audio.errors import DataError
 
 MAX_NEGATIVES = 30_000
@@ -43,12 +43,14 @@ class Episode:
 
 @dataclass
 class Fitted:
-    """A detector fitted on one episode, with the frames and lengths it was fitted for."""
+    """A detector fitted on one episode, with its descriptor source and the examples' lengths."""
 
     detector: Detector
-    spec: FrameSpec
+    source: LogMelSource | EmbeddingSource
     length: float  # the examples' mean length (s): the length of a peak's event
     min_length: float
+    pos: np.ndarray  # the descriptors it was fitted on
+    neg: np.ndarray
 
 
 @dataclass
@@ -57,38 +59,35 @@ class Detections:
     scores: np.ndarray  # (m,)
 
 
-def _window_iou(starts: np.ndarray, spec: FrameSpec, examples: np.ndarray) -> np.ndarray:
-    a, b = starts[:, None] / spec.fps, (starts[:, None] + spec.window) / spec.fps
+def _event_iou(k: np.ndarray, src, examples: np.ndarray) -> np.ndarray:
+    """The IoU of each descriptor's event with the nearest example."""
+    a = (k[:, None] + src.offset) / src.fps
+    b = a + src.window / src.fps
     inter = np.maximum(0.0, np.minimum(b, examples[None, :, 1]) - np.maximum(a, examples[None, :, 0]))
     union = np.maximum(b, examples[None, :, 1]) - np.minimum(a, examples[None, :, 0])
     return (inter / union).max(axis=1)
 
 
-def _reference(det: Detector, recording: Path, spec: FrameSpec) -> np.ndarray:
-    return band_medians(recording, spec) if det.band_reference else np.zeros(N_MELS, np.float32)
-
-
 def fit(episode: Episode, detector: str, *, seed: int = 0) -> Fitted:
     """The detector fitted on ``episode``: its examples (shifted by up to the detector's ``shift``) against the
-    windows of the annotated part that do not overlap them."""
+    descriptors of the annotated part whose events do not overlap them."""
     det = make_detector(detector)
-    spec = FrameSpec.for_examples(episode.examples)
-    medians = _reference(det, episode.recording, spec)
-    need = int(np.ceil(episode.known_until * spec.fps)) + spec.window + 1
-    blocks, have = [], 0
-    for block in stream_frames(episode.recording, spec):
-        blocks.append(block)
-        have += len(block)
+    src = make_source(det, episode.examples)
+    need = int(np.ceil(episode.known_until * src.fps)) + 1
+    parts, have = [], 0
+    for _, x in src.blocks(episode.recording):
+        parts.append(x)
+        have += len(x)
         if have >= need:
             break
-    x = windows(np.concatenate(blocks) - medians, spec.window, det.segments)
-    onsets = np.round(episode.examples[:, 0] * spec.fps).astype(np.int64)
-    shift = int(round(det.shift * spec.window))
+    x = np.concatenate(parts)
+    onsets = np.round(episode.examples[:, 0] * src.fps - src.offset).astype(np.int64)
+    shift = int(round(det.shift * src.window))
     pos = np.unique((onsets[:, None] + np.arange(-shift, shift + 1)[None, :]).ravel())
     pos = pos[(pos >= 0) & (pos < len(x))]
     before = np.arange(len(x))
-    before = before[(before + spec.window) / spec.fps <= episode.known_until]
-    neg = before[_window_iou(before, spec, episode.examples) < NEGATIVE_IOU]
+    before = before[(before + src.reach) / src.fps <= episode.known_until]  # reads annotated audio only
+    neg = before[_event_iou(before, src, episode.examples) < NEGATIVE_IOU]
     if not len(pos) or not len(neg):
         raise DataError(f"{episode.recording} ({episode.label}): no {'example' if not len(pos) else 'unannotated'} "
                         "windows before the last example's end; the examples must lie inside the recording with "
@@ -97,34 +96,65 @@ def fit(episode: Episode, detector: str, *, seed: int = 0) -> Fitted:
         neg = np.sort(np.random.default_rng(seed).choice(neg, MAX_NEGATIVES, replace=False))
     det.fit(x[pos], x[neg], seed=seed)
     lengths = episode.examples[:, 1] - episode.examples[:, 0]
-    return Fitted(det, spec, float(lengths.mean()), float(lengths.min()))
+    return Fitted(det, src, float(lengths.mean()), float(lengths.min()), x[pos], x[neg])
 
 
-def detect(fitted: Fitted, recording: Path, *, after: float = 0.0) -> Detections:
-    """Every event ``fitted`` finds in ``recording`` (block by block: memory bounded by one block), those
-    ending after ``after`` seconds."""
-    spec, det = fitted.spec, fitted.detector
-    medians = _reference(det, recording, spec)
-    stride = max(1, int(round(det.stride * spec.window))) if det.stride else 1
-    carry = np.zeros((0, medians.shape[0]), np.float32)
-    first = 0  # frame index of carry[0]
+def window_scores(fitted: Fitted, recording: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's score of every descriptor it scores (every ``stride``), and the descriptors' indices."""
+    det, src = fitted.detector, fitted.source
+    stride = max(1, int(round(det.stride * src.window))) if det.stride else 1
     scores, starts = [], []
-    for block in stream_frames(recording, spec):
-        frames = np.concatenate([carry, block - medians])
-        x = windows(frames, spec.window, det.segments)
+    for first, x in src.blocks(recording):
         idx = np.arange(len(x))
         idx = idx[(first + idx) % stride == 0]
         if len(idx):
             scores.append(det.scores(x[idx]))
             starts.append(first + idx)
-        keep_from = len(x)  # the next window starts here
-        carry, first = frames[keep_from:], first + keep_from
-    s = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    k = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-    events, ev_scores = decode_events(s, k, det, fps=spec.fps, window=spec.window, length=fitted.length,
-                                      min_length=fitted.min_length)
+    return (np.concatenate(scores) if scores else np.zeros(0, np.float32),
+            np.concatenate(starts) if starts else np.zeros(0, np.int64))
+
+
+def _decode(fitted: Fitted, s: np.ndarray, k: np.ndarray, after: float) -> Detections:
+    src = fitted.source
+    events, ev_scores = decode_events(s, k + src.offset, fitted.detector, fps=src.fps, window=src.window,
+                                      length=fitted.length, min_length=fitted.min_length)
     keep = events[:, 1] > after
     return Detections(events[keep], ev_scores[keep])
+
+
+def detect(fitted: Fitted, recording: Path, *, after: float = 0.0) -> Detections:
+    """Every event ``fitted`` finds in ``recording`` (block by block: memory bounded by one block), those
+    ending after ``after`` seconds."""
+    return _decode(fitted, *window_scores(fitted, recording), after)
+
+
+def self_train(fitted: Fitted, recording: Path, *, after: float, seed: int = 0) -> Detections:
+    """Adapt to the unlabelled rest of the recording (``detector.self_training`` rounds): the peaks scoring at
+    least ``detector.confident`` after ``after`` join the examples, windows scoring under ``1 - confident`` join
+    the negatives, the detector is refitted, and the recording scored again."""
+    det, src = fitted.detector, fitted.source
+    s, k = window_scores(fitted, recording)
+    rng = np.random.default_rng(seed)
+    for _ in range(det.self_training):
+        found = _decode(fitted, s, k, after)
+        onsets = np.round(found.events[found.scores >= det.confident, 0] * src.fps - src.offset).astype(np.int64)
+        low = k[(s < 1 - det.confident) & (k / src.fps >= after)]
+        low = np.sort(rng.choice(low, min(len(low), MAX_NEGATIVES), replace=False)) if len(low) else low
+        if not len(onsets):
+            break
+        pos_x, neg_x = _rows_at(fitted, recording, onsets), _rows_at(fitted, recording, low)
+        det.fit(np.concatenate([fitted.pos, pos_x]), np.concatenate([fitted.neg, neg_x]), seed=seed)
+        s, k = window_scores(fitted, recording)
+    return _decode(fitted, s, k, after)
+
+
+def _rows_at(fitted: Fitted, recording: Path, index: np.ndarray) -> np.ndarray:
+    """The descriptors numbered ``index`` (sorted)."""
+    out = []
+    for first, x in fitted.source.blocks(recording):
+        take = index[(index >= first) & (index < first + len(x))]
+        out.append(x[take - first])
+    return np.concatenate(out)
 
 
 def run_episode(episode: Episode, detector: str, *, seed: int = 0) -> Detections:
@@ -132,4 +162,7 @@ def run_episode(episode: Episode, detector: str, *, seed: int = 0) -> Detections
     duration = audio_duration(episode.recording)
     if duration <= 0:
         raise DataError(f"{episode.recording} is empty; remove it or its annotation")
-    return detect(fit(episode, detector, seed=seed), episode.recording, after=episode.known_until)
+    fitted = fit(episode, detector, seed=seed)
+    if fitted.detector.self_training:
+        return self_train(fitted, episode.recording, after=episode.known_until, seed=seed)
+    return detect(fitted, episode.recording, after=episode.known_until)

@@ -331,3 +331,35 @@ def test_speech_embedding_tags_spoken_digits_far_above_the_mfcc_floor(cache, mon
                            np.stack([whole_clip_mfcc(f) for f, _ in queries]))
     floor = np.mean(ref == np.array([d for _, d in queries]))
     assert ours > floor + 0.2, (ours, floor)
+
+
+def test_detect_with_yamnet_embeddings_finds_the_later_events(cache, monkeypatch, tmp_path):
+    """``detect --detector yamnet``: the pretrained source (embeddings every quarter example, events centred in
+    the model's windows) on a generated recording of tone bursts among noise bursts."""
+    import csv
+
+    import soundfile as sf
+
+    from fewshot_audio.cli import main
+    from fewshot_audio.detection.metric import evaluate, read_predictions, read_references
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    rng = np.random.default_rng(3)
+    sr, n = 16000, 40 * 16000
+    y = 0.003 * rng.standard_normal(n)
+    starts = np.arange(1.0, 39.0, 1.5) + rng.uniform(0, 0.3, 26)
+    target = np.sort(rng.choice(starts, 14, replace=False))
+    t = np.arange(4000) / sr
+    for s in starts:
+        i = int(s * sr)
+        burst = np.sin(2 * np.pi * 880 * t) if s in target else rng.standard_normal(4000) * 0.5
+        y[i : i + 4000] += 0.3 * burst * np.hanning(4000)
+    (tmp_path / "S").mkdir()
+    sf.write(tmp_path / "S" / "r.wav", y.astype(np.float32), sr)
+    with open(tmp_path / "S" / "r.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Audiofilename", "Starttime", "Endtime", "Q"])
+        w.writerows([["r.wav", f"{a:.3f}", f"{a + 0.25:.3f}", "POS"] for a in target])
+    assert main(["detect", str(tmp_path), "--detector", "yamnet", "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    f = evaluate(read_predictions(tmp_path / "p.csv"), read_references(tmp_path))["overall_scores"]["fmeasure (percentage)"]
+    assert f >= 70
