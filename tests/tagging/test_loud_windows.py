@@ -64,6 +64,8 @@ def test_each_model_declares_its_pooling_margin():
     from fewshot_audio import specs as registry
     from fewshot_audio.config import FeatureConfig
 
-    # YAMNet pools windows within 40 dB of a clip's loudest (measured; docs/results.md), the others 30 dB
+    # YAMNet pools windows within 40 dB of a clip's loudest, the speech embedding every window, the others 30 dB
+    # (each measured; docs/results.md)
     assert FeatureConfig.of_front_end(registry.get("yamnet").front_end).signal_db == 40.0
+    assert FeatureConfig.of_front_end(registry.get("speech-embedding").front_end).signal_db == float("inf")
     assert FeatureConfig.of_front_end(registry.get("aisfx").front_end).signal_db == 30.0
