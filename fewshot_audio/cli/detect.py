@@ -14,7 +14,7 @@ from fewshot_audio.data.audio import audio_files
 from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS
 from fewshot_audio.detection.episodes import dataset_episodes, table_episodes
 from fewshot_audio.detection.metric import PRED_HEADER, evaluate, format_report, read_predictions, read_references
-from fewshot_audio.detection.pipeline import Detections, detect, fit, run_episode
+from fewshot_audio.detection.pipeline import Detections, find, fit, run_episode
 from fewshot_audio.errors import ConfigError, DataError, FewshotError
 from fewshot_audio.util.io import atomic_write_text, check_writable
 from fewshot_audio.util.progress import log, warn
@@ -76,6 +76,8 @@ def run_detect(args) -> int:
         raise ConfigError(f"--first must be at least 1, got {args.first}")
     if args.detector not in DETECTORS:
         raise ConfigError(f"unknown detector {args.detector!r}; registered: {', '.join(DETECTORS)}")
+    if args.evaluate and (args.examples or args.json or args.raven):
+        raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
     check_writable(args.out, flag="--out")
     rows, failed, t0 = [], 0, time.perf_counter()
     if args.examples:
@@ -85,7 +87,7 @@ def run_detect(args) -> int:
             fitted = fit(ep, args.detector, seed=args.seed)
             for rec in recordings:
                 try:
-                    found = detect(fitted, rec, after=ep.known_until if rec == home else 0.0)
+                    found = find(fitted, rec, after=ep.known_until if rec == home else 0.0, seed=args.seed)
                 except DataError as exc:
                     warn(str(exc))
                     failed += 1
@@ -112,8 +114,6 @@ def run_detect(args) -> int:
     atomic_write_text(args.out, _table(rows, args))
     log(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
     if args.evaluate:
-        if args.examples or args.json or args.raven:
-            raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
         print(format_report(evaluate(read_predictions(args.out), read_references(args.inputs[0]))))
     if failed:
         print(f"error: {failed} recording(s) or table(s) failed (see above); the others were written to {args.out}",

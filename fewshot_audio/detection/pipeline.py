@@ -157,12 +157,17 @@ def _rows_at(fitted: Fitted, recording: Path, index: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def find(fitted: Fitted, recording: Path, *, after: float = 0.0, seed: int = 0) -> Detections:
+    """The events of ``recording`` ending after ``after``: :func:`detect`, or :func:`self_train` for a detector
+    that adapts to the unlabelled recording."""
+    if fitted.detector.self_training:
+        return self_train(fitted, recording, after=after, seed=seed)
+    return detect(fitted, recording, after=after)
+
+
 def run_episode(episode: Episode, detector: str, *, seed: int = 0) -> Detections:
-    """Fit on the episode's examples, detect in the rest of its recording."""
+    """Fit on the episode's examples, find the later events in the rest of its recording."""
     duration = audio_duration(episode.recording)
     if duration <= 0:
         raise DataError(f"{episode.recording} is empty; remove it or its annotation")
-    fitted = fit(episode, detector, seed=seed)
-    if fitted.detector.self_training:
-        return self_train(fitted, episode.recording, after=episode.known_until, seed=seed)
-    return detect(fitted, episode.recording, after=episode.known_until)
+    return find(fit(episode, detector, seed=seed), episode.recording, after=episode.known_until, seed=seed)

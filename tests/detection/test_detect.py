@@ -175,3 +175,16 @@ def test_a_raven_table_without_times_is_named(tmp_path, capsys):
     assert main(["detect", str(folder / "r.wav"), "--examples", str(tmp_path / "t.txt"), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "t.txt: a Raven selection table needs 'Begin Time (s)' and 'End Time (s)'" in err
+
+
+def test_flag_mistakes_stop_before_any_work(dataset, tmp_path, capsys):
+    root, _ = dataset
+    for argv, message in [
+        (["--evaluate", "--json"], "--evaluate scores a dataset folder's CSV predictions"),
+        (["--first", "0"], "--first must be at least 1, got 0"),
+        (["--detector", "nope"], "unknown detector 'nope'; registered: shape, shape-self, yamnet, stats, template"),
+    ]:
+        assert main(["detect", str(root), "--out", str(tmp_path / "x.csv"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "x.csv").exists()
