@@ -11,6 +11,7 @@ registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.
   threshold half-way between the two classes' mean scores, windows above it merged.
 * ``shape-self``: the default, then adapted to the unlabelled recording: its confident peaks (>= 0.95) join
   the examples and its confident negatives (< 0.05) the negatives, refitted once (:func:`.pipeline.self_train`).
+* ``shape-cv``: the default with its threshold chosen per recording (each example held out in turn).
 * ``yamnet``: the default's classifier and events on YAMNet's embeddings instead of log-mel windows
   (:class:`.sources.EmbeddingSource`).
 """
@@ -53,6 +54,7 @@ class Detector:
     self_training = 0  # rounds of adaptation to the unlabelled recording (pipeline.self_train)
     confident = 0.95
     embedding: str | None = None  # a pretrained model's embeddings instead of log-mel windows (sources.py)
+    threshold_folds = False  # choose the threshold per recording, each example held out in turn (pipeline.fit)
 
     def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
         from sklearn.linear_model import LogisticRegression  # optional at import time: heavy
@@ -79,6 +81,12 @@ class ShapeLogReg(Detector):
 class ShapeSelfTrained(Detector):
     name = "shape-self"
     self_training = 1
+
+
+@register_detector
+class ShapeFoldedThreshold(Detector):
+    name = "shape-cv"
+    threshold_folds = True
 
 
 @register_detector
