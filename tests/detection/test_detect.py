@@ -188,3 +188,20 @@ def test_flag_mistakes_stop_before_any_work(dataset, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
         assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_table_with_one_column_per_class_searches_each_class(dataset, tmp_path):
+    root, events = dataset
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    (folder / "rec_a.wav").write_bytes((root / "SUB" / "rec_a.wav").read_bytes())
+    rising = events["rec_a"]
+    with open(folder / "rec_a.csv", "w", newline="") as fh:  # the DCASE training layout: CLASS_x columns
+        w = csv.writer(fh)
+        w.writerow(["Audiofilename", "Starttime", "Endtime", "CLASS_rise", "CLASS_other"])
+        for i, (a, b) in enumerate(rising):
+            w.writerow(["rec_a.wav", f"{a:.4f}", f"{b:.4f}", "POS", "NEG" if i < 5 else "UNK"])
+        w.writerow(["rec_a.wav", "0.0", "0.1", "NEG", "POS"])  # 'other' has one POS event: too few examples
+    assert main(["detect", str(folder), "--out", str(tmp_path / "m.json"), "--json", "--quiet"]) == 1
+    rows = json.loads((tmp_path / "m.json").read_text())
+    assert {r["class"] for r in rows} == {"rise"} and len(rows) >= 0.8 * (len(rising) - 5)
