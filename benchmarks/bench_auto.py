@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real import SETS, load_set, splits
 
-from fewshot_audio.embedding import embed_files, load_backbone
+from fewshot_audio.embedding import default_hop, embed_files, load_backbone
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.tagging.model_choice import candidates, clip_space, loo_balanced_accuracy, pooled_clips
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         embedded = {}
         for spec in specs:
             bb = load_backbone(spec, device=device, durations=durations)
-            embedded[spec] = (bb, embed_files(bb, [Path(x) for x in paths], device=device, quiet=True))
+            embedded[spec] = (bb, embed_files(bb, [Path(x) for x in paths], device=device, hop=default_hop(bb), quiet=True))
         rows = {spec: [] for spec in [*specs, "auto", "concat", "oracle"]}
         chosen = []
         for support, query, _vocab, _ in splits(labels, args.seeds):

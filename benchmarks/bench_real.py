@@ -221,8 +221,9 @@ def main(argv=None) -> int:
                    help="place every clip at a random time inside this many seconds of background (see in_context)")
     p.add_argument("--context-db", type=float, default=None,
                    help="the background's level below each clip's RMS, dB (default: digital silence)")
-    p.add_argument("--hop-fraction", type=float, default=None,
-                   help="windows every this fraction of a window (default: the embedding layer's, one window)")
+    p.add_argument("--hop-fraction", type=float, default=0.5,
+                   help="windows every this fraction of a window (default 0.5: as adapt and tag frame files; "
+                   "results before 2026-11-30 15:00 used 1, one window)")
     p.add_argument("--out", default="benchmarks/results_real.json")
     args = p.parse_args(argv)
     scratch = tempfile.TemporaryDirectory()

@@ -285,6 +285,13 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                     [np.concatenate(levels[i]) if ok[i] else None for i in range(len(paths))], errors)
 
 
+def default_hop(backbone: Backbone) -> float:
+    """Seconds between windows where none is asked for: half a window, for the examples a tagger is built from
+    and the files it tags alike (whole-window hops cut a short sound in two more often; docs/results.md,
+    "Loud-window pooling")."""
+    return backbone.window / 2
+
+
 def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
                    quiet: bool = False) -> Embedded:
     """:func:`embed_files` for example files, every one of which must be readable (one line naming the first

@@ -18,7 +18,7 @@ import torch
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.audio import audio_files
-from fewshot_audio.embedding import Backbone, Embedded, checked_hop, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import Backbone, Embedded, checked_hop, default_hop, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.tagging.calibration import checked_strictness, fit_tag, loo_scores
@@ -149,7 +149,7 @@ class Tagger:
             choice, bb, emb = choose_backbone(paths, targets, durations=durations, device=dev, quiet=quiet)
         else:
             bb = load_backbone(backbone, device=dev, durations=durations)
-            emb = embed_files(bb, paths, device=dev, quiet=quiet)
+            emb = embed_files(bb, paths, device=dev, hop=default_hop(bb), quiet=quiet)
         ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not any(i < len(manifest.clips) for i in ok):
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
@@ -209,7 +209,7 @@ class Tagger:
         if tag in self.tags:
             raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
         files = audio_files(list(examples))
-        emb = self.embed_files(files, quiet=quiet)
+        emb = self.embed_files(files, hop=default_hop(self.backbone), quiet=quiet)
         ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not ok:
             raise DataError(f"tag {tag!r}: none of the example files could be read")
@@ -288,7 +288,7 @@ class Tagger:
     def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
-        step = checked_hop(hop) or self.backbone.window / 2
+        step = checked_hop(hop) or default_hop(self.backbone)
         emb = self.embed_files(files, hop=step, quiet=quiet)
         out = []
         for path, z, t, lv, err in zip(files, *emb):

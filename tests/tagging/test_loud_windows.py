@@ -69,3 +69,16 @@ def test_each_model_declares_its_pooling_margin():
     assert FeatureConfig.of_front_end(registry.get("yamnet").front_end).signal_db == 40.0
     assert FeatureConfig.of_front_end(registry.get("speech-embedding").front_end).signal_db == float("inf")
     assert FeatureConfig.of_front_end(registry.get("aisfx").front_end).signal_db == 30.0
+
+
+def test_examples_are_embedded_at_half_window_hops_as_tagged_files_are(tmp_path):
+    from fewshot_audio.data.audio import window_starts
+
+    # a support clip several windows long is cut every half window, not every window
+    long = write_tag_folders(tmp_path / "support", {"bell": ("struck", 1), "hum": ("harmonic", 2)}, range(3), sr=SR)
+    sf.write(long / "bell" / "long.wav", np.tile(synthetic_clip("struck", 1, 9, seconds=1.0, sr=SR), 6), SR)
+    tagger = Tagger.adapt(long, backbone="mfcc", quiet=True)
+    n, w = 6 * SR, int(round(tagger.backbone.window * SR))
+    half, whole = len(window_starts(n, length=w, hop=w // 2)), len(window_starts(n, length=w, hop=w))
+    assert half > whole
+    assert max(torch.bincount(tagger.support_clip).tolist()) == half
