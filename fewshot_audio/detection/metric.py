@@ -192,6 +192,8 @@ def hmean(values: list[float]) -> float:
 def evaluate(predictions: dict[str, np.ndarray], refs: dict[str, Reference]) -> dict:
     """The evaluator's report: ``overall_scores``, ``scores_per_subset``, ``scores_per_audiofile``,
     ``counts_per_audiofile``."""
+    # a recording in another format (x.mp3) is its table's x.wav, the name the evaluator gives every table
+    predictions = {(k if k in refs else f"{Path(k).stem}.wav"): v for k, v in predictions.items()}
     unknown = sorted(set(predictions) - set(refs))
     if unknown:
         raise DataError(f"predictions name {len(unknown)} file(s) with no reference annotation (e.g. {unknown[0]}); "

@@ -64,3 +64,12 @@ def test_bad_prediction_and_reference_files_are_named(tmp_path):
     (tmp_path / "q.csv").write_text("Audiofilename,Starttime,Endtime\na.wav,1,2\n")
     with pytest.raises(DataError, match="a.wav .*1 POS event.*at least 5"):
         evaluate(read_predictions(tmp_path / "q.csv"), read_references(tmp_path / "ref"))
+
+
+def test_a_recording_in_another_format_is_scored_against_its_table(tmp_path):
+    (tmp_path / "ref" / "S").mkdir(parents=True)
+    rows = "".join(f"a.wav,{t},{t + 0.5},POS\n" for t in range(8))
+    (tmp_path / "ref" / "S" / "a.csv").write_text("Audiofilename,Starttime,Endtime,Q\n" + rows)
+    (tmp_path / "p.csv").write_text("Audiofilename,Starttime,Endtime\n" + "".join(f"a.mp3,{t},{t + 0.5}\n" for t in (5, 6, 7)))
+    report = evaluate(read_predictions(tmp_path / "p.csv"), read_references(tmp_path / "ref"))
+    assert report["counts_per_audiofile"]["a.wav"] == {"TP": 3, "FP": 0, "FN": 0, "total_n_pos_events": 3}
