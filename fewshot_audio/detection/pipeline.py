@@ -16,6 +16,7 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.detection.detectors import Detector, decode_events, make_detector
+from fewshot_audio.detection.metric import iou_hits
 from fewshot_audio.detection.sources import EmbeddingSource, LogMelSource, make_source
 from fewshot_audio.errors import DataError
 
@@ -108,10 +109,9 @@ def _folded_threshold(det: Detector, src, x: np.ndarray, pos: np.ndarray, neg: n
     import copy
 
     centre = (before + src.offset + src.window / 2) / src.fps
-    fold = np.argmin(np.abs(centre[:, None] - examples.mean(axis=1)[None, :]), axis=1)
-    fold_of = dict(zip(before.tolist(), fold.tolist()))
-    pos_fold = np.array([np.argmin(np.abs((k + src.offset) / src.fps - examples[:, 0])) for k in pos])
-    neg_fold = np.array([fold_of.get(int(k), -1) for k in neg])
+    fold = np.argmin(np.abs(centre[:, None] - examples.mean(axis=1)[None, :]), axis=1)  # nearest example
+    pos_fold = np.argmin(np.abs((pos[:, None] + src.offset) / src.fps - examples[None, :, 0]), axis=1)
+    neg_fold = fold[np.searchsorted(before, neg)]  # the negatives are among ``before``
     grid = np.round(np.arange(0.5, 0.99, 0.02), 2)
     tp, fp, fn = np.zeros(len(grid)), np.zeros(len(grid)), np.zeros(len(grid))
     for i in range(len(examples)):
@@ -123,9 +123,7 @@ def _folded_threshold(det: Detector, src, x: np.ndarray, pos: np.ndarray, neg: n
             held.threshold = t
             ev, _ = decode_events(s, k + src.offset, held, fps=src.fps, window=src.window, length=float(lengths.mean()),
                                   min_length=float(lengths.min()))
-            a, b = examples[i]
-            iou = (np.minimum(ev[:, 1], b) - np.maximum(ev[:, 0], a)) / (np.maximum(ev[:, 1], b) - np.minimum(ev[:, 0], a))
-            hit = bool(np.any(iou > 0.3))
+            hit = bool(iou_hits(examples[i : i + 1], ev))  # the metric's IoU > 0.3
             tp[g] += hit
             fn[g] += not hit
             fp[g] += len(ev) - hit

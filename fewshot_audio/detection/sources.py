@@ -28,11 +28,21 @@ class LogMelSource:
     def __init__(self, det: Detector, examples: np.ndarray):
         self.det, self.spec = det, FrameSpec.for_examples(examples)
         self.fps, self.window, self.offset, self.reach = self.spec.fps, self.spec.window, 0.0, self.spec.window
+        self._reference: tuple[Path, np.ndarray] | None = None
+
+    def reference(self, recording: Path) -> np.ndarray:
+        """Each band's median level over ``recording`` (or zeros without ``band_reference``), kept for the next
+        call on the same recording: fitting, detecting and self-training read one recording several times."""
+        if not self.det.band_reference:
+            return np.zeros(N_MELS, np.float32)
+        if self._reference is None or self._reference[0] != Path(recording):
+            self._reference = (Path(recording), band_medians(recording, self.spec))
+        return self._reference[1]
 
     def blocks(self, recording: Path) -> Iterator[tuple[int, np.ndarray]]:
         """``(index of the first descriptor, descriptors)`` of consecutive blocks (memory bounded by one block)."""
         spec = self.spec
-        ref = band_medians(recording, spec) if self.det.band_reference else np.zeros(N_MELS, np.float32)
+        ref = self.reference(recording)
         carry, first = np.zeros((0, N_MELS), np.float32), 0  # first: frame index of carry[0]
         for block in stream_frames(recording, spec):
             frames = np.concatenate([carry, block - ref])
