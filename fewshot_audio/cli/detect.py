@@ -8,8 +8,9 @@ import io
 import json
 import sys
 import time
+from pathlib import Path
 
-from fewshot_audio.cli.args import add_quiet
+from fewshot_audio.cli.args import add_device, add_quiet
 from fewshot_audio.data.audio import audio_files
 from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS
 from fewshot_audio.detection.episodes import dataset_episodes, table_episodes
@@ -32,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--first", type=int, default=5, help="how many of the first POS events are the examples (default 5)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"one of {', '.join(DETECTORS)} (default "
                    f"{DEFAULT_DETECTOR})")
+    p.add_argument("--weights", help="the meta-trained network (DIR/detector.pt from train-detector) of a --detector "
+                   "protonet* (default: the network shipped with fewshot-audio, meta-trained on spoken-word mixtures)")
     p.add_argument("--out", required=True, help="predictions: CSV in the official layout Audiofilename,Starttime,Endtime "
                    "(or JSON / a Raven table with a score per event)")
     fmt = p.add_mutually_exclusive_group()
@@ -42,6 +45,20 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_quiet(p)
     p.set_defaults(run=run_detect)
+    t = sub.add_parser("train-detector", help="meta-train the frame-level prototypical network of --detector protonet "
+                       "on fully annotated recordings (detection episodes)")
+    t.add_argument("dataset", help="a folder of recordings with CSVs beside them (DCASE layout) listing every event of "
+                   "their class; none of the recordings you will detect in")
+    t.add_argument("--out", required=True, help="run folder: checkpoint.pt (resumable), best.pt, detector.pt")
+    t.add_argument("--episodes", type=int, default=2000, help="meta-training steps (default 2000)")
+    t.add_argument("--meta-batch", type=int, default=4, help="episodes per step (default 4)")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every this many steps")
+    t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    t.add_argument("--seed", type=int, default=0)
+    add_device(t)
+    add_quiet(t)
+    t.set_defaults(run=run_train_detector)
     e = sub.add_parser("evaluate-detection", help="the official DCASE Task 5 metric of a prediction CSV")
     e.add_argument("predictions", help="CSV Audiofilename,Starttime,Endtime")
     e.add_argument("reference", help="folder of annotation CSVs (Q column), one subset per first-level folder")
@@ -76,6 +93,11 @@ def run_detect(args) -> int:
         raise ConfigError(f"--first must be at least 1, got {args.first}")
     if args.detector not in DETECTORS:
         raise ConfigError(f"unknown detector {args.detector!r}; registered: {', '.join(DETECTORS)}")
+    if args.weights and not DETECTORS[args.detector].network:
+        raise ConfigError(f"--weights is for the protonet detectors; --detector {args.detector} uses no network")
+    if args.weights and not Path(args.weights).is_file():
+        raise ConfigError(f"--weights {args.weights} does not exist; pass the detector.pt 'fewshot-audio train-detector' "
+                          "wrote")
     if args.evaluate and (args.examples or args.json or args.raven):
         raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
     check_writable(args.out, flag="--out")
@@ -84,7 +106,7 @@ def run_detect(args) -> int:
         recordings = audio_files(args.inputs)
         episodes, home = table_episodes(recordings, args.examples, first=args.first)
         for ep in episodes:
-            fitted = fit(ep, args.detector, seed=args.seed)
+            fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights)
             for rec in recordings:
                 try:
                     found = find(fitted, rec, after=ep.known_until if rec == home else 0.0, seed=args.seed)
@@ -103,7 +125,7 @@ def run_detect(args) -> int:
         failed = len(found_eps.problems)
         for ep in found_eps.episodes:
             try:
-                found = run_episode(ep, args.detector, seed=args.seed)
+                found = run_episode(ep, args.detector, seed=args.seed, weights=args.weights)
             except FewshotError as exc:
                 warn(str(exc))
                 failed += 1
@@ -119,6 +141,23 @@ def run_detect(args) -> int:
         print(f"error: {failed} recording(s) or table(s) failed (see above); the others were written to {args.out}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def run_train_detector(args) -> int:
+    from fewshot_audio.detection.meta import train_detector  # the training harness: only for this command
+    from fewshot_audio.util.runtime import pick_device
+
+    for flag, value in (("--episodes", args.episodes), ("--meta-batch", args.meta_batch), ("--val-every", args.val_every)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    if not Path(args.dataset).is_dir():
+        raise ConfigError(f"{args.dataset} is not a folder; pass a folder of recordings with annotation CSVs beside them")
+    check_writable(Path(args.out).resolve(), flag="--out")  # the run folder is made inside its parent
+    target = train_detector(args.dataset, args.out, episodes=args.episodes, meta_batch=args.meta_batch, lr=args.lr,
+                            val_every=args.val_every, seed=args.seed, resume=args.resume,
+                            device=str(pick_device(args.device)), quiet=args.quiet)
+    print(f"detect with: fewshot-audio detect DATASET --detector protonet-lr --weights {target} --out PRED.csv")
     return 0
 
 

@@ -1,7 +1,10 @@
 """Detectors: how window descriptors become scores and scores become events. One class per variant,
 registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.pipeline` never branches on it.
 
-* ``shape`` (the default): each window's band means over four equal parts of it (its shape in time) and its
+* ``protonet-shape`` (the default): ``shape``'s descriptors beside the window embeddings of the shipped
+  meta-trained network fine-tuned on the recording's examples, one logistic regression on both, ``shape``'s events
+  (details under ``protonet-tuned`` below).
+* ``shape``: each window's band means over four equal parts of it (its shape in time) and its
   band standard deviations, a logistic regression of the examples (shifted by up to an eighth of a window)
   against the windows of the annotated part that do not overlap them, then peaks above 0.8, each one event
   of the examples' mean length, overlapping events suppressed in favour of the higher score.
@@ -9,21 +12,32 @@ registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.
   logistic regression with shifts up to a quarter window, probability 0.5, windows above it merged.
 * ``template``: the other floor: cosine to the examples' mean descriptor minus cosine to the negatives', the
   threshold half-way between the two classes' mean scores, windows above it merged.
-* ``shape-self``: the default, then adapted to the unlabelled recording: its confident peaks (>= 0.95) join
+* ``shape-self``: ``shape``, then adapted to the unlabelled recording: its confident peaks (>= 0.95) join
   the examples and its confident negatives (< 0.05) the negatives, refitted once (:func:`.pipeline.self_train`).
-* ``shape-cv``: the default with its threshold chosen per recording (each example held out in turn).
-* ``yamnet``: the default's classifier and events on YAMNet's embeddings instead of log-mel windows
+* ``shape-cv``: ``shape`` with its threshold chosen per recording (each example held out in turn).
+* ``yamnet``: ``shape``'s classifier and events on YAMNet's embeddings instead of log-mel windows
   (:class:`.sources.EmbeddingSource`).
+* ``protonet``: a frame-level prototypical network meta-trained on detection episodes (``train-detector``;
+  ``--weights``, by default the network shipped in ``weights/``): the window embeddings of
+  :class:`.sources.NetworkSource`, a positive prototype (the examples' mean) and 32 negative ones (k-means of the
+  negatives), the probability of the positive from the softmax of negative squared distances, ``shape``'s events.
+* ``protonet-lr``: ``shape``'s logistic regression on the meta-trained network's window embeddings.
+* ``protonet-tuned``: ``protonet-lr`` on the network fine-tuned first on the recording's five examples against the
+  rest of its annotated part (prototypical steps, :func:`.meta.fine_tune`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from fewshot_audio.errors import ConfigError
 
 DETECTORS: dict[str, type[Detector]] = {}
-DEFAULT_DETECTOR = "shape"
+DEFAULT_DETECTOR = "protonet-shape"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "frame_tcn_words.pt"
+"""The frame-level network meta-trained on spoken-word mixtures (weights/NOTICE.md says how and under what licence)."""
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
@@ -31,10 +45,14 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
-def make_detector(name: str) -> Detector:
+def make_detector(name: str, *, weights: str | None = None) -> Detector:
+    """A fresh detector ``name``; ``weights``: the meta-trained network of a detector with ``network = True``
+    (default: :data:`SHIPPED_WEIGHTS`)."""
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; registered: {', '.join(DETECTORS)}")
-    return DETECTORS[name]()
+    det = DETECTORS[name]()
+    det.weights = str(weights or SHIPPED_WEIGHTS) if det.network else weights
+    return det
 
 
 class Detector:
@@ -55,6 +73,10 @@ class Detector:
     confident = 0.95
     embedding: str | None = None  # a pretrained model's embeddings instead of log-mel windows (sources.py)
     threshold_folds = False  # choose the threshold per recording, each example held out in turn (pipeline.fit)
+    network = False  # descriptors from a meta-trained frame-level network (sources.NetworkSource; needs weights)
+    weights: str | None = None
+    with_shape = False  # a network detector's descriptors: its embeddings and the default's log-mel descriptors
+    tune_steps = 0  # fine-tune the network on the recording's examples first (sources.NetworkSource.adapt)
 
     def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
         from sklearn.linear_model import LogisticRegression  # optional at import time: heavy
@@ -95,6 +117,57 @@ class YamnetLogReg(Detector):
 
     name = "yamnet"
     embedding = "yamnet"
+
+
+@register_detector
+class ProtoNet(Detector):
+    """Prototypes in the meta-trained network's embedding space: the examples' mean, and ``negative_prototypes``
+    k-means centres of the negatives (a recording's background is many sounds, not one); the probability of the
+    examples' prototype from the softmax of negative squared distances."""
+
+    name = "protonet"
+    network = True
+    threshold = 0.5
+    negative_prototypes = 32
+
+    def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
+        from sklearn.cluster import KMeans  # optional at import time: heavy
+
+        k = min(self.negative_prototypes, len(neg))
+        centres = KMeans(k, n_init=3, random_state=seed).fit(neg.astype(np.float64)).cluster_centers_
+        self.protos = np.concatenate([pos.mean(0, keepdims=True), centres]).astype(np.float64)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        d = (x * x).sum(1, keepdims=True) - 2 * x @ self.protos.T + (self.protos**2).sum(1)[None]  # (n, 1 + k)
+        logits = -d - (-d).max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return (p[:, 0] / p.sum(axis=1)).astype(np.float32)
+
+
+@register_detector
+class ProtoNetLogReg(Detector):
+    name = "protonet-lr"
+    network = True
+
+
+@register_detector
+class ProtoNetTuned(Detector):
+    """``protonet-lr`` after fine-tuning the network on the recording's examples and annotated part."""
+
+    name = "protonet-tuned"
+    network = True
+    tune_steps = 50
+
+
+@register_detector
+class ProtoNetShape(Detector):
+    """``protonet-tuned``'s embeddings beside ``shape``'s log-mel descriptors, one logistic regression on both."""
+
+    name = "protonet-shape"
+    network = True
+    tune_steps = 50
+    with_shape = True
 
 
 @register_detector

@@ -69,11 +69,13 @@ def _event_iou(k: np.ndarray, src, examples: np.ndarray) -> np.ndarray:
     return (inter / union).max(axis=1)
 
 
-def fit(episode: Episode, detector: str, *, seed: int = 0) -> Fitted:
+def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Fitted:
     """The detector fitted on ``episode``: its examples (shifted by up to the detector's ``shift``) against the
-    descriptors of the annotated part whose events do not overlap them."""
-    det = make_detector(detector)
+    descriptors of the annotated part whose events do not overlap them. ``weights``: a meta-trained network's, for a
+    detector that uses one."""
+    det = make_detector(detector, weights=weights)
     src = make_source(det, episode.examples)
+    src.adapt(episode.recording, episode.examples)
     need = int(np.ceil(episode.known_until * src.fps)) + 1
     parts, have = [], 0
     for _, x in src.blocks(episode.recording):
@@ -197,9 +199,10 @@ def find(fitted: Fitted, recording: Path, *, after: float = 0.0, seed: int = 0) 
     return detect(fitted, recording, after=after)
 
 
-def run_episode(episode: Episode, detector: str, *, seed: int = 0) -> Detections:
+def run_episode(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Detections:
     """Fit on the episode's examples, find the later events in the rest of its recording."""
     duration = audio_duration(episode.recording)
     if duration <= 0:
         raise DataError(f"{episode.recording} is empty; remove it or its annotation")
-    return find(fit(episode, detector, seed=seed), episode.recording, after=episode.known_until, seed=seed)
+    return find(fit(episode, detector, seed=seed, weights=weights), episode.recording, after=episode.known_until,
+                seed=seed)

@@ -1,5 +1,6 @@
-"""Where a detector's window descriptors come from: log-mel windows as long as the examples (the default), or a
-pretrained model's embeddings at a fine hop (a detector with ``embedding = "MODEL[:LAYER]"``).
+"""Where a detector's window descriptors come from: log-mel windows as long as the examples (the default), a
+meta-trained frame-level network's window embeddings (a detector with ``network = True``, its weights from
+``train-detector``), or a pretrained model's embeddings at a fine hop (a detector with ``embedding = "MODEL[:LAYER]"``).
 
 A source numbers its descriptors ``k = 0, 1, ...`` at ``fps`` per second. Descriptor ``k`` stands for an event
 starting at ``(k + offset) / fps`` and lasting ``window`` frames (the examples' mean length); it reads the audio
@@ -8,6 +9,7 @@ from ``k / fps`` to ``(k + reach) / fps``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from fewshot_audio.detection.detectors import Detector
 from fewshot_audio.detection.frames import N_MELS, FrameSpec, band_medians, stream_frames, windows
 from fewshot_audio.embedding import embed_files, load_backbone, patch_framing
 from fewshot_audio.errors import DataError
+from fewshot_audio.models.backbones.frame_tcn import CONTEXT, window_means
 
 MIN_EMBED_HOP, MAX_EMBED_HOP = 0.02, 0.25  # seconds between a pretrained model's windows
 
@@ -39,6 +42,9 @@ class LogMelSource:
             self._reference = (Path(recording), band_medians(recording, self.spec))
         return self._reference[1]
 
+    def adapt(self, recording: Path, examples: np.ndarray) -> None:
+        """Adapt to the recording the examples are in, before anything is read (a no-op here)."""
+
     def blocks(self, recording: Path) -> Iterator[tuple[int, np.ndarray]]:
         """``(index of the first descriptor, descriptors)`` of consecutive blocks (memory bounded by one block)."""
         spec = self.spec
@@ -49,6 +55,64 @@ class LogMelSource:
             x = windows(frames, spec.window, self.det.segments)
             yield first, x
             carry, first = frames[len(x):], first + len(x)  # the next window starts at frames[len(x)]
+
+
+class NetworkSource(LogMelSource):
+    """The meta-trained :class:`~fewshot_audio.models.backbones.frame_tcn.FrameTCN`'s window embeddings, one window
+    per frame as :class:`LogMelSource` numbers them: every frame's embedding from the band-referenced frames around it
+    (the recording padded with ``CONTEXT`` frames at the median level), then each window's segment means."""
+
+    def __init__(self, det: Detector, examples: np.ndarray):
+        super().__init__(det, examples)
+        from fewshot_audio.detection.meta import load_detector_network  # the training harness: only when used
+
+        self.net = load_detector_network(det.weights)
+
+    def adapt(self, recording: Path, examples: np.ndarray) -> None:
+        """With ``det.tune_steps``: fine-tune the network on the examples against the other windows of the annotated
+        part (:func:`~fewshot_audio.detection.meta.fine_tune`); only audio up to the last example's end is read."""
+        if not self.det.tune_steps:
+            return
+        from fewshot_audio.detection.meta import NEGATIVE_IOU, fine_tune
+
+        need, parts = int(np.ceil(examples[-1, 1] * self.fps)), []
+        ref = self.reference(recording)
+        for block in stream_frames(recording, self.spec):
+            parts.append(block - ref)
+            if sum(len(p) for p in parts) >= need:
+                break
+        frames = np.concatenate(parts)[:need]
+        pos = np.round(examples[:, 0] * self.fps).astype(np.int64)
+        k = np.arange(max(0, need - self.window + 1))
+        a, b = k[:, None] / self.fps, (k[:, None] + self.window) / self.fps
+        inter = np.maximum(0.0, np.minimum(b, examples[None, :, 1]) - np.maximum(a, examples[None, :, 0]))
+        union = np.maximum(b, examples[None, :, 1]) - np.minimum(a, examples[None, :, 0])
+        neg = k[(inter / union).max(axis=1) < NEGATIVE_IOU]
+        self.net = fine_tune(self.net, frames, pos, neg, self.window, steps=self.det.tune_steps)
+
+    def blocks(self, recording: Path) -> Iterator[tuple[int, np.ndarray]]:
+        ref, c = self.reference(recording), CONTEXT
+        pad = np.zeros((c, N_MELS), np.float32)
+        frames_in = itertools.chain((b - ref for b in stream_frames(recording, self.spec)), [pad])
+        carry = pad  # frames from (the next frame to embed - CONTEXT) on
+        h_carry, first = np.zeros((0, self.net.dim), np.float32), 0
+        raw_carry = np.zeros((0, N_MELS), np.float32)  # the frames of h_carry (for with_shape)
+        for block in frames_in:
+            frames = np.concatenate([carry, block])
+            if len(frames) <= 2 * c:
+                carry = frames
+                continue
+            with torch.no_grad():
+                h = self.net.frame_embeddings(torch.from_numpy(frames.T[None].copy()))[0].T.numpy()
+            raw = np.concatenate([raw_carry, frames[c : c + len(h)]])
+            carry = frames[len(frames) - 2 * c :]
+            h = np.concatenate([h_carry, h])
+            x = window_means(h, self.window)
+            if self.det.with_shape:  # the log-mel source's descriptors of the same windows beside the embeddings
+                x = np.concatenate([x, windows(raw, self.window, self.det.segments)], axis=1)
+            if len(x):
+                yield first, x
+            h_carry, raw_carry, first = h[len(x) :], raw[len(x) :], first + len(x)
 
 
 class EmbeddingSource:
@@ -71,6 +135,9 @@ class EmbeddingSource:
         self.reach = self.backbone.window * self.fps
         self._last: tuple[Path, np.ndarray] | None = None
 
+    def adapt(self, recording: Path, examples: np.ndarray) -> None:
+        """A frozen pretrained model: nothing to adapt."""
+
     def blocks(self, recording: Path) -> Iterator[tuple[int, np.ndarray]]:
         """One block: the whole recording's embeddings (kept for the next call on the same recording, as fitting
         and detecting in one recording read it twice; an hour at a 20 ms hop of 1024-d embeddings is 0.7 GB)."""
@@ -91,4 +158,6 @@ class EmbeddingSource:
 
 
 def make_source(det: Detector, examples: np.ndarray):
-    return EmbeddingSource(det, examples) if det.embedding else LogMelSource(det, examples)
+    if det.embedding:
+        return EmbeddingSource(det, examples)
+    return NetworkSource(det, examples) if det.network else LogMelSource(det, examples)

@@ -166,11 +166,8 @@ class EpisodeSampler:
         are drawn directly and rows that repeat one are redrawn (exactly uniform; a redraw is rare
         because the population is then at least the square of the number drawn).
         """
-        g, n_cls, m = self.generator, len(self.classes), self.n_shot + self.n_query
-        if n_cls <= max(DENSE_LIMIT, self.n_way**2):
-            rows = torch.rand(n_episodes, n_cls, generator=g).argsort(dim=1)[:, : self.n_way]  # (E, W)
-        else:
-            rows = self._redraw_until_distinct(torch.full((n_episodes,), n_cls), self.n_way)
+        m = self.n_shot + self.n_query
+        rows = self._ways(n_episodes)  # (E, W)
         counts = self.counts[rows]  # (E, W)
         width, limit = self.table.shape[1], max(DENSE_LIMIT, m * m)
         if width <= limit:
@@ -183,6 +180,13 @@ class EpisodeSampler:
             pick[~dense] = self._redraw_until_distinct(counts[~dense], m)
         clips = torch.take(self.table, rows.unsqueeze(-1) * width + pick)  # (E, W, K+Q)
         return Episodes(clips[..., : self.n_shot], clips[..., self.n_shot :], self.classes[rows])
+
+    def _ways(self, n_episodes: int) -> torch.Tensor:
+        """``(E, n_way)`` distinct rows of the class table (positions in ``self.classes``)."""
+        n_cls = len(self.classes)
+        if n_cls <= max(DENSE_LIMIT, self.n_way**2):
+            return torch.rand(n_episodes, n_cls, generator=self.generator).argsort(dim=1)[:, : self.n_way]
+        return self._redraw_until_distinct(torch.full((n_episodes,), n_cls), self.n_way)
 
     def _smallest_keys(self, sizes: torch.Tensor, width: int, m: int) -> torch.Tensor:
         """``(*sizes.shape, m)`` distinct positions below each ``sizes`` entry: the ``m`` smallest random keys."""
@@ -209,6 +213,27 @@ class EpisodeSampler:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+class DetectionEpisodeSampler(EpisodeSampler):
+    """Detection episodes: 2-way tasks *within one annotated recording*. Way 0 is an event class of a recording
+    (windows starting at its events' onsets), way 1 the same recording's background (windows that overlap none of
+    its events): the task a detector faces, events told from the rest of their own recording.
+
+    ``labels`` number the groups' windows ``2 g`` (events of group ``g``) and ``2 g + 1`` (its background), ``-1``:
+    excluded; ``groups`` are the group indices to draw from (a split). Everything else is :class:`EpisodeSampler`'s.
+    """
+
+    def __init__(self, *, labels: torch.Tensor, groups: list[int], group_names: list[str], n_shot: int, n_query: int,
+                 seed: int = 0):
+        names = [f"{g} {kind}" for g in group_names for kind in ("events", "background")]
+        classes = [c for g in groups for c in (2 * g, 2 * g + 1)]
+        super().__init__(labels=labels, classes=classes, class_names=names, n_way=2, n_shot=n_shot, n_query=n_query,
+                         seed=seed)
+
+    def _ways(self, n_episodes: int) -> torch.Tensor:
+        group = torch.randint(0, len(self.classes) // 2, (n_episodes,), generator=self.generator)
+        return torch.stack([2 * group, 2 * group + 1], dim=1)
 
 
 class MultiLabelEpisodeSampler:

@@ -12,6 +12,7 @@ import torch
 
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.models.backbones.conv4 import Conv4
+from fewshot_audio.models.backbones.frame_tcn import FrameTCN
 from fewshot_audio.models.backbones.mfcc import MFCCStats
 from fewshot_audio.models.backbones.musically_motivated import MusicallyMotivatedCNN
 from fewshot_audio.models.backbones.pretrained import PretrainedBackbone
@@ -28,6 +29,7 @@ BACKBONES: dict[str, Callable[..., torch.nn.Module]] = {
     "timbral": TimbralCNN,
     "sbcnn": SBCNN,
     "mfcc": MFCCStats,
+    "frame-tcn": FrameTCN,
 }
 
 

@@ -1,0 +1,206 @@
+"""Meta-training a frame-level prototypical network for detection on fully annotated recordings.
+
+The training set is a folder in the DCASE layout whose tables list *every* event of their class (DCASE's
+training set, or mixtures of labelled sounds). Each (recording, class) becomes a group: windows starting at its
+events' onsets and windows of its background (overlapping none of its events), as patches of band-referenced
+log-mel frames at a hop of an eighth of the events' mean length (:mod:`.frames`), with ``CONTEXT`` frames either
+side and one more for the training crop's jitter. :class:`~fewshot_audio.fewshot.episodes.DetectionEpisodeSampler`
+draws 2-way tasks inside one group (events against their own recording's background), and the harness's
+:func:`~fewshot_audio.fewshot.harness.meta_train` trains the prototypical strategy on a
+:class:`~fewshot_audio.models.backbones.frame_tcn.FrameTCN`, exactly as ``train`` trains on clips: checkpoints,
+resume and validation (on the background/event accuracy of held-out groups' episodes) included.
+
+No recording used for evaluation may be in the training folder: the detector evaluated with these weights sees
+only its five examples (and the unlabelled audio) of a test recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewshot_audio.detection.annotations import read_dcase
+from fewshot_audio.detection.episodes import resolve_audio
+from fewshot_audio.detection.frames import HOPS_PER_EXAMPLE, MIN_HOP, N_MELS, SAMPLE_RATE, FrameSpec, stream_frames
+from fewshot_audio.errors import DataError
+from fewshot_audio.fewshot.dataset import DeviceData
+from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
+from fewshot_audio.fewshot.harness import meta_train
+from fewshot_audio.fewshot.strategies.prototypical import Prototypical
+from fewshot_audio.models.backbones.frame_tcn import CONTEXT, EVENT_FRAMES, FrameTCN
+from fewshot_audio.models.checkpoints import load_checkpoint, save_checkpoint
+from fewshot_audio.util.progress import log, warn
+
+PATCH = EVENT_FRAMES + 2 * CONTEXT  # frames the network reads for one window
+STORED = PATCH + 2  # stored with one frame more on either side: the training crop jitters the onset by a frame
+NEGATIVE_IOU = 0.1
+SHOTS, QUERIES = 5, 15
+
+
+@dataclass
+class Patches:
+    """Training patches ``(n, 1, 64, STORED)``, their labels (``2 g``: events of group ``g``, ``2 g + 1``: its
+    background) and the groups' names (``recording (class)``)."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    groups: list[str]
+
+
+def training_spec(events: np.ndarray) -> FrameSpec:
+    """Frames at an eighth of the events' mean length (no upper bound: long events too are ``EVENT_FRAMES`` frames)."""
+    mean = float(np.mean(events[:, 1] - events[:, 0]))
+    hop = max(MIN_HOP, int(round(mean / HOPS_PER_EXAMPLE * SAMPLE_RATE)))
+    n_fft = max(512, 1 << int(np.ceil(np.log2(2 * hop))))
+    return FrameSpec(hop=hop, n_fft=n_fft, window=int(round(mean * SAMPLE_RATE / hop)))
+
+
+def group_patches(recording: Path, events: np.ndarray, *, negatives: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Event and background patches of one recording and class, or ``None`` when its events are too short for
+    ``EVENT_FRAMES`` frames (under 8 ms)."""
+    spec = training_spec(events)
+    if spec.window != EVENT_FRAMES:
+        return None
+    frames = np.concatenate(list(stream_frames(recording, spec)))
+    frames = frames - np.median(frames, axis=0)
+    pad = CONTEXT + 1
+    frames = np.concatenate([np.zeros((pad, N_MELS), np.float32), frames, np.zeros((pad, N_MELS), np.float32)])
+    n = len(frames) - STORED + 1  # window k (starting at frame k of the recording) is frames[k : k + STORED]
+    onsets = np.round(events[:, 0] * spec.fps).astype(np.int64)
+    onsets = onsets[(onsets >= 0) & (onsets < n)]
+    a = np.arange(n)[:, None] / spec.fps
+    b = a + spec.window / spec.fps
+    inter = np.maximum(0.0, np.minimum(b, events[None, :, 1]) - np.maximum(a, events[None, :, 0]))
+    union = np.maximum(b, events[None, :, 1]) - np.minimum(a, events[None, :, 0])
+    background = np.flatnonzero((inter / union).max(axis=1) < NEGATIVE_IOU)
+    background = rng.choice(background, min(negatives, len(background)), replace=False)
+    take = lambda k: np.stack([frames[i : i + STORED].T for i in k])[:, None] if len(k) else None  # noqa: E731
+    return take(onsets), take(background)
+
+
+def training_patches(root: str | Path, *, negatives: int = 300, min_events: int = SHOTS + QUERIES, seed: int = 0,
+                     quiet: bool = False) -> Patches:
+    """Patches of every (recording, class) under ``root`` with at least ``min_events`` POS events."""
+    root = Path(root)
+    tables = sorted(root.rglob("*.csv"))
+    if not tables:
+        raise DataError(f"{root}: no annotation tables; train on a folder of recordings with CSVs beside them "
+                        "(DCASE layout) that list every event")
+    rng = np.random.default_rng(seed)
+    xs, labels, groups = [], [], []
+    for table in tables:
+        recording = next((p for p in sorted(table.parent.glob(table.stem + ".*")) if p.suffix != ".csv"), None)
+        if recording is None:
+            warn(f"{table}: no recording of the same name beside it; skipped")
+            continue
+        for ann in read_dcase(table):
+            events = ann.positives()
+            if len(events) < min_events:
+                continue
+            got = group_patches(resolve_audio(recording), events, negatives=negatives, rng=rng)
+            if got is None or got[0] is None or got[1] is None or min(len(got[0]), len(got[1])) < min_events:
+                continue
+            g = len(groups)
+            groups.append(f"{recording.name} ({ann.label})")
+            xs += [got[0], got[1]]
+            labels += [np.full(len(got[0]), 2 * g), np.full(len(got[1]), 2 * g + 1)]
+    if not groups:
+        raise DataError(f"{root}: no recording with at least {min_events} annotated events of a class; annotate every "
+                        "event of the training recordings")
+    if not quiet:
+        log(f"{len(groups)} annotated recordings (groups), {sum(len(x) for x in xs)} patches")
+    return Patches(np.concatenate(xs).astype(np.float32), np.concatenate(labels), groups)
+
+
+def train_detector(root: str | Path, out: str | Path, *, episodes: int = 2000, meta_batch: int = 4, lr: float = 1e-3,
+                   val_fraction: float = 0.15, val_episodes: int = 300, val_every: int = 200, seed: int = 0,
+                   resume: bool = False, device: str = "cpu", quiet: bool = False) -> Path:
+    """Meta-train :class:`FrameTCN` with the prototypical strategy on detection episodes from ``root``; writes
+    ``out/checkpoint.pt`` (resumable), ``out/best.pt`` and ``out/detector.pt`` (the best weights, what
+    ``detect --weights`` reads). Returns the path of ``detector.pt``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    patches = training_patches(root, seed=seed, quiet=quiet)
+    if len(patches.groups) < 2:
+        raise DataError(f"{root}: one recording with at least {SHOTS + QUERIES} annotated events; meta-training needs "
+                        "at least two (one is held out for validation)")
+    order = np.random.default_rng(seed).permutation(len(patches.groups))
+    n_val = max(1, int(round(val_fraction * len(order))))
+    val, train = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    backbone = FrameTCN(input_shape=(1, N_MELS, PATCH))
+    strategy = Prototypical(backbone=backbone, device=dev, lr=lr, n_way=2, episodes=episodes, seed=seed)
+    labels = torch.from_numpy(patches.labels)
+    sampler = DetectionEpisodeSampler(labels=labels, groups=train, group_names=patches.groups, n_shot=SHOTS,
+                                      n_query=QUERIES, seed=seed)
+    held = DetectionEpisodeSampler(labels=labels, groups=val, group_names=patches.groups, n_shot=SHOTS,
+                                   n_query=QUERIES, seed=seed + 1).sample(val_episodes)
+    data = DeviceData(patches.x, device=dev, crop=PATCH, seed=seed)
+    history = meta_train(strategy, data=data, sampler=sampler, val_episodes=held, episodes=episodes,
+                         meta_batch=meta_batch, val_every=val_every, run_dir=out, resume=resume, amp=False, quiet=quiet)
+    best = load_checkpoint(out / "best.pt")
+    target = out / "detector.pt"
+    save_checkpoint(target, {"backbone": best["strategy"]["backbone"], "step": best["step"],
+                             "val_accuracy": history.best_val, "groups": len(patches.groups),
+                             "train_groups": len(train), "patch": PATCH})
+    if not quiet:
+        log(f"best validation accuracy {history.best_val:.3f} at step {history.best_step} -> {target}")
+    return target
+
+
+_LOADED: dict[Path, FrameTCN] = {}
+
+
+def load_detector_network(path: str | Path) -> FrameTCN:
+    """The network saved by :func:`train_detector` (``detector.pt``), in eval mode (kept for the next call)."""
+    path = Path(path).resolve()
+    if path not in _LOADED:
+        if not path.is_file():
+            raise DataError(f"no detector network at {path}; pass --weights DIR/detector.pt from 'fewshot-audio "
+                            "train-detector' (or reinstall fewshot-audio for the shipped one)")
+        state = load_checkpoint(path)
+        if "backbone" not in state:
+            raise DataError(f"{path} is not a detector network; pass the detector.pt 'fewshot-audio train-detector' wrote")
+        net = FrameTCN(input_shape=(1, N_MELS, PATCH))
+        net.load_state_dict(state["backbone"])
+        _LOADED[path] = net.eval()
+    return _LOADED[path]
+
+
+def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarray, window: int, *, steps: int,
+              lr: float = 1e-4, shots: int = 3, seed: int = 0) -> FrameTCN:
+    """A copy of ``net`` fine-tuned on one recording's examples: prototypical steps in which a random ``shots`` of
+    the windows starting at ``pos`` (frames of ``frames (t, 64)``, band-referenced) make the event prototype and the
+    others are its queries, against as many windows starting at ``neg``; each window read with a random jitter of
+    one frame. Batch norm keeps the meta-trained statistics (eval mode)."""
+    import copy
+
+    tuned = copy.deepcopy(net).eval()
+    rng = np.random.default_rng(seed)
+    pad = np.zeros((CONTEXT + 1, frames.shape[1]), np.float32)
+    padded = np.concatenate([pad, frames, pad])
+    stored = window + 2 * CONTEXT + 2  # window k is padded[k : k + stored]
+    pos = pos[(pos >= 0) & (pos + stored <= len(padded))]
+    neg = neg[(neg >= 0) & (neg + stored <= len(padded))]
+    query = len(pos) - shots
+    if query < 1 or len(neg) < shots + query:
+        return tuned
+    strategy = Prototypical(backbone=tuned, device=torch.device("cpu"), lr=lr, n_way=2, seed=seed)
+    tuned.eval()  # Prototypical leaves the mode alone until train_mode: batch norm keeps its statistics
+
+    def patches(starts: np.ndarray) -> torch.Tensor:
+        k = starts + rng.integers(-1, 2, len(starts)) + 1
+        return torch.from_numpy(np.stack([padded[i : i + stored - 2].T for i in k])[:, None])
+
+    for _ in range(steps):
+        p = rng.permutation(pos)
+        n = rng.choice(neg, shots + query, replace=False)
+        support = torch.stack([patches(p[:shots]), patches(n[:shots])])[None]
+        q = torch.stack([patches(p[shots:]), patches(n[shots:])])[None]
+        strategy.train_step(support, q, torch.zeros(1, 2, dtype=torch.long))
+    return tuned.eval()
