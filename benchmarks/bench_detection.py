@@ -10,10 +10,12 @@
   20 events of one class (the first five are the examples) and 20 of other classes of the same set, at an
   event-to-background RMS ratio of +10, 0 or -10 dB (each event's RMS over its own length, leading and trailing
   silence trimmed at 40 dB below its peak, against the background excerpt's RMS, +-3 dB jitter), none
-  overlapping; 8 episodes per set and level. The default detector, the two floors, ``shape`` and ``protonet-tuned``.
+  overlapping; 8 episodes per set and level. The default detector, the two floors, ``shape``, ``protonet-tuned``
+  and the default on an untrained network.
 * ``--extra shape-self,yamnet``: more detectors in both sections (``--only-extra``: only those): ``shape``
   adapted to the unlabelled recording (one round of self-training), and YAMNet's embeddings instead of log-mel
-  windows.
+  windows; ``untrained``: the default on the shipped network's architecture with its initial weights (the control
+  row of meta-training, in both sections by default).
 * ``--speed``: one hour of real audio (the finch recording tiled), ``detect`` with the default detector: seconds
   and peak memory (this process's maximum RSS) for the hour.
 * ``--meta-train DIR``: the training set of the shipped network (:func:`make_training_set`: spoken-word
@@ -226,7 +228,7 @@ def main(argv=None) -> int:
     p.add_argument("--hours", type=float, default=1.0, help="--speed: hours of audio")
     p.add_argument("--meta-train", metavar="DIR", help="build the word mixtures and meta-train protonet's network "
                    "into DIR (DIR/detector.pt); then --extra protonet,protonet-lr --weights DIR/detector.pt")
-    p.add_argument("--meta-episodes", type=int, default=3000, help="--meta-train: meta-training steps")
+    p.add_argument("--meta-episodes", type=int, default=2000, help="--meta-train: meta-training steps")
     p.add_argument("--weights", help="another meta-trained network than the shipped one, for the protonet detectors")
     p.add_argument("--out", default="benchmarks/results_detection.json")
     args = p.parse_args(argv)
@@ -252,14 +254,15 @@ def main(argv=None) -> int:
     if args.birdsong:
         res = out.setdefault("birdsong_gy6or6", {})
         extra = [e for e in args.extra.split(",") if e]
-        rows = [(e, e, args.weights) for e in extra]
+        rows = [(UNTRAINED, registry.DEFAULT_DETECTOR, "untrained") if e == "untrained" else (e, e, args.weights)
+                for e in extra]
         if not args.only_extra:
             rows = [(name, name, args.weights) for name in (registry.DEFAULT_DETECTOR, *FLOORS, *COMPARED)] + \
                 [(label, ablation(f"ablation{i}", **kw), args.weights) for i, (label, kw) in enumerate(ABLATIONS.items())] + \
-                [(UNTRAINED, registry.DEFAULT_DETECTOR, "UNTRAINED")] + rows
+                [(UNTRAINED, registry.DEFAULT_DETECTOR, "untrained")] + rows
         with tempfile.TemporaryDirectory() as tmp:
             for label, name, weights in rows:
-                weights = untrained_weights(Path(tmp)) if weights == "UNTRAINED" else weights
+                weights = untrained_weights(Path(tmp)) if weights == "untrained" else weights
                 res[label] = score(DATA / "birdsong_gy6or6" / "episodes", name, weights)
                 print("birdsong", label, res[label], flush=True)
                 Path(args.out).write_text(json.dumps(out, indent=1))
@@ -272,9 +275,14 @@ def main(argv=None) -> int:
                     make_mixtures(folder, source, snr, seed=100 * k + int(snr) + 20)
                     row = res.setdefault(f"{source} {snr:+.0f} dB", {})
                     extra = [e for e in args.extra.split(",") if e]
-                    for name in extra if args.only_extra else (registry.DEFAULT_DETECTOR, *FLOORS, *COMPARED[:2], *extra):
-                        row[name] = score(folder.parent, name, args.weights)
-                        print("mixtures", source, snr, name, row[name], flush=True)
+                    names = extra if args.only_extra else [registry.DEFAULT_DETECTOR, *FLOORS, *COMPARED[:2], "untrained",
+                                                           *extra]
+                    for name in names:
+                        label, weights = (UNTRAINED, untrained_weights(Path(tmp))) if name == "untrained" else \
+                            (name, args.weights)
+                        row[label] = score(folder.parent, registry.DEFAULT_DETECTOR if name == "untrained" else name,
+                                           weights)
+                        print("mixtures", source, snr, label, row[label], flush=True)
                     Path(args.out).write_text(json.dumps(out, indent=1))
     if args.speed:
         speed(out, args.hours)
