@@ -79,7 +79,7 @@ def untrained_weights(folder: Path) -> str:
     """The shipped network's architecture with its seeded initial weights, never trained: the control row."""
     import torch
 
-    from fewshot_audio.detection.meta import PATCH
+    from fewshot_audio.detection.network import PATCH
     from fewshot_audio.models.backbones.frame_tcn import FrameTCN
     from fewshot_audio.models.checkpoints import save_checkpoint
 

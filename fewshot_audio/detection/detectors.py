@@ -23,7 +23,7 @@ registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.
   negatives), the probability of the positive from the softmax of negative squared distances, ``shape``'s events.
 * ``protonet-lr``: ``shape``'s logistic regression on the meta-trained network's window embeddings.
 * ``protonet-tuned``: ``protonet-lr`` on the network fine-tuned first on the recording's five examples against the
-  rest of its annotated part (prototypical steps, :func:`.meta.fine_tune`).
+  rest of its annotated part (prototypical steps, :func:`.network.fine_tune`).
 """
 
 from __future__ import annotations

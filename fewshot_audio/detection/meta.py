@@ -25,6 +25,7 @@ import torch
 from fewshot_audio.detection.annotations import read_dcase
 from fewshot_audio.detection.episodes import resolve_audio
 from fewshot_audio.detection.frames import HOPS_PER_EXAMPLE, MIN_HOP, N_MELS, SAMPLE_RATE, FrameSpec, stream_frames
+from fewshot_audio.detection.network import NEGATIVE_IOU, PATCH
 from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.dataset import DeviceData
 from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
@@ -34,9 +35,7 @@ from fewshot_audio.models.backbones.frame_tcn import CONTEXT, EVENT_FRAMES, Fram
 from fewshot_audio.models.checkpoints import load_checkpoint, save_checkpoint
 from fewshot_audio.util.progress import log, warn
 
-PATCH = EVENT_FRAMES + 2 * CONTEXT  # frames the network reads for one window
 STORED = PATCH + 2  # stored with one frame more on either side: the training crop jitters the onset by a frame
-NEGATIVE_IOU = 0.1
 SHOTS, QUERIES = 5, 15
 
 
@@ -151,56 +150,3 @@ def train_detector(root: str | Path, out: str | Path, *, episodes: int = 2000, m
     if not quiet:
         log(f"best validation accuracy {history.best_val:.3f} at step {history.best_step} -> {target}")
     return target
-
-
-_LOADED: dict[Path, FrameTCN] = {}
-
-
-def load_detector_network(path: str | Path) -> FrameTCN:
-    """The network saved by :func:`train_detector` (``detector.pt``), in eval mode (kept for the next call)."""
-    path = Path(path).resolve()
-    if path not in _LOADED:
-        if not path.is_file():
-            raise DataError(f"no detector network at {path}; pass --weights DIR/detector.pt from 'fewshot-audio "
-                            "train-detector' (or reinstall fewshot-audio for the shipped one)")
-        state = load_checkpoint(path)
-        if "backbone" not in state:
-            raise DataError(f"{path} is not a detector network; pass the detector.pt 'fewshot-audio train-detector' wrote")
-        net = FrameTCN(input_shape=(1, N_MELS, PATCH))
-        net.load_state_dict(state["backbone"])
-        _LOADED[path] = net.eval()
-    return _LOADED[path]
-
-
-def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarray, window: int, *, steps: int,
-              lr: float = 1e-4, shots: int = 3, seed: int = 0) -> FrameTCN:
-    """A copy of ``net`` fine-tuned on one recording's examples: prototypical steps in which a random ``shots`` of
-    the windows starting at ``pos`` (frames of ``frames (t, 64)``, band-referenced) make the event prototype and the
-    others are its queries, against as many windows starting at ``neg``; each window read with a random jitter of
-    one frame. Batch norm keeps the meta-trained statistics (eval mode)."""
-    import copy
-
-    tuned = copy.deepcopy(net).eval()
-    rng = np.random.default_rng(seed)
-    pad = np.zeros((CONTEXT + 1, frames.shape[1]), np.float32)
-    padded = np.concatenate([pad, frames, pad])
-    stored = window + 2 * CONTEXT + 2  # window k is padded[k : k + stored]
-    pos = pos[(pos >= 0) & (pos + stored <= len(padded))]
-    neg = neg[(neg >= 0) & (neg + stored <= len(padded))]
-    query = len(pos) - shots
-    if query < 1 or len(neg) < shots + query:
-        return tuned
-    strategy = Prototypical(backbone=tuned, device=torch.device("cpu"), lr=lr, n_way=2, seed=seed)
-    tuned.eval()  # Prototypical leaves the mode alone until train_mode: batch norm keeps its statistics
-
-    def patches(starts: np.ndarray) -> torch.Tensor:
-        k = starts + rng.integers(-1, 2, len(starts)) + 1
-        return torch.from_numpy(np.stack([padded[i : i + stored - 2].T for i in k])[:, None])
-
-    for _ in range(steps):
-        p = rng.permutation(pos)
-        n = rng.choice(neg, shots + query, replace=False)
-        support = torch.stack([patches(p[:shots]), patches(n[:shots])])[None]
-        q = torch.stack([patches(p[shots:]), patches(n[shots:])])[None]
-        strategy.train_step(support, q, torch.zeros(1, 2, dtype=torch.long))
-    return tuned.eval()

@@ -64,16 +64,16 @@ class NetworkSource(LogMelSource):
 
     def __init__(self, det: Detector, examples: np.ndarray):
         super().__init__(det, examples)
-        from fewshot_audio.detection.meta import load_detector_network  # the training harness: only when used
+        from fewshot_audio.detection.network import load_detector_network  # torch strategies: only when used
 
         self.net = load_detector_network(det.weights)
 
     def adapt(self, recording: Path, examples: np.ndarray) -> None:
         """With ``det.tune_steps``: fine-tune the network on the examples against the other windows of the annotated
-        part (:func:`~fewshot_audio.detection.meta.fine_tune`); only audio up to the last example's end is read."""
+        part (:func:`~fewshot_audio.detection.network.fine_tune`); only audio up to the last example's end is read."""
         if not self.det.tune_steps:
             return
-        from fewshot_audio.detection.meta import NEGATIVE_IOU, fine_tune
+        from fewshot_audio.detection.network import NEGATIVE_IOU, fine_tune
 
         need, parts = int(np.ceil(examples[-1, 1] * self.fps)), []
         ref = self.reference(recording)

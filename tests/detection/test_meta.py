@@ -11,8 +11,9 @@ import torch
 
 from fewshot_audio.cli import main
 from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, SHIPPED_WEIGHTS, make_detector
-from fewshot_audio.detection.meta import PATCH, fine_tune, load_detector_network, training_patches
+from fewshot_audio.detection.meta import training_patches
 from fewshot_audio.detection.metric import evaluate, read_predictions, read_references
+from fewshot_audio.detection.network import PATCH, fine_tune, load_detector_network
 from fewshot_audio.detection.sources import NetworkSource
 from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
 from fewshot_audio.models.backbones.frame_tcn import CONTEXT, FrameTCN
