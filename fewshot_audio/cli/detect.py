@@ -157,7 +157,7 @@ def run_train_detector(args) -> int:
     target = train_detector(args.dataset, args.out, episodes=args.episodes, meta_batch=args.meta_batch, lr=args.lr,
                             val_every=args.val_every, seed=args.seed, resume=args.resume,
                             device=str(pick_device(args.device)), quiet=args.quiet)
-    print(f"detect with: fewshot-audio detect DATASET --detector protonet-lr --weights {target} --out PRED.csv")
+    print(f"detect with: fewshot-audio detect DATASET --weights {target} --out PRED.csv")
     return 0
 
 

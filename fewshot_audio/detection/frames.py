@@ -22,6 +22,7 @@ from fewshot_audio.data.audio import stream_audio
 SAMPLE_RATE, N_MELS, F_MIN, LOG_FLOOR = 32000, 64, 50.0, 1e-10
 MIN_HOP, MAX_HOP = 32, 1600  # samples at 32 kHz: 1 ms to 50 ms
 HOPS_PER_EXAMPLE = 8
+NEGATIVE_IOU = 0.1  # a window overlapping every event less than this (IoU) is background: a negative
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,15 @@ def band_medians(path: str | Path, spec: FrameSpec, *, keep: int = 50_000) -> np
             sample, step = [np.concatenate(sample)[::2]], step * 2
     frames = np.concatenate(sample) if sample else np.zeros((1, N_MELS), np.float32)
     return np.median(frames, axis=0).astype(np.float32)
+
+
+def max_iou(onsets: np.ndarray, length: float, events: np.ndarray) -> np.ndarray:
+    """The IoU of each window ``[onset, onset + length)`` (seconds, ``(n,)``) with the event ``(m, 2)`` it overlaps most."""
+    a = onsets[:, None]
+    b = a + length
+    inter = np.maximum(0.0, np.minimum(b, events[None, :, 1]) - np.maximum(a, events[None, :, 0]))
+    union = np.maximum(b, events[None, :, 1]) - np.minimum(a, events[None, :, 0])
+    return (inter / union).max(axis=1)
 
 
 def windows(frames: np.ndarray, length: int, segments: int) -> np.ndarray:

@@ -24,14 +24,23 @@ import torch
 
 from fewshot_audio.detection.annotations import read_dcase
 from fewshot_audio.detection.episodes import resolve_audio
-from fewshot_audio.detection.frames import HOPS_PER_EXAMPLE, MIN_HOP, N_MELS, SAMPLE_RATE, FrameSpec, stream_frames
-from fewshot_audio.detection.network import NEGATIVE_IOU, PATCH
+from fewshot_audio.detection.frames import (
+    HOPS_PER_EXAMPLE,
+    MIN_HOP,
+    N_MELS,
+    NEGATIVE_IOU,
+    SAMPLE_RATE,
+    FrameSpec,
+    max_iou,
+    stream_frames,
+)
+from fewshot_audio.detection.network import PATCH, padded_for_patches
 from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.dataset import DeviceData
 from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
 from fewshot_audio.fewshot.harness import meta_train
 from fewshot_audio.fewshot.strategies.prototypical import Prototypical
-from fewshot_audio.models.backbones.frame_tcn import CONTEXT, EVENT_FRAMES, FrameTCN
+from fewshot_audio.models.backbones.frame_tcn import EVENT_FRAMES, FrameTCN
 from fewshot_audio.models.checkpoints import load_checkpoint, save_checkpoint
 from fewshot_audio.util.progress import log, warn
 
@@ -65,17 +74,11 @@ def group_patches(recording: Path, events: np.ndarray, *, negatives: int, rng: n
     if spec.window != EVENT_FRAMES:
         return None
     frames = np.concatenate(list(stream_frames(recording, spec)))
-    frames = frames - np.median(frames, axis=0)
-    pad = CONTEXT + 1
-    frames = np.concatenate([np.zeros((pad, N_MELS), np.float32), frames, np.zeros((pad, N_MELS), np.float32)])
+    frames = padded_for_patches(frames - np.median(frames, axis=0))
     n = len(frames) - STORED + 1  # window k (starting at frame k of the recording) is frames[k : k + STORED]
     onsets = np.round(events[:, 0] * spec.fps).astype(np.int64)
     onsets = onsets[(onsets >= 0) & (onsets < n)]
-    a = np.arange(n)[:, None] / spec.fps
-    b = a + spec.window / spec.fps
-    inter = np.maximum(0.0, np.minimum(b, events[None, :, 1]) - np.maximum(a, events[None, :, 0]))
-    union = np.maximum(b, events[None, :, 1]) - np.minimum(a, events[None, :, 0])
-    background = np.flatnonzero((inter / union).max(axis=1) < NEGATIVE_IOU)
+    background = np.flatnonzero(max_iou(np.arange(n) / spec.fps, spec.window / spec.fps, events) < NEGATIVE_IOU)
     background = rng.choice(background, min(negatives, len(background)), replace=False)
     take = lambda k: np.stack([frames[i : i + STORED].T for i in k])[:, None] if len(k) else None  # noqa: E731
     return take(onsets), take(background)

@@ -15,7 +15,14 @@ from fewshot_audio.models.backbones.frame_tcn import CONTEXT, EVENT_FRAMES, Fram
 from fewshot_audio.models.checkpoints import load_checkpoint
 
 PATCH = EVENT_FRAMES + 2 * CONTEXT  # frames the network reads for one window of EVENT_FRAMES frames
-NEGATIVE_IOU = 0.1  # windows overlapping the events less than this are background
+
+
+def padded_for_patches(frames: np.ndarray) -> np.ndarray:
+    """``frames (t, 64)`` with ``CONTEXT + 1`` frames at the median level (zeros) either side: the patch of the window of
+    ``w`` frames starting at frame ``k``, with its context and one frame of jitter either side, is
+    ``padded[k : k + w + 2 * CONTEXT + 2]``."""
+    pad = np.zeros((CONTEXT + 1, frames.shape[1]), np.float32)
+    return np.concatenate([pad, frames, pad])
 
 _LOADED: dict[Path, FrameTCN] = {}
 
@@ -44,10 +51,9 @@ def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarra
     one frame. Batch norm keeps the meta-trained statistics (eval mode)."""
     import copy
 
-    tuned = copy.deepcopy(net).eval()
+    tuned = copy.deepcopy(net).eval()  # Prototypical leaves the mode alone: batch norm keeps its statistics
     rng = np.random.default_rng(seed)
-    pad = np.zeros((CONTEXT + 1, frames.shape[1]), np.float32)
-    padded = np.concatenate([pad, frames, pad])
+    padded = padded_for_patches(frames)
     stored = window + 2 * CONTEXT + 2  # window k is padded[k : k + stored]
     pos = pos[(pos >= 0) & (pos + stored <= len(padded))]
     neg = neg[(neg >= 0) & (neg + stored <= len(padded))]
@@ -55,7 +61,6 @@ def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarra
     if query < 1 or len(neg) < shots + query:
         return tuned
     strategy = Prototypical(backbone=tuned, device=torch.device("cpu"), lr=lr, n_way=2, seed=seed)
-    tuned.eval()  # Prototypical leaves the mode alone until train_mode: batch norm keeps its statistics
 
     def patches(starts: np.ndarray) -> torch.Tensor:
         k = starts + rng.integers(-1, 2, len(starts)) + 1
@@ -67,4 +72,4 @@ def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarra
         support = torch.stack([patches(p[:shots]), patches(n[:shots])])[None]
         q = torch.stack([patches(p[shots:]), patches(n[shots:])])[None]
         strategy.train_step(support, q, torch.zeros(1, 2, dtype=torch.long))
-    return tuned.eval()
+    return tuned

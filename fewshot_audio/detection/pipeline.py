@@ -16,12 +16,12 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.detection.detectors import Detector, decode_events, make_detector
+from fewshot_audio.detection.frames import NEGATIVE_IOU, max_iou
 from fewshot_audio.detection.metric import iou_hits
 from fewshot_audio.detection.sources import EmbeddingSource, LogMelSource, make_source
 from fewshot_audio.errors import DataError
 
 MAX_NEGATIVES = 30_000
-NEGATIVE_IOU = 0.1  # windows overlapping an example less than this are negatives
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,6 @@ class Detections:
     scores: np.ndarray  # (m,)
 
 
-def _event_iou(k: np.ndarray, src, examples: np.ndarray) -> np.ndarray:
-    """The IoU of each descriptor's event with the nearest example."""
-    a = (k[:, None] + src.offset) / src.fps
-    b = a + src.window / src.fps
-    inter = np.maximum(0.0, np.minimum(b, examples[None, :, 1]) - np.maximum(a, examples[None, :, 0]))
-    union = np.maximum(b, examples[None, :, 1]) - np.minimum(a, examples[None, :, 0])
-    return (inter / union).max(axis=1)
-
-
 def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Fitted:
     """The detector fitted on ``episode``: its examples (shifted by up to the detector's ``shift``) against the
     descriptors of the annotated part whose events do not overlap them. ``weights``: a meta-trained network's, for a
@@ -90,7 +81,7 @@ def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None =
     pos = pos[(pos >= 0) & (pos < len(x))]
     before = np.arange(len(x))
     before = before[(before + src.reach) / src.fps <= episode.known_until]  # reads annotated audio only
-    neg = before[_event_iou(before, src, episode.examples) < NEGATIVE_IOU]
+    neg = before[max_iou((before + src.offset) / src.fps, src.window / src.fps, episode.examples) < NEGATIVE_IOU]
     if not len(pos) or not len(neg):
         raise DataError(f"{episode.recording} ({episode.label}): no {'example' if not len(pos) else 'unannotated'} "
                         "windows before the last example's end; the examples must lie inside the recording with "

@@ -17,7 +17,15 @@ import numpy as np
 import torch
 
 from fewshot_audio.detection.detectors import Detector
-from fewshot_audio.detection.frames import N_MELS, FrameSpec, band_medians, stream_frames, windows
+from fewshot_audio.detection.frames import (
+    N_MELS,
+    NEGATIVE_IOU,
+    FrameSpec,
+    band_medians,
+    max_iou,
+    stream_frames,
+    windows,
+)
 from fewshot_audio.embedding import embed_files, load_backbone, patch_framing
 from fewshot_audio.errors import DataError
 from fewshot_audio.models.backbones.frame_tcn import CONTEXT, window_means
@@ -73,7 +81,7 @@ class NetworkSource(LogMelSource):
         part (:func:`~fewshot_audio.detection.network.fine_tune`); only audio up to the last example's end is read."""
         if not self.det.tune_steps:
             return
-        from fewshot_audio.detection.network import NEGATIVE_IOU, fine_tune
+        from fewshot_audio.detection.network import fine_tune
 
         need, parts = int(np.ceil(examples[-1, 1] * self.fps)), []
         ref = self.reference(recording)
@@ -84,10 +92,7 @@ class NetworkSource(LogMelSource):
         frames = np.concatenate(parts)[:need]
         pos = np.round(examples[:, 0] * self.fps).astype(np.int64)
         k = np.arange(max(0, need - self.window + 1))
-        a, b = k[:, None] / self.fps, (k[:, None] + self.window) / self.fps
-        inter = np.maximum(0.0, np.minimum(b, examples[None, :, 1]) - np.maximum(a, examples[None, :, 0]))
-        union = np.maximum(b, examples[None, :, 1]) - np.minimum(a, examples[None, :, 0])
-        neg = k[(inter / union).max(axis=1) < NEGATIVE_IOU]
+        neg = k[max_iou(k / self.fps, self.window / self.fps, examples) < NEGATIVE_IOU]
         self.net = fine_tune(self.net, frames, pos, neg, self.window, steps=self.det.tune_steps)
 
     def blocks(self, recording: Path) -> Iterator[tuple[int, np.ndarray]]:
