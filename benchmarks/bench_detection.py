@@ -202,7 +202,7 @@ def speed(out: dict, hours: float = 1.0, detector: str = registry.DEFAULT_DETECT
 
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
-        episodes, _ = table_episodes([rec], table)
+        episodes = table_episodes([rec], table)
         fitted = fit(episodes[0], detector)
         t1 = time.perf_counter()
         found = detect(fitted, hour)

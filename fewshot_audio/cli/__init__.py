@@ -7,6 +7,7 @@ exits 130 after saying how to resume it.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from fewshot_audio.cli import adapt, archive, compare, datasets, detect, tag, train, weights
@@ -27,9 +28,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Lines(logging.Handler):
+    """The library's log records as the command's status lines on stderr: ``warning: ...`` for warnings and
+    worse, the bare message for information (hidden by ``--quiet``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        print(prefix + record.getMessage(), file=sys.stderr, flush=True)
+
+
+def configure_logging(*, quiet: bool) -> None:
+    """Route the ``fewshot_audio`` loggers to :class:`_Lines` (once per process; the level follows ``quiet``)."""
+    root = logging.getLogger("fewshot_audio")
+    if not any(isinstance(h, _Lines) for h in root.handlers):
+        root.addHandler(_Lines())
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_quiet(bool(getattr(args, "quiet", False)))
+    configure_logging(quiet=bool(getattr(args, "quiet", False)))
     try:
         return args.run(args)
     except CollectiveError as exc:  # torchrun: the same error is printed once, by rank 0 ...

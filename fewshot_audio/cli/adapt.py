@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fewshot_audio.archive.tag_from_index import add_examples
-from fewshot_audio.cli.args import add_device, add_format, add_quiet
+from fewshot_audio.cli.args import add_device, add_format, add_overwrite, add_quiet
 from fewshot_audio.specs import models
 from fewshot_audio.tagging.calibration import STRICTNESS
 from fewshot_audio.tagging.heads import HEADS
 from fewshot_audio.tagging.tagger import DEFAULT_BACKBONE, Tagger
-from fewshot_audio.util.io import check_writable
+from fewshot_audio.util.io import check_new_output
 from fewshot_audio.version import __version__
 
 
@@ -29,6 +29,7 @@ def register(sub) -> None:
                    help=f"how much a false tag costs against a missed one, per tag of the vocabulary, when each tag's "
                         f"threshold is calibrated (default {STRICTNESS:g}; lower it to tag more liberally)")
     p.add_argument("--out", required=True, help="tagger file to write (.safetensors)")
+    add_overwrite(p)
     add_device(p, default="cpu")
     add_quiet(p)
     p.set_defaults(run=run_adapt)
@@ -76,7 +77,7 @@ def print_tags(tagger: Tagger) -> None:
 
 
 def run_adapt(args) -> int:
-    check_writable(args.out, flag="--out")
+    check_new_output(args.out, kind="safetensors", overwrite=args.overwrite, flag="--out")
     tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
                           negatives=args.negatives, device=args.device, strictness=args.strictness, quiet=args.quiet)
     tagger.save(args.out)

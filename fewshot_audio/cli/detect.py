@@ -10,14 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from fewshot_audio.cli.args import add_device, add_quiet
+from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
 from fewshot_audio.data.audio import audio_files
 from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS
-from fewshot_audio.detection.episodes import dataset_episodes, table_episodes
+from fewshot_audio.detection.episodes import dataset_episodes, resolve_audio, table_episodes
 from fewshot_audio.detection.metric import PRED_HEADER, evaluate, format_report, read_predictions, read_references
-from fewshot_audio.detection.pipeline import Detections, find, fit, run_episode
+from fewshot_audio.detection.pipeline import NO_EVENTS, Detections, find, fit, run_episode
 from fewshot_audio.errors import ConfigError, DataError, FewshotError
-from fewshot_audio.util.io import atomic_write_text, check_writable
+from fewshot_audio.util.io import atomic_write_text, check_folder_creatable, check_new_output
 from fewshot_audio.util.progress import log, warn
 
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Begin File", "Annotation", "Score"]
@@ -40,6 +40,7 @@ def register(sub) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="write JSON: file, class, start, end, score per event")
     fmt.add_argument("--raven", action="store_true", help="write a Raven selection table with a score per event")
+    add_overwrite(p)
     p.add_argument("--evaluate", action="store_true", help="score the predictions with the official metric against "
                    "the dataset's annotations")
     p.add_argument("--seed", type=int, default=0)
@@ -100,16 +101,17 @@ def run_detect(args) -> int:
                           "wrote")
     if args.evaluate and (args.examples or args.json or args.raven):
         raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
-    check_writable(args.out, flag="--out")
+    check_new_output(args.out, kind="text", overwrite=args.overwrite, flag="--out")
     rows, failed, t0 = [], 0, time.perf_counter()
     if args.examples:
         recordings = audio_files(args.inputs)
-        episodes, home = table_episodes(recordings, args.examples, first=args.first)
-        for ep in episodes:
+        for ep in table_episodes(recordings, args.examples, first=args.first):
             fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights)
             for rec in recordings:
+                home = resolve_audio(rec).resolve() == Path(ep.recording).resolve()
                 try:
-                    found = find(fitted, rec, after=ep.known_until if rec == home else 0.0, seed=args.seed)
+                    found = find(fitted, rec, after=ep.known_until if home else 0.0,
+                                 known=ep.examples if home else NO_EVENTS, seed=args.seed)
                 except DataError as exc:
                     warn(str(exc))
                     failed += 1
@@ -153,7 +155,7 @@ def run_train_detector(args) -> int:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
     if not Path(args.dataset).is_dir():
         raise ConfigError(f"{args.dataset} is not a folder; pass a folder of recordings with annotation CSVs beside them")
-    check_writable(Path(args.out).resolve(), flag="--out")  # the run folder is made inside its parent
+    check_folder_creatable(args.out, flag="--out")  # the run folder (and its parents) is made by train_detector
     target = train_detector(args.dataset, args.out, episodes=args.episodes, meta_batch=args.meta_batch, lr=args.lr,
                             val_every=args.val_every, seed=args.seed, resume=args.resume,
                             device=str(pick_device(args.device)), quiet=args.quiet)

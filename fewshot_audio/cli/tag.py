@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from fewshot_audio.cli.args import add_device, add_quiet
+from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
 from fewshot_audio.data.audio import audio_files
 from fewshot_audio.embedding import checked_hop
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.tagging.model_tags import tag_with_model, taggable
 from fewshot_audio.tagging.results import TagResult, raven_table, taggram_paths, write_taggram
 from fewshot_audio.tagging.tagger import Tagger
-from fewshot_audio.util.io import atomic_write_text, check_writable
+from fewshot_audio.util.io import atomic_write_text, check_new_output
 
 
 def register(sub) -> None:
@@ -41,6 +41,7 @@ def add_output(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the results as JSON")
     fmt.add_argument("--csv", action="store_true", help="print the results as CSV (one row per file)")
+    add_overwrite(p)
 
 
 def run_tag(args) -> int:
@@ -64,9 +65,10 @@ def check_outputs(args, files: list[Path]) -> list[Path]:
     returns where each file's taggram goes (none without ``--taggram``)."""
     if getattr(args, "top_k", 1) < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
-    taggrams = taggram_paths(args.taggram, files) if getattr(args, "taggram", None) else []
+    taggrams = (taggram_paths(args.taggram, files, overwrite=args.overwrite) if getattr(args, "taggram", None)
+                else [])
     if getattr(args, "raven", None):
-        check_writable(args.raven, flag="--raven")
+        check_new_output(args.raven, kind="text", overwrite=args.overwrite, flag="--raven")
     return taggrams
 
 

@@ -7,6 +7,7 @@ applies the same policy to a file read block by block, so a 1-hour recording is 
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ import soxr
 from fewshot_audio.config import SHORT_POLICIES
 from fewshot_audio.errors import DataError
 from fewshot_audio.util.progress import warn
+
+logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".opus")
 
@@ -285,6 +288,13 @@ def audio_files(inputs: list[str | Path], *, flag: str = "") -> list[Path]:
             files.append(p)
         else:
             raise DataError(f"{named}{p} does not exist; pass audio files or folders of audio")
+    first: dict[Path, Path] = {}
+    for f in files:
+        first.setdefault(f.resolve(), f)
+    unique = list(first.values())  # the first of each, in input order
+    if len(unique) < len(files):
+        logger.info("%d file(s) given more than once are read once", len(files) - len(unique))
+    files = unique
     if not files:
         raise DataError(f"{named}no audio files found in {', '.join(map(str, inputs))} "
                         f"(extensions: {', '.join(AUDIO_EXTENSIONS)})")

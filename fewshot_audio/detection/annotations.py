@@ -9,6 +9,7 @@ selection tables are tab-separated with ``Begin Time (s)`` and ``End Time (s)`` 
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import numpy as np
 
 from fewshot_audio.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 POS, UNK, NEG = "POS", "UNK", "NEG"
 RAVEN_BEGIN, RAVEN_END = "Begin Time (s)", "End Time (s)"
-RAVEN_CLASS = ("Annotation", "Species", "Label", "Class")
+RAVEN_CLASS = ("Annotation", "Species", "Label", "Class", "Tag")  # "Tag": the tables 'tag --raven' writes
+RAVEN_FILE = ("Begin File", "Begin Path")  # the recording a selection is in (a path or a file name)
 
 
 @dataclass
@@ -78,7 +82,7 @@ def read_dcase(path: str | Path) -> list[Annotation]:
         raise DataError(f"{path}: no Q column and no CLASS_x column; add Q (POS/UNK/NEG) or one CLASS_x column per class")
     events = _events(path, rows, "Starttime", "Endtime")
     order = np.arange(len(rows))
-    audio = next((r.get("Audiofilename") for r in rows if r.get("Audiofilename")), path.with_suffix(".wav").name)
+    audio = next((r.get("Audiofilename").strip() for r in rows if r.get("Audiofilename")), "")
     out = []
     for c in classes:
         labels = [(rows[i].get(c) or "").strip().upper() for i in order]
@@ -92,7 +96,9 @@ def read_dcase(path: str | Path) -> list[Annotation]:
 
 
 def read_raven(path: str | Path) -> list[Annotation]:
-    """A Raven selection table: every selection is a POS event; one annotation per class column value (or one)."""
+    """A Raven selection table: every selection is a POS event; one annotation per (recording, class) when the
+    table names recordings (``Begin File`` or ``Begin Path``), else per class (or one); times are the table's
+    ``File Offset (s)`` where it has one with a recording column (a table of several files), else ``Begin Time``."""
     path = Path(path)
     columns, rows = _rows(path, delimiter="\t")
     if RAVEN_BEGIN not in columns or RAVEN_END not in columns:
@@ -100,13 +106,18 @@ def read_raven(path: str | Path) -> list[Annotation]:
                         f"(found {', '.join(columns[:8]) or 'none'}); export the selections with their times")
     rows = [r for r in rows if (r.get("View") or "Spectrogram").startswith("Spectrogram") or "View" not in columns]
     events = _events(path, rows, RAVEN_BEGIN, RAVEN_END)
+    file_col = next((c for c in RAVEN_FILE if c in columns), None)
+    files = [Path((r.get(file_col) or "").strip().replace("\\", "/")).name for r in rows] if file_col else [""] * len(rows)
+    if file_col and "File Offset (s)" in columns:  # Begin Time runs on across files: place each event in its file
+        offsets = np.array([_seconds(path, i, "File Offset (s)", r.get("File Offset (s)")) for i, r in enumerate(rows)])
+        events = np.stack([offsets, offsets + events[:, 1] - events[:, 0]], axis=1).reshape(-1, 2)
     label_col = next((c for c in RAVEN_CLASS if c in columns), None)
     names = [(r.get(label_col) or "").strip() or path.stem for r in rows] if label_col else [path.stem] * len(rows)
     out = []
-    for name in dict.fromkeys(names):
-        idx = [i for i, n in enumerate(names) if n == name]
+    for audio, name in dict.fromkeys(zip(files, names)):
+        idx = [i for i, key in enumerate(zip(files, names)) if key == (audio, name)]
         ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
-        out.append(Annotation(path, "", name, ev, [POS] * len(ev)))
+        out.append(Annotation(path, audio, name, ev, [POS] * len(ev)))
     return out
 
 
@@ -125,8 +136,8 @@ def read_examples_table(path: str | Path) -> list[Annotation]:
 
 
 def examples(annotation: Annotation, *, first: int = 5, duration: float | None = None) -> np.ndarray:
-    """The first ``first`` POS events of ``annotation``, checked: enough of them, in order, not overlapping,
-    inside the recording."""
+    """The first ``first`` POS events of ``annotation``, checked: enough of them, in order, inside the recording.
+    Examples that overlap (a drum flam, calls over calls) are used as they are, with one warning."""
     pos = annotation.positives()
     where = f"{annotation.table}" + (f" (class {annotation.label})" if annotation.label != annotation.table.stem else "")
     if len(pos) < first:
@@ -141,8 +152,8 @@ def examples(annotation: Annotation, *, first: int = 5, duration: float | None =
     overlap = np.nonzero(shots[1:, 0] < shots[:-1, 1])[0]
     if len(overlap):
         k = int(overlap[0])
-        raise DataError(f"{where}: examples {k + 1} and {k + 2} overlap ({shots[k, 0]:g}-{shots[k, 1]:g} s and "
-                        f"{shots[k + 1, 0]:g}-{shots[k + 1, 1]:g} s); fix their times or merge them")
+        logger.warning("%s: examples %d and %d overlap (%g-%g s and %g-%g s); both are used", where, k + 1, k + 2,
+                       shots[k, 0], shots[k, 1], shots[k + 1, 0], shots[k + 1, 1])
     if duration is not None and shots[:, 1].max() > duration + 1e-3:
         k = int(np.argmax(shots[:, 1] > duration + 1e-3))
         raise DataError(f"{where}: example {k + 1} ends at {shots[k, 1]:g} s, past the end of the recording "

@@ -84,11 +84,33 @@ def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
     return found
 
 
-def table_episodes(recordings: list[Path], table: str | Path, *, first: int = 5) -> tuple[list[Episode], Path]:
-    """The examples of ``table`` (its first ``first`` events per class), in the recording the table names (its
-    ``Audiofilename``) or else the first recording. Returns the episodes and the recording they are in."""
-    anns = read_examples_table(table)
-    named = {a.audio for a in anns if a.audio}
-    home = next((r for r in recordings if r.name in named), recordings[0])
-    duration = _checked(resolve_audio(home))
-    return [Episode(resolve_audio(home), a.label, examples(a, first=first, duration=duration)) for a in anns], home
+def table_home(recordings: list[Path], table: Path, named: str) -> Path:
+    """The recording among ``recordings`` whose audio a table's examples were cut from: the one it ``named``
+    (``Audiofilename``, Raven's ``Begin File``/``Begin Path``), else the one the table is named after
+    (``night.wav`` for ``night.csv`` or ``night.Table.1.selections.txt``), else the only one given."""
+    if named:
+        match = [r for r in recordings if r.name == named] or [r for r in recordings if r.stem == Path(named).stem]
+        if not match:
+            raise DataError(f"examples table {table} names recording {named!r}, which is not among the recordings "
+                            f"given ({', '.join(r.name for r in recordings[:5])}); pass it too")
+        return match[0]
+    stem = table.name.split(".")[0]
+    match = [r for r in recordings if r.stem == stem or r.name.split(".")[0] == stem]
+    if len(match) == 1:
+        return match[0]
+    if len(recordings) == 1:
+        return recordings[0]
+    raise DataError(f"examples table {table} does not say which of the {len(recordings)} recordings its examples are "
+                    f"in; name the table after it (e.g. {recordings[0].stem}.selections.txt) or add a 'Begin File' column")
+
+
+def table_episodes(recordings: list[Path], table: str | Path, *, first: int = 5) -> list[Episode]:
+    """The examples of ``table`` (its first ``first`` events per recording and class), each in the recording it
+    was cut from (:func:`table_home`); every episode's ``recording`` is that recording."""
+    table = Path(table)
+    out = []
+    for a in read_examples_table(table):
+        home = table_home(recordings, table, a.audio)
+        recording = resolve_audio(home)
+        out.append(Episode(recording, a.label, examples(a, first=first, duration=_checked(recording)), name=home.name))
+    return out

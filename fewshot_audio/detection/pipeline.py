@@ -139,21 +139,32 @@ def window_scores(fitted: Fitted, recording: Path) -> tuple[np.ndarray, np.ndarr
             np.concatenate(starts) if starts else np.zeros(0, np.int64))
 
 
-def _decode(fitted: Fitted, s: np.ndarray, k: np.ndarray, after: float) -> Detections:
+NO_EVENTS = np.zeros((0, 2))
+
+
+def _decode(fitted: Fitted, s: np.ndarray, k: np.ndarray, after: float, known: np.ndarray) -> Detections:
     src = fitted.source
     events, ev_scores = decode_events(s, k + src.offset, fitted.detector, fps=src.fps, window=src.window,
                                       length=fitted.length, min_length=fitted.min_length)
-    keep = events[:, 1] > after
+    keep = (events[:, 1] > after) & ~overlaps_any(events, known)
     return Detections(events[keep], ev_scores[keep])
 
 
-def detect(fitted: Fitted, recording: Path, *, after: float = 0.0) -> Detections:
+def overlaps_any(events: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``(m,)`` whether each of ``events (m, 2)`` overlaps (shares any time with) one of ``known (k, 2)``."""
+    if not len(events) or not len(known):
+        return np.zeros(len(events), bool)
+    return ((events[:, None, 0] < known[None, :, 1]) & (events[:, None, 1] > known[None, :, 0])).any(axis=1)
+
+
+def detect(fitted: Fitted, recording: Path, *, after: float = 0.0, known: np.ndarray = NO_EVENTS) -> Detections:
     """Every event ``fitted`` finds in ``recording`` (block by block: memory bounded by one block), those
-    ending after ``after`` seconds."""
-    return _decode(fitted, *window_scores(fitted, recording), after)
+    ending after ``after`` seconds and overlapping none of the ``known`` events ``(k, 2)`` (the examples)."""
+    return _decode(fitted, *window_scores(fitted, recording), after, known)
 
 
-def self_train(fitted: Fitted, recording: Path, *, after: float, seed: int = 0) -> Detections:
+def self_train(fitted: Fitted, recording: Path, *, after: float, known: np.ndarray = NO_EVENTS,
+               seed: int = 0) -> Detections:
     """Adapt to the unlabelled rest of the recording (``detector.self_training`` rounds): the peaks scoring at
     least ``detector.confident`` after ``after`` join the examples, windows scoring under ``1 - confident`` join
     the negatives, the detector is refitted, and the recording scored again."""
@@ -161,7 +172,7 @@ def self_train(fitted: Fitted, recording: Path, *, after: float, seed: int = 0) 
     s, k = window_scores(fitted, recording)
     rng = np.random.default_rng(seed)
     for _ in range(det.self_training):
-        found = _decode(fitted, s, k, after)
+        found = _decode(fitted, s, k, after, known)
         onsets = np.round(found.events[found.scores >= det.confident, 0] * src.fps - src.offset).astype(np.int64)
         low = k[(s < 1 - det.confident) & (k / src.fps >= after)]
         low = np.sort(rng.choice(low, min(len(low), MAX_NEGATIVES), replace=False)) if len(low) else low
@@ -170,7 +181,7 @@ def self_train(fitted: Fitted, recording: Path, *, after: float, seed: int = 0) 
         pos_x, neg_x = _rows_at(fitted, recording, onsets), _rows_at(fitted, recording, low)
         det.fit(np.concatenate([fitted.pos, pos_x]), np.concatenate([fitted.neg, neg_x]), seed=seed)
         s, k = window_scores(fitted, recording)
-    return _decode(fitted, s, k, after)
+    return _decode(fitted, s, k, after, known)
 
 
 def _rows_at(fitted: Fitted, recording: Path, index: np.ndarray) -> np.ndarray:
@@ -182,12 +193,14 @@ def _rows_at(fitted: Fitted, recording: Path, index: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def find(fitted: Fitted, recording: Path, *, after: float = 0.0, seed: int = 0) -> Detections:
-    """The events of ``recording`` ending after ``after``: :func:`detect`, or :func:`self_train` for a detector
-    that adapts to the unlabelled recording."""
+def find(fitted: Fitted, recording: Path, *, after: float = 0.0, known: np.ndarray = NO_EVENTS,
+         seed: int = 0) -> Detections:
+    """The events of ``recording`` ending after ``after`` and overlapping none of ``known`` (the examples, in
+    their own recording): :func:`detect`, or :func:`self_train` for a detector that adapts to the unlabelled
+    recording."""
     if fitted.detector.self_training:
-        return self_train(fitted, recording, after=after, seed=seed)
-    return detect(fitted, recording, after=after)
+        return self_train(fitted, recording, after=after, known=known, seed=seed)
+    return detect(fitted, recording, after=after, known=known)
 
 
 def run_episode(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Detections:
@@ -196,4 +209,4 @@ def run_episode(episode: Episode, detector: str, *, seed: int = 0, weights: str 
     if duration <= 0:
         raise DataError(f"{episode.recording} is empty; remove it or its annotation")
     return find(fit(episode, detector, seed=seed, weights=weights), episode.recording, after=episode.known_until,
-                seed=seed)
+                known=episode.examples, seed=seed)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.util.io import atomic_write, atomic_write_text, check_writable
+from fewshot_audio.util.io import atomic_write, atomic_write_text, check_new_output, check_writable
 
 
 @dataclass
@@ -37,16 +37,17 @@ class TagResult:
                 "error": self.error}
 
 
-def taggram_paths(target: str | Path, files: list[str | Path]) -> list[Path]:
+def taggram_paths(target: str | Path, files: list[str | Path], *, overwrite: bool = False) -> list[Path]:
     """Where ``--taggram target`` writes the taggram of each of ``files``, checked before any work: ``target``
     itself when it names one PNG for one file, else one PNG per file in the folder ``target`` (created; files
-    of the same name numbered ``name-2.png``, ``name-3.png``, ... in input order)."""
+    of the same name numbered ``name-2.png``, ``name-3.png``, ... in input order). An existing PNG or CSV there
+    is replaced only with ``overwrite``."""
     target = Path(target)
     if target.suffix.lower() == ".png":
         if len(files) != 1:
             raise ConfigError(f"--taggram {target} names one PNG but {len(files)} files are tagged; give a folder, "
                               f"e.g. --taggram {target.with_suffix('')}")
-        check_writable(target, flag="--taggram")
+        _check_taggram(target, overwrite=overwrite)
         return [target]
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--taggram {target} is an existing file, not a folder; give a folder or a .png path")
@@ -61,7 +62,15 @@ def taggram_paths(target: str | Path, files: list[str | Path]) -> list[Path]:
         stem = Path(f).stem
         seen[stem] = seen.get(stem, 0) + 1
         out.append(target / (f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png"))
+    for png in out:
+        _check_taggram(png, overwrite=overwrite)
     return out
+
+
+def _check_taggram(png: Path, *, overwrite: bool) -> None:
+    """A taggram is a PNG and a CSV beside it: neither replaced without ``overwrite``."""
+    check_new_output(png, kind="png", overwrite=overwrite, flag="--taggram")
+    check_new_output(png.with_suffix(".csv"), kind="text", overwrite=overwrite, flag="--taggram")
 
 
 def write_taggram(png: Path, result, tags: list[str]) -> None:

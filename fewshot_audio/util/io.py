@@ -1,4 +1,6 @@
-"""Atomic file writes: write to a temporary file beside the target, fsync, rename."""
+"""Atomic file writes (a temporary file beside the target, fsync, rename; the mode the umask gives a new
+file) and the checks every output path passes before the work: writable, and never replacing an existing
+file without ``overwrite`` or with a file of another kind."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers) make 0600 files; give what open() would
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -27,6 +30,13 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: there is no other portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -65,3 +75,49 @@ def check_folder_creatable(path: str | Path, *, flag: str) -> None:
     if not existing.is_dir():
         raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
     check_writable(existing / "x", flag=flag)
+
+
+FILE_KINDS = ("png", "safetensors", "zip", "sqlite", "text", "binary")
+
+
+def file_kind(path: str | Path) -> str:
+    """What an existing file is, from its first bytes: one of :data:`FILE_KINDS` (``zip``: a torch
+    checkpoint or a wheel; ``text``: UTF-8 without NUL bytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"SQLite format 3\x00"):
+        return "sqlite"
+    if len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 30:
+        return "safetensors"
+    if b"\x00" in head:
+        return "binary"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not only a character cut at the 4096-byte boundary
+            return "binary"
+    return "text"
+
+
+def check_new_output(path: str | Path, *, kind: str, overwrite: bool, flag: str) -> None:
+    """A one-line :class:`ConfigError` naming ``flag`` unless a ``kind`` file (one of :data:`FILE_KINDS`) can be
+    written at ``path``: its folder exists and is writable, and ``path`` is either absent or, with ``overwrite``,
+    an existing file of the same kind. Checked before the work whose result goes there."""
+    if kind not in FILE_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {FILE_KINDS}")
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file path")
+    check_writable(path, flag=flag)
+    if not path.exists():
+        return
+    found = file_kind(path)
+    if found != kind:
+        raise ConfigError(f"{flag} {path} exists and is a {found} file; this writes a {kind} file and never "
+                          "replaces a file of another kind: choose another path")
+    if not overwrite:
+        raise ConfigError(f"{flag} {path} exists; choose another path or pass --overwrite to replace it")

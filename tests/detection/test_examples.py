@@ -1,0 +1,104 @@
+"""The examples of a detection: which recording they are cut from, overlapping examples, and no prediction on an
+example (issue 28: each case failed before)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fewshot_audio.cli import main
+from fewshot_audio.detection.metric import evaluate, read_predictions, read_references
+from tests.detection.test_detect import write_recording, write_table
+
+RAVEN = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tAnnotation\n"
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    events = {n: write_recording(root, n, seed=i) for i, n in enumerate(["quiet", "night"])}
+    for n in events:
+        (root / f"{n}.csv").unlink()  # the user's recordings, no DCASE tables
+    return root, events
+
+
+def _raven(path, events, *, file_column: str = ""):
+    head = RAVEN.replace("\tAnnotation", "\tBegin File\tAnnotation") if file_column else RAVEN
+    path.write_text(head + "".join(f"{i + 1}\tSpectrogram 1\t1\t{a:.4f}\t{b:.4f}\t" + (f"{file_column}\t" if file_column else "")
+                                   + "chirp\n" for i, (a, b) in enumerate(events)))
+
+
+def _found(path, name):
+    return np.array([[r["start"], r["end"]] for r in json.loads(path.read_text()) if r["file"] == name]).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("how", ["table-name", "begin-file"])
+def test_the_examples_are_cut_from_the_recording_the_table_belongs_to(two, tmp_path, how):
+    root, events = two
+    if how == "table-name":
+        table = tmp_path / "night.Table.1.selections.txt"
+        _raven(table, events["night"][:5])
+    else:
+        table = tmp_path / "examples.txt"
+        _raven(table, events["night"][:5], file_column="night.wav")
+    out = tmp_path / "p.json"
+    # 'quiet' comes first: before, the examples' times were cut from it
+    assert main(["detect", str(root / "quiet.wav"), str(root / "night.wav"), "--examples", str(table),
+                 "--out", str(out), "--json", "--quiet"]) == 0
+    night = _found(out, "night.wav")
+    later = events["night"][5:]
+    hits = sum(np.any(np.abs(night[:, 0] - a) < 0.04) for a in later[:, 0])
+    assert hits >= 0.8 * len(later)
+    assert night[:, 0].min() > events["night"][4, 0]  # searched after its own examples only
+
+
+def test_a_table_naming_no_recording_among_several_is_one_line(two, tmp_path, capsys):
+    root, events = two
+    table = tmp_path / "examples.txt"
+    _raven(table, events["night"][:5])
+    code = main(["detect", str(root / "quiet.wav"), str(root / "night.wav"), "--examples", str(table),
+                 "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "does not say which of the 2 recordings" in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_no_predicted_event_overlaps_an_example(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    events = write_recording(folder, "r", seed=3)
+    events[4, 1] -= 0.03  # the fifth example's end annotated early: the sound itself goes on after it
+    write_table(folder / "r.csv", "r", events)
+    assert main(["detect", str(folder), "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    found = np.array([[float(v) for v in line.split(",")[1:]] for line in
+                      (tmp_path / "p.csv").read_text().splitlines()[1:]])
+    shots = events[:5]
+    overlap = (found[:, None, 0] < shots[None, :, 1]) & (found[:, None, 1] > shots[None, :, 0])
+    assert not overlap.any(), found[overlap.any(axis=1)]
+    scores = evaluate(read_predictions(tmp_path / "p.csv"), read_references(folder))
+    assert scores["overall_scores"]["fmeasure (percentage)"] >= 90
+
+
+def test_overlapping_examples_are_used_with_one_line(tmp_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    events = write_recording(folder, "r", seed=4)
+    flam = events.copy()
+    flam[1] = [flam[0, 0] + 0.04, flam[0, 0] + 0.12]  # a second example starting inside the first (a flam)
+    write_table(folder / "r.csv", "r", np.concatenate([flam[:5], events[5:]]))
+    assert main(["detect", str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert sum("overlap" in line for line in err.splitlines()) == 1, err
+    scores = evaluate(read_predictions(tmp_path / "p.csv"), read_references(folder))
+    assert scores["overall_scores"]["fmeasure (percentage)"] >= 80
+
+
+def test_the_same_recording_twice_is_searched_once(two, tmp_path):
+    root, events = two
+    table = tmp_path / "night.selections.txt"
+    _raven(table, events["night"][:5])
+    out = tmp_path / "p.json"
+    rec = str(root / "night.wav")
+    assert main(["detect", rec, rec, "--examples", str(table), "--out", str(out), "--json", "--quiet"]) == 0
+    rows = [(r["start"], r["end"]) for r in json.loads(out.read_text())]
+    assert rows and len(rows) == len(set(rows))
