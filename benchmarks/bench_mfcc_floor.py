@@ -2,10 +2,12 @@
 
 For each set under ../shared/data, ``compare --protocol low-data --strategies mfcc-1nn`` runs through the
 library; then, on the very same training pool, test split and seeded support draws
-(:func:`fewshot_audio.fewshot.compare.low_data_support`), the recipe the toolkit's row must match:
-mean and standard deviation over the whole clip of 20 MFCCs (librosa defaults,
-:func:`fewshot_audio.fewshot.baselines.whole_clip_mfcc`) with 1-NN, in the raw feature space and z-scored
-with the support set's statistics. Accuracy is averaged over the draws (mean ± 95% CI over draws).
+(:func:`fewshot_audio.fewshot.compare.low_data_support`), the recipes the toolkit's row must match: mean and
+standard deviation over the whole clip of 20 MFCCs (:func:`fewshot_audio.fewshot.baselines.whole_clip_mfcc`) with
+1-NN by Euclidean distance, in the raw feature space and z-scored with the support set's statistics, with
+librosa's default frames (2048 samples every 512) and with the simplest recipe's (issue 28: 512-sample frames
+every 10 ms at 16 kHz, z-scored with the labelled examples' statistics). Accuracy is averaged over the draws
+(mean ± 95% CI over draws).
 
     python benchmarks/bench_mfcc_floor.py [--sets a,b] [--shots 1,3,5] [--draws 10] [--out JSON]
 """
@@ -26,7 +28,7 @@ from fewshot_audio.fewshot.baselines import whole_clip_mfcc
 from fewshot_audio.fewshot.compare import compare, low_data_split, low_data_support
 from fewshot_audio.fewshot.dataset import load_config_data
 from fewshot_audio.fewshot.metrics import mean_ci95
-from fewshot_audio.fewshot.strategies.base import Strategy
+from fewshot_audio.fewshot.strategies.base import squared_distances
 from fewshot_audio.fewshot.strategies.regularized import MFCCNearestNeighbour
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,21 +43,28 @@ def one_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray, *, zscore
     return labels[d.argmin(1)]
 
 
+def raw_1nn(self, zs, zq):
+    """mfcc-1nn before issue 28: distances between the raw statistics."""
+    n_ep, n_way, n_shot, dim = zs.shape
+    d = squared_distances(zq, zs.reshape(n_ep, n_way * n_shot, dim))
+    return -d.view(n_ep, -1, n_way, n_shot).amin(-1)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--shots", default="1,2,3,5", help="shot counts; each set runs those its smallest class allows")
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--strategies", default="mfcc-1nn")
-    p.add_argument("--zscore-1nn", action="store_true",
-                   help="ablation: mfcc-1nn on statistics z-scored on the target's training pool (the row before #21)")
+    p.add_argument("--raw-1nn", action="store_true",
+                   help="ablation: mfcc-1nn on the raw statistics (the row before issue 28)")
     p.add_argument("--signal-db", type=float, default=None,
                    help="features.signal_db of the toolkit's rows (default the config's; inf: pool every window)")
     p.add_argument("--out", default="benchmarks/results_mfcc_floor.json")
     args = p.parse_args(argv)
     shots = [int(k) for k in args.shots.split(",")]
-    if args.zscore_1nn:
-        MFCCNearestNeighbour.prepare = Strategy.prepare
+    if args.raw_1nn:
+        MFCCNearestNeighbour.classify = raw_1nn
     results = {}
     for name in args.sets.split(","):
         data = load_config_data(TrainConfig(dataset=str(DATA / name), label=SETS[name]), quiet=True)
@@ -71,15 +80,18 @@ def main(argv=None) -> int:
                            protocol="low-data", draws=args.draws, quiet=True)
         toolkit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        feats = np.stack([whole_clip_mfcc(c.path) for c in data.manifest.clips])
+        recipes = {"whole-clip mfcc 1-nn": np.stack([whole_clip_mfcc(c.path) for c in data.manifest.clips]),
+                   "recipe 512/10ms 1-nn": np.stack([whole_clip_mfcc(c.path, frame_samples=512, hop_samples=160)
+                                                    for c in data.manifest.clips])}
         res = {"clips": int((data.labels >= 0).sum()), "classes": len(classes), "test_clips": len(test),
                "window_s": data.features.duration, "toolkit_seconds": round(toolkit_s, 1)}
         for k in fits:
             draws = low_data_support(data, pool, classes, shots=k, draws=args.draws)
-            for zscore in (False, True):
-                accs = [np.mean(one_nn(feats[d.reshape(-1)], data.labels[d.reshape(-1)], feats[test], zscore=zscore)
-                                == data.labels[test]) for d in draws]
-                res[f"whole-clip mfcc 1-nn{' z-scored' if zscore else ''} | {k}"] = mean_ci95(np.array(accs))
+            for recipe, feats in recipes.items():
+                for zscore in (False, True):
+                    accs = [np.mean(one_nn(feats[d.reshape(-1)], data.labels[d.reshape(-1)], feats[test],
+                                           zscore=zscore) == data.labels[test]) for d in draws]
+                    res[f"{recipe}{' z-scored' if zscore else ''} | {k}"] = mean_ci95(np.array(accs))
             for r in rows:
                 if int(r["shots"]) == k:
                     res[f"toolkit {r['strategy']} | {k}"] = (float(r["accuracy"]), float(r["ci95"]))

@@ -12,13 +12,17 @@ import numpy as np
 from fewshot_audio.data.audio import load_audio
 
 
-def whole_clip_mfcc(path: str, *, sample_rate: int = 16000, n_mfcc: int = 20) -> np.ndarray:
-    """Mean and standard deviation over the whole clip of ``n_mfcc`` MFCCs (librosa defaults): ``(2 n_mfcc,)``."""
+def whole_clip_mfcc(path: str, *, sample_rate: int = 16000, n_mfcc: int = 20, frame_samples: int = 2048,
+                    hop_samples: int | None = None) -> np.ndarray:
+    """Mean and standard deviation over the whole clip of ``n_mfcc`` MFCCs: ``(2 n_mfcc,)``. Frames of
+    ``frame_samples`` every ``hop_samples`` (default a quarter frame: librosa's defaults); a clip shorter than
+    one frame gets the largest power-of-two frame it holds."""
     import librosa  # imported on use: its first import compiles numba code
 
     y = load_audio(path, sample_rate=sample_rate)
-    n_fft = min(2048, 1 << int(np.floor(np.log2(max(len(y), 64)))))  # clips shorter than one default frame
-    m = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=n_fft // 4)
+    n_fft = min(frame_samples, 1 << int(np.floor(np.log2(max(len(y), 64)))))
+    hop = hop_samples or n_fft // 4
+    m = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=min(hop, n_fft))
     return np.concatenate([m.mean(1), m.std(1)]).astype(np.float32)
 
 
