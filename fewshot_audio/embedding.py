@@ -64,7 +64,9 @@ def load_backbone(spec: str, *, device: torch.device, durations: list[float] | N
             raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
                               f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
                               "and pass DIR")
-        features = FeatureConfig.of_front_end(ModelSpec.parse(spec).model.front_end)
+        parsed = ModelSpec.parse(spec)
+        features = FeatureConfig.of_front_end(parsed.model.front_end)
+        spec = parsed.canonical  # one model, one name: 'aisfx:embedding' is 'aisfx'
     record = model_record(spec, feature_shape(features), 64)
     model = build_model(record).to(device).eval()
     return Backbone(spec, model, features, features.duration, record)

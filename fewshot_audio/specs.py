@@ -72,6 +72,7 @@ class WeightsSource:
     licence: str
     convert: Callable[[Path], dict[str, tuple[dict[str, Any], dict]]]
     needs: tuple[str, ...] = ()  # Python modules the conversion (only) needs, e.g. ("onnx",)
+    noncommercial: bool = False  # the weights' licence forbids commercial use: auto tries them only when allowed
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class PretrainedModel:
     outputs usable as embeddings to their pooled size; ``tags_layer`` is the output holding the model's
     own tag probabilities (for ``tag --model``; their names are the converted metadata's ``labels``);
     ``auto_layers`` are the layers ``adapt --backbone auto`` tries when the weights are fetched (none: the
-    model is never chosen automatically, ``auto_note`` says why)."""
+    model is never chosen automatically, ``auto_note`` says why). Where the examples cannot tell the candidates
+    apart, auto takes the model of their domain: ``auto_domain`` names the YAMNet (AudioSet) classes of the
+    sounds it was trained on; ``auto_general`` marks the model for every other sound."""
 
     name: str
     description: str
@@ -95,6 +98,8 @@ class PretrainedModel:
     cpu_batch: int = 16  # windows per forward pass on a CPU (fastest in benchmarks/bench_embed.py: cache-sized maps)
     auto_layers: tuple[str, ...] = ()
     auto_note: str = ""
+    auto_domain: tuple[str, ...] = ()
+    auto_general: bool = False
 
 
 MODELS: dict[str, PretrainedModel] = {}
@@ -149,6 +154,13 @@ class ModelSpec:
     layer: str
     finetune: bool = False
 
+    @property
+    def canonical(self) -> str:
+        """The one name of this model and layer: ``NAME`` for its default layer, else ``NAME:LAYER``
+        (``:finetune`` appended when fine-tuned)."""
+        name = self.model.name if self.layer == self.model.default_layer else f"{self.model.name}:{self.layer}"
+        return name + (":finetune" if self.finetune else "")
+
     @classmethod
     def parse(cls, spec: str) -> ModelSpec:
         base, *opts = spec.split(":")
@@ -165,3 +177,18 @@ class ModelSpec:
 
 def is_pretrained(spec: str) -> bool:
     return spec.split(":")[0] in models()
+
+
+def weights_notice(spec: str) -> dict | None:
+    """Where the weights of backbone ``spec`` come from and under what licence (``package``, ``licence``,
+    ``noncommercial``), for a pretrained model; None for ``mfcc`` or a trained run (the user's own weights)."""
+    if not is_pretrained(spec):
+        return None
+    src = ModelSpec.parse(spec).model.source
+    return {"package": f"{src.package}=={src.version}", "licence": src.licence, "noncommercial": src.noncommercial}
+
+
+def canonical_backbone(spec: str) -> str:
+    """``spec`` under its one name (``aisfx:embedding`` -> ``aisfx``); other backbones (``mfcc``, run folders) as
+    they are."""
+    return ModelSpec.parse(spec).canonical if is_pretrained(spec) else spec

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from fewshot_audio.errors import DataError
+from fewshot_audio.specs import canonical_backbone
 
 DB_NAME = "index.sqlite"
 SCHEMA = """
@@ -79,13 +80,14 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 def model_difference(meta: dict, bb) -> str:
     """How embedding model ``bb`` (an :class:`~fewshot_audio.embedding.Backbone`) differs from the one an index
     with settings ``meta`` was built with ('' when it is the same model)."""
-    if bb.record["backbone"] != meta["model"]["backbone"]:
-        return f"backbone {bb.record['backbone']!r}, the index's {meta['model']['backbone']!r}"
+    ours, theirs = canonical_backbone(bb.record["backbone"]), canonical_backbone(meta["model"]["backbone"])
+    if ours != theirs:
+        return f"backbone {ours!r}, the index's {theirs!r}"
     feats = asdict(bb.features)
     fields = [k for k in feats if feats[k] != meta["features"].get(k)]
     if fields:
         return ", ".join(f"features.{k} {feats[k]!r}, the index's {meta['features'].get(k)!r}" for k in fields[:3])
-    if bb.record != meta["model"]:
+    if {**bb.record, "backbone": ours} != {**meta["model"], "backbone": theirs}:
         return f"model {bb.record}, the index's {meta['model']}"
     if model_fingerprint(bb.model) != meta["weights"]:
         return f"backbone {bb.name!r} with other weights"

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--negatives", nargs="+", default=[], metavar="FOLDER_OR_FILES",
                    help="clips that carry none of the tags (files or folders): every tag is fitted and calibrated "
                         "against them; needed for a vocabulary of one tag (a one-species detector)")
+    p.add_argument("--allow-noncommercial", action="store_true", dest="allow_noncommercial",
+                   help="let --backbone auto choose models whose weights are licensed for non-commercial use only "
+                        "(BirdNET); the tagger file embeds the weights it was built on")
     p.add_argument("--head", default="prototypes", help=f"{' or '.join(HEADS)} (default prototypes)")
     p.add_argument("--strictness", type=float, default=None,
                    help=f"how much a false tag costs against a missed one, per tag of the vocabulary, when each tag's "
@@ -62,15 +65,25 @@ def register(sub) -> None:
 
 def print_choice(tagger: Tagger) -> None:
     if tagger.choice:
-        ranked = sorted(tagger.choice["estimates"].items(), key=lambda kv: -kv[1])
-        print(f"  backbone chosen by auto in {tagger.choice['seconds']:g} s; leave-one-out balanced accuracy on the "
-              "examples: " + ", ".join(f"{name} {100 * v:.1f}%" for name, v in ranked))
+        ranked = sorted(tagger.choice["estimates"].items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1))
+        shown = ", ".join(f"{name} {'n/a' if v is None else f'{100 * v:.1f}%'}" for name, v in ranked)
+        print(f"  backbone chosen by auto in {tagger.choice['seconds']:g} s: {tagger.choice.get('reason', '')}")
+        print(f"  leave-one-out estimates on the examples: {shown}")
+
+
+def print_licence(tagger: Tagger) -> None:
+    notice = tagger.weights_licence
+    if notice:
+        use = "NON-COMMERCIAL use only; " if notice["noncommercial"] else ""
+        print(f"  weights: {notice['package']} ({use}the tagger file holds them: sharing it shares them): "
+              f"{notice['licence']}")
 
 
 def print_tags(tagger: Tagger) -> None:
     counts, recall = tagger.support_targets.sum(0).tolist(), tagger.loo_recall()
     for tag, n, th, r in zip(tagger.tags, counts, tagger.thresholds.tolist(), recall):
-        print(f"  {tag:24s} {int(n):3d} examples  threshold {th:.4f}  leave-one-out recall {100 * r:.0f}%")
+        shown = "n/a (one example)" if r is None else f"{100 * r:.0f}%"
+        print(f"  {tag:24s} {int(n):3d} example{'s' if n != 1 else ' '}  threshold {th:.4f}  leave-one-out recall {shown}")
     negatives = int((tagger.support_targets.sum(1) == 0).sum())
     if negatives:
         print(f"  ({negatives} negative clips of none of the tags)")
@@ -79,12 +92,14 @@ def print_tags(tagger: Tagger) -> None:
 def run_adapt(args) -> int:
     check_new_output(args.out, kind="safetensors", overwrite=args.overwrite, flag="--out")
     tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
-                          negatives=args.negatives, device=args.device, strictness=args.strictness, quiet=args.quiet)
+                          negatives=args.negatives, device=args.device, strictness=args.strictness,
+                          noncommercial=args.allow_noncommercial, quiet=args.quiet)
     tagger.save(args.out)
     multi = int((tagger.support_targets.sum(1) > 1).sum())
     print(f"tagger {args.out}: {len(tagger.tags)} tags from {len(tagger.support_paths)} files on backbone "
           f"{tagger.backbone.name}, {tagger.head} head, thresholds at strictness {tagger.strictness:g}")
     print_choice(tagger)
+    print_licence(tagger)
     print_tags(tagger)
     if multi:
         print(f"{multi} file(s) carry several tags (multi-label)")
@@ -97,6 +112,7 @@ def run_tagger(args) -> int:
         print(f"tagger {args.tagger}: backbone {tagger.backbone.name}, head {tagger.head}, window "
               f"{tagger.backbone.window:g} s, strictness {tagger.strictness:g}, toolkit {tagger.written_by or __version__}")
         print_choice(tagger)
+        print_licence(tagger)
         print_tags(tagger)
         return 0
     if args.tagger_command == "add-tag":

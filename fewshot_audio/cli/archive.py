@@ -101,4 +101,4 @@ def run_tag(args) -> int:
     results, tags = tag_index(args.index, tagger=args.tagger, device=args.device)
     meta = ArchiveStore.open(args.index).meta
     write_raven(args, results, tags, window=meta["window"], high_freq=meta["features"]["sample_rate"] / 2)
-    return print_results(results, tags, args)
+    return print_results(results, tags, args, window=meta["window"])

@@ -11,9 +11,11 @@ from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
 from fewshot_audio.data.audio import audio_files
 from fewshot_audio.embedding import checked_hop
 from fewshot_audio.errors import ConfigError
+from fewshot_audio.specs import get as get_model
 from fewshot_audio.tagging.model_tags import tag_with_model, taggable
-from fewshot_audio.tagging.results import TagResult, raven_table, taggram_paths, write_taggram
+from fewshot_audio.tagging.results import TagResult, raven_table, taggram_paths
 from fewshot_audio.tagging.tagger import Tagger
+from fewshot_audio.tagging.taggram import DEFAULT_TAGS, checked_tag_rows, write_taggram
 from fewshot_audio.util.io import atomic_write_text, check_new_output
 
 
@@ -26,7 +28,10 @@ def register(sub) -> None:
     p.add_argument("--backbone", help="refuse a tagger built on another backbone")
     p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window with a tagger; "
                    "the original's patches with --model)")
-    p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several")
+    p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several: the file's "
+                   "spectrogram above its best tags' window scores")
+    p.add_argument("--taggram-tags", type=int, default=DEFAULT_TAGS, dest="taggram_tags",
+                   help=f"tags shown in each taggram, the best-scoring ones (default {DEFAULT_TAGS})")
     add_output(p)
     add_device(p, default="cpu")
     add_quiet(p)
@@ -52,12 +57,14 @@ def run_tag(args) -> int:
         results, tags = tag_with_model(files, model=args.model, device=args.device, hop=args.hop, quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
             r.tags = r.tags[: args.top_k]
+        front = get_model(args.model).front_end
+        window, high_freq = front.window, front.sample_rate / 2
     else:
         tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
         results, tags = tagger.tag(files, hop=args.hop, quiet=args.quiet), tagger.tags
-        write_raven(args, results, tags, window=tagger.backbone.window,
-                    high_freq=tagger.backbone.features.sample_rate / 2)
-    return print_results(results, tags, args, taggrams=taggrams)
+        window, high_freq = tagger.backbone.window, tagger.backbone.features.sample_rate / 2
+    write_raven(args, results, tags, window=window, high_freq=high_freq)
+    return print_results(results, tags, args, taggrams=taggrams, window=window)
 
 
 def check_outputs(args, files: list[Path]) -> list[Path]:
@@ -65,6 +72,12 @@ def check_outputs(args, files: list[Path]) -> list[Path]:
     returns where each file's taggram goes (none without ``--taggram``)."""
     if getattr(args, "top_k", 1) < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    if getattr(args, "taggram", None):
+        try:
+            checked_tag_rows(args.taggram_tags)
+        except ConfigError:
+            raise ConfigError(f"--taggram-tags {args.taggram_tags}: give 1 to 200 (the best-scoring tags are shown; "
+                              "the CSV beside the PNG holds their scores)") from None
     taggrams = (taggram_paths(args.taggram, files, overwrite=args.overwrite) if getattr(args, "taggram", None)
                 else [])
     if getattr(args, "raven", None):
@@ -77,14 +90,24 @@ def write_raven(args, results: list[TagResult], tags: list[str], *, window: floa
         atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
 
 
-def print_results(results: list[TagResult], tags: list[str], args, *, taggrams: list[Path] = ()) -> int:
+def print_results(results: list[TagResult], tags: list[str], args, *, taggrams: list[Path] = (),
+                  window: float = 1.0) -> int:
     """``tag``'s outputs (shared by ``index tag``): taggram PNGs, JSON, CSV or a table. The exit status: 0
     when every file was tagged, 1 (after every other result and a summary line) when any could not be."""
+    model = bool(getattr(args, "model", None))
     for r, png in zip(results, taggrams):
         if r.error is None:
-            write_taggram(png, r, tags)
+            write_taggram(png, r, tags, window=window, n_tags=args.taggram_tags, calibrated=not model)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
+    elif args.csv and model:  # a model's vocabulary can be thousands of classes: its top-k, one row each
+        print("path,rank,tag,score,error")
+        for r in results:
+            if r.error:
+                print(f"{r.path},,,,{r.error}")
+            for rank, t in enumerate(sorted(tags, key=lambda t: -r.scores.get(t, 0))[: args.top_k] if not r.error
+                                     else [], 1):
+                print(f"{r.path},{rank},{t},{r.scores[t]:.5f},")
     elif args.csv:
         print("path," + ",".join(tags) + ",tags,error")
         for r in results:

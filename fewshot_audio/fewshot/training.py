@@ -33,7 +33,7 @@ from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import check_backbone
 from fewshot_audio.util.io import atomic_write_json, atomic_write_text
 from fewshot_audio.util.progress import log
-from fewshot_audio.util.runtime import pick_device, seed_everything, tune_cpu
+from fewshot_audio.util.runtime import make_deterministic, pick_device, run_environment, seed_everything, tune_cpu
 
 EVAL_SEED = 0  # frozen evaluation episodes do not depend on the training seed
 
@@ -146,6 +146,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     tune_cpu()
     seed_everything(config.seed)
     device = distributed.setup(config.device) or pick_device(config.device)
+    make_deterministic(device)
     rank, world_size = distributed.world()
     main = rank == 0
     quiet = quiet or not main
@@ -204,6 +205,7 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     metrics["dataset"] = {"name": data.name, "manifest_hash": data.manifest.content_hash(), "clips": len(data.ids),
                           "classes": len(data.class_names), "test_episodes_file": str(test_path)}
     metrics["device"] = str(device) + (f" x {world_size} processes" if world_size > 1 else "")
+    metrics["environment"] = run_environment()
     metrics["config_hash"] = config.fingerprint()
     atomic_write_json(run_dir / "metrics.json", metrics)
     plot_training_curve(run_dir / "training_curve.png", history,

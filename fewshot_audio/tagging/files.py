@@ -19,6 +19,7 @@ from fewshot_audio.errors import CheckpointError, ConfigError
 from fewshot_audio.features.frontends import feature_shape
 from fewshot_audio.fewshot.strategies import strategy_class
 from fewshot_audio.models.compose import build_model, feature_config, input_shape, model_record
+from fewshot_audio.specs import canonical_backbone
 from fewshot_audio.util.io import atomic_write
 from fewshot_audio.version import __version__
 
@@ -58,7 +59,8 @@ def read_tagger(path: str | Path, *, device: torch.device,
     if not meta.get("normalize", True):
         raise CheckpointError(f"tagger {path} scores in the raw embedding space, which this toolkit no longer "
                               "offers; rebuild it with 'fewshot-audio adapt'")
-    if expect_backbone is not None and expect_backbone != meta["backbone"].split("@")[0]:
+    if expect_backbone is not None and canonical_backbone(expect_backbone) != canonical_backbone(
+            meta["backbone"].split("@")[0]):
         raise ConfigError(f"tagger {path} was built on backbone {meta['backbone']!r}, not {expect_backbone!r}; "
                           "use a tagger built on that backbone or adapt a new one")
     features = feature_config(meta["features"], where=str(path))

@@ -1,5 +1,5 @@
-"""What tagging a file gives: :class:`TagResult` (tags, scores, thresholds, taggram), written as a taggram
-PNG + CSV or a Raven selection table."""
+"""What tagging a file gives: :class:`TagResult` (tags, scores, thresholds, taggram), where its taggram goes, and
+a Raven selection table of several (the image itself: :mod:`.taggram`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.util.io import atomic_write, atomic_write_text, check_new_output, check_writable
+from fewshot_audio.util.io import check_new_output, check_writable
 
 
 @dataclass
@@ -71,31 +71,6 @@ def _check_taggram(png: Path, *, overwrite: bool) -> None:
     """A taggram is a PNG and a CSV beside it: neither replaced without ``overwrite``."""
     check_new_output(png, kind="png", overwrite=overwrite, flag="--taggram")
     check_new_output(png.with_suffix(".csv"), kind="text", overwrite=overwrite, flag="--taggram")
-
-
-def write_taggram(png: Path, result, tags: list[str]) -> None:
-    """Taggram of one file: window scores minus each tag's threshold (positive: tag present), PNG + CSV."""
-    import matplotlib  # imported on use: heavy, and only taggram PNGs need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only plots need it
-
-    th = np.array([result.thresholds[t] for t in tags])
-    margin = result.taggram - th
-    lines = ["time_s," + ",".join(tags)]
-    lines += [f"{t:.3f}," + ",".join(f"{v:.5f}" for v in row) for t, row in zip(result.times, result.taggram)]
-    atomic_write_text(png.with_suffix(".csv"), "\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(result.times) + 3), 0.35 * len(tags) + 1.5))
-    lim = max(1e-6, float(np.abs(margin).max()))
-    step = result.times[1] - result.times[0] if len(result.times) > 1 else 1.0
-    im = ax.imshow(margin.T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                   extent=[result.times[0], result.times[-1] + step, -0.5, len(tags) - 0.5], interpolation="nearest")
-    ax.set_yticks(range(len(tags)), tags)
-    ax.set(xlabel="time (s)", title=f"taggram: {Path(result.path).name} (score - threshold)")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
 
 
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",

@@ -21,6 +21,7 @@ from fewshot_audio.data.audio import audio_files
 from fewshot_audio.embedding import Backbone, Embedded, checked_hop, default_hop, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
+from fewshot_audio.specs import weights_notice
 from fewshot_audio.tagging.calibration import checked_strictness, fit_tag, loo_scores
 from fewshot_audio.tagging.files import read_tagger, write_tagger
 from fewshot_audio.tagging.heads import get_head
@@ -120,10 +121,11 @@ class Tagger:
     @classmethod
     def adapt(cls, support: str | Path, *, backbone: str, head: str = "prototypes", format: str | None = None,
               negatives: list[str | Path] = (), device: str = "cpu", strictness: float | None = None,
-              quiet: bool = False) -> Tagger:
+              noncommercial: bool = False, quiet: bool = False) -> Tagger:
         """Build a tagger from a folder-per-tag or a CSV (``path,labels`` with ``;``-separated tags), and
         ``negatives`` (files or folders of clips that carry none of the tags), which every tag's head and
-        threshold are fitted against."""
+        threshold are fitted against. ``noncommercial``: ``backbone='auto'`` may choose models whose licence
+        forbids commercial use."""
         get_head(head)  # an unknown head is an error before any work
         strictness = checked_strictness(strictness)  # before the support set is embedded
         dev = pick_device(device)
@@ -137,6 +139,10 @@ class Tagger:
                 raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
                                 "add a few recordings or remove the folder")
         negative_files = audio_files(list(negatives), flag="--negatives") if negatives else []
+        both = {Path(f).resolve() for f in negative_files} & {Path(c.path).resolve() for c in manifest.clips}
+        if both:
+            raise DataError(f"{sorted(both)[0]} is both an example of a tag and a negative ({len(both)} file(s) are); "
+                            "a negative must carry none of the tags: remove it from --negatives or from the examples")
         if len(tags) == 1 and not negative_files:
             raise DataError(one_tag_needs_negatives(tags[0]))
         checked = validate_manifest(manifest)
@@ -146,7 +152,8 @@ class Tagger:
         choice = None
         if backbone == AUTO:
             targets = torch.tensor([[t in ls for t in tags] for ls in labels], dtype=torch.bool)
-            choice, bb, emb = choose_backbone(paths, targets, durations=durations, device=dev, quiet=quiet)
+            choice, bb, emb = choose_backbone(paths, targets, durations=durations, device=dev,
+                                              noncommercial=noncommercial, quiet=quiet)
         else:
             bb = load_backbone(backbone, device=dev, durations=durations)
             emb = embed_files(bb, paths, device=dev, hop=default_hop(bb), quiet=quiet)
@@ -157,8 +164,8 @@ class Tagger:
                                      labels=[labels[i] for i in ok], tags=tags, head=head, strictness=strictness,
                                      levels=[emb.levels[i] for i in ok], device=dev)
         if choice is not None:
-            tagger.choice = {"backbone": choice.backbone, "estimates": choice.estimates,
-                             "seconds": round(choice.seconds, 1)}
+            tagger.choice = {"backbone": choice.backbone, "seconds": round(choice.seconds, 1), "reason": choice.reason,
+                             "estimates": {c: (None if v != v else v) for c, v in choice.estimates.items()}}
         return tagger
 
     @classmethod
@@ -189,11 +196,13 @@ class Tagger:
                  "for each tag's leave-one-out recall); add examples or lower --strictness")
         return tagger
 
-    def loo_recall(self) -> list[float]:
+    def loo_recall(self) -> list[float | None]:
         """Per tag, the fraction of its examples at or above its threshold when each is left out of the tag's
-        fit: what the threshold is likely to keep of new clips of the tag."""
+        fit: what the threshold is likely to keep of new clips of the tag; None for a tag of one example (left
+        out, nothing remains to fit)."""
         zs = self.space(self.support_clips())
-        return [float((loo_scores(self._head, zs, self.support_targets[:, j]) >= self.thresholds[j]).float().mean())
+        return [None if int(self.support_targets[:, j].sum()) < 2 else
+                float((loo_scores(self._head, zs, self.support_targets[:, j]) >= self.thresholds[j]).float().mean())
                 for j in range(len(self.tags))]
 
     def _add(self, tag: str, mask: torch.Tensor, *, n_tags: int) -> None:
@@ -310,8 +319,15 @@ class Tagger:
         meta = {"tags": self.tags, "head": self.head, "strictness": self.strictness, "backbone": self.backbone.name,
                 "model": self.backbone.record, "features": asdict(self.backbone.features),
                 "window": self.backbone.window, "thresholds": self.thresholds.tolist(),
-                "support_paths": self.support_paths, "auto": self.choice}
+                "support_paths": self.support_paths, "auto": self.choice,
+                "weights_licence": weights_notice(self.backbone.name)}
         write_tagger(path, tensors, meta, self.backbone.model)
+
+    @property
+    def weights_licence(self) -> dict | None:
+        """Where the embedded backbone weights come from and their licence (None: MFCC or the user's own run);
+        a tagger file carries the weights, so sharing it shares them under this licence."""
+        return weights_notice(self.backbone.name)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", expect_backbone: str | None = None) -> Tagger:

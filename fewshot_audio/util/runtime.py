@@ -45,6 +45,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def make_deterministic(device: torch.device) -> None:
+    """On the CPU, refuse (warn about) operations without a deterministic implementation, so that the same seed,
+    machine and thread count give the same run bit for bit. CUDA keeps cuDNN's autotuned kernels (a GPU run is
+    reproducible to float rounding, not bit for bit)."""
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def run_environment() -> dict:
+    """What a run's numbers depend on beyond its configuration and seed: torch, the intra-op thread count and the
+    CPU (another CPU's vector instructions round floats differently)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu}
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -331,3 +331,23 @@ def test_an_index_built_before_levels_were_kept_still_tags(tmp_path, setup):
     for r, c in zip(results, current):
         if r.error is None and len(r.times) == 1:  # one window: nothing to leave out, the same scores
             assert r.scores == pytest.approx(c.scores)
+
+
+def test_one_model_has_one_name_for_taggers_and_indexes(monkeypatch):
+    """Issue 28: a tagger auto built on 'aisfx:embedding' was refused by an index built on 'aisfx'."""
+    from types import SimpleNamespace
+
+    import fewshot_audio.archive.store as store
+    import fewshot_audio.models.pretrained  # noqa: F401  (registers the models)
+    from fewshot_audio.specs import canonical_backbone
+
+    assert canonical_backbone("aisfx:embedding") == canonical_backbone("aisfx") == "aisfx"
+    assert canonical_backbone("musicnn-mtt:penultimate") == "musicnn-mtt:penultimate"
+    assert canonical_backbone("mfcc") == "mfcc"
+    monkeypatch.setattr(store, "model_fingerprint", lambda model: "w")  # the same weights
+    monkeypatch.setattr(store, "asdict", lambda features: features)
+    record = {"backbone": "aisfx:embedding", "input_shape": [1, 128, 199], "channels": 64}
+    meta = {"model": {**record, "backbone": "aisfx"}, "features": {}, "weights": "w"}
+    assert store.model_difference(meta, SimpleNamespace(record=record, features={}, model=None, name="aisfx")) == ""
+    other = SimpleNamespace(record={**record, "backbone": "speech-embedding"}, features={}, model=None, name="x")
+    assert "the index's 'aisfx'" in store.model_difference(meta, other)

@@ -363,3 +363,36 @@ def test_detect_with_yamnet_embeddings_finds_the_later_events(cache, monkeypatch
     assert main(["detect", str(tmp_path), "--detector", "yamnet", "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
     f = evaluate(read_predictions(tmp_path / "p.csv"), read_references(tmp_path))["overall_scores"]["fmeasure (percentage)"]
     assert f >= 70
+
+
+def test_a_models_csv_is_its_top_k_and_its_raven_table_is_written(cache, tmp_path, monkeypatch, capsys):
+    """Issue 28: ``tag --model yamnet --raven`` wrote nothing, and ``--csv`` one row of every class per file."""
+    import soundfile as sf
+
+    from fewshot_audio.cli import main
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    clip = tmp_path / "c.wav"
+    t = np.arange(16000 * 3) / 16000
+    sf.write(clip, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    raven = tmp_path / "r.txt"
+    assert main(["tag", str(clip), "--model", "yamnet", "--csv", "--top-k", "3", "--raven", str(raven),
+                 "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "path,rank,tag,score,error" and len(lines) == 4 and lines[1].split(",")[1] == "1"
+    table = raven.read_text().splitlines()
+    assert table[0].startswith("Selection\tView") and len(table) > 1  # windows of its top class at p >= 0.5
+
+
+def test_every_auto_domain_names_yamnet_classes(cache, monkeypatch):
+    """The classes that route auto's default (``auto_domain``) are YAMNet's own class names."""
+    import torch
+
+    from fewshot_audio.embedding import load_backbone
+
+    monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(cache[0]))
+    labels = set(load_backbone("yamnet:scores", device=torch.device("cpu")).model.meta["labels"])
+    domains = {m.name: m.auto_domain for m in registry.models().values() if m.auto_domain}
+    assert set(domains) == {"speech-embedding", "musicnn-mtt", "birdnet"}
+    for name, names in domains.items():
+        assert set(names) <= labels, (name, set(names) - labels)

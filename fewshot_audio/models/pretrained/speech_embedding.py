@@ -161,4 +161,6 @@ FRONT_END = FrontEnd(kind="speech-embedding", sample_rate=SR, n_bins=N_BANDS, wi
 register(PretrainedModel(
     name="speech-embedding", front_end=FRONT_END, source=SOURCE, weights_file="speech-embedding",
     build=SpeechEmbeddingNet, description="Google speech embedding (keyword spotting, 96-d; 0.78 s windows at 16 kHz)",
-    layers={"embedding": 96}, default_layer="embedding", auto_layers=("embedding",)))
+    layers={"embedding": 96}, default_layer="embedding", auto_layers=("embedding",),
+    auto_domain=("Speech", "Child speech, kid speaking", "Conversation", "Narration, monologue", "Speech synthesizer",
+                 "Whispering")))
