@@ -2,7 +2,8 @@
 (:mod:`fewshot_audio.archive.store`), resumable and incremental, in one process, several worker
 processes or the ranks of a torchrun job.
 
-A build embeds files in groups; each group becomes one shard, committed atomically. A build killed at any
+A build embeds files in small groups and commits a shard, atomically, every ``files_per_shard`` files or every
+:data:`SHARD_SECONDS`, whichever comes first, and once more when it is interrupted (Ctrl-C). A build killed at any
 point (even ``kill -9``) leaves the database naming only complete shards; ``--resume`` deletes shard files
 the database does not name and goes on with the files it has not recorded. On a changed archive,
 ``--resume`` embeds new files and files whose size or modification time changed, and forgets files that
@@ -33,12 +34,13 @@ from fewshot_audio.util.progress import log, progress, set_quiet, warn
 from fewshot_audio.util.runtime import pick_device
 
 ANN_CHOICES = ("auto", "yes", "no")
+SHARD_SECONDS = 30.0  # a shard is committed at least this often, so that an interrupted build keeps its work
 INDEX_BACKBONE = "aisfx"  # index build's default: a general sound-effects embedding (docs/models.md)
 
 
 def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
-                workers: int = 1, resume: bool = False, files_per_shard: int = 256, device: str = "cpu",
-                ann: str = "auto", quiet: bool = False) -> dict:
+                workers: int = 1, resume: bool = False, files_per_shard: int = 256, shard_s: float = SHARD_SECONDS,
+                device: str = "cpu", ann: str = "auto", quiet: bool = False) -> dict:
     """Embed every audio file under ``archive`` into the index folder ``out`` (see the module docstring).
     ``ann``: write the approximate-search graph (:mod:`fewshot_audio.archive.ann`) from ``ANN_MIN_WINDOWS`` live
     windows on (``auto``), always (``yes``) or never (``no``).
@@ -77,14 +79,31 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
     embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
     n_windows = n_bad = 0
+    pending: list[NewFile] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal last_commit
+        if pending:
+            index.commit_shard(list(pending))
+            pending.clear()
+        last_commit = time.monotonic()
+
+    chunk = min(files_per_shard, max(8, 4 * workers))  # files embedded together; a shard is committed every files_per_shard or shard_s
     try:
-        groups = [mine[i : i + files_per_shard] for i in range(0, len(mine), files_per_shard)]
+        groups = [mine[i : i + chunk] for i in range(0, len(mine), chunk)]
         for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
             windows, times, levels, errors = embedder(group, quiet=quiet or len(groups) > 1)
-            index.commit_shard([NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
-                                        z, t, lv, e) for f, z, t, lv, e in zip(group, windows, times, levels, errors)])
+            pending += [NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
+                                z, t, lv, e) for f, z, t, lv, e in zip(group, windows, times, levels, errors)]
             n_windows += sum(len(w) for w in windows if w is not None)
             n_bad += sum(e is not None for e in errors)
+            if len(pending) >= files_per_shard or time.monotonic() - last_commit >= shard_s:
+                commit()
+        commit()
+    except KeyboardInterrupt:  # keep every file embedded so far: --resume goes on from there
+        commit()
+        raise
     finally:
         embedder.close()
     if world > 1:

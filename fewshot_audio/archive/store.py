@@ -269,7 +269,7 @@ class ArchiveStore:
                 raise DataError(f"{p} {why}: index {self.root} holds the files of its archive; update it with "
                                 "'fewshot-audio index build ... --resume' or pass the file without --index")
             emb, win = self.shard_arrays(f.shard)
-            out.append(np.asarray(emb[f.first : f.first + f.count], dtype=np.float32))
+            out.append(np.array(emb[f.first : f.first + f.count], dtype=np.float32))  # a copy: the map is read-only
             levels.append(_levels(win[f.first : f.first + f.count]))
         return out, levels
 
@@ -286,8 +286,8 @@ class ArchiveStore:
                 cache[f.shard] = self.shard_arrays(f.shard)
             emb, times = cache[f.shard]
             span = slice(f.first, f.first + f.count)
-            yield (f.path, np.asarray(emb[span], dtype=np.float32), np.asarray(times[span, :2]), _levels(times[span]),
-                   None)
+            # copies out of the read-only shard map: the arrays are the caller's own
+            yield f.path, np.array(emb[span], dtype=np.float32), np.array(times[span, :2]), _levels(times[span]), None
 
     def clip_windows(self) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Every file with audio: ``(paths, window embeddings (n_windows, d) float32, owner (n_windows,), levels
@@ -306,4 +306,4 @@ class ArchiveStore:
 
 def _levels(windows: np.ndarray) -> np.ndarray | None:
     """The level column (dB) of shard window rows, or ``None`` for rows written before levels were kept."""
-    return np.asarray(windows[:, 2], dtype=np.float32) if windows.shape[1] > 2 else None
+    return np.array(windows[:, 2], dtype=np.float32) if windows.shape[1] > 2 else None

@@ -62,7 +62,7 @@ def prepare_csv(root: Path, label: str | None = None) -> Manifest:
     _check_label_choice("csv", label, ("labels",))
     path = _find_csv(root)
     base = path.parent
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's UTF-8 CSV starts with a BOM
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
         if "path" not in cols or not ({"label", "labels"} & set(cols)):

@@ -7,7 +7,8 @@ registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.
 * ``shape``: each window's band means over four equal parts of it (its shape in time) and its
   band standard deviations, a logistic regression of the examples (shifted by up to an eighth of a window)
   against the windows of the annotated part that do not overlap them, then peaks above 0.8, each one event
-  of the examples' mean length, overlapping events suppressed in favour of the higher score.
+  of the examples' mean length: peaks at least half that length apart whose scores dip by 0.2 between them are
+  separate events, so hits closer than their own length (rolls, flams) are each found (:func:`score_peaks`).
 * ``stats``: the floor the issue measured: band mean and std of windows every quarter window, the same
   logistic regression with shifts up to a quarter window, probability 0.5, windows above it merged.
 * ``template``: the other floor: cosine to the examples' mean descriptor minus cosine to the negatives', the
@@ -35,6 +36,7 @@ import numpy as np
 from fewshot_audio.errors import ConfigError
 
 DETECTORS: dict[str, type[Detector]] = {}
+PEAK_DIP = 0.2  # how far the score must fall between two peaks for both to be events
 DEFAULT_DETECTOR = "protonet-shape"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "frame_tcn_words.pt"
 """The frame-level network meta-trained on spoken-word mixtures (weights/NOTICE.md says how and under what licence)."""
@@ -75,6 +77,7 @@ class Detector:
     threshold_folds = False  # choose the threshold per recording, each example held out in turn (pipeline.fit)
     network = False  # descriptors from a meta-trained frame-level network (sources.NetworkSource; needs weights)
     weights: str | None = None
+    separation = 0.5  # peaks (events) at least this fraction of the examples' length apart: rolls are found
     with_shape = False  # a network detector's descriptors: its embeddings and the default's log-mel descriptors
     tune_steps = 0  # fine-tune the network on the recording's examples first (sources.NetworkSource.adapt)
 
@@ -204,15 +207,24 @@ def decode_events(scores: np.ndarray, starts: np.ndarray, det: Detector, *, fps:
         best = np.array([scores[a:b].max() for a, b in runs], np.float32)
         keep = events[:, 1] - events[:, 0] >= min_length / 2
         return events[keep], best[keep]
-    peaks = np.array([a + int(np.argmax(scores[a:b])) for a, b in runs], dtype=np.int64)
-    onsets = starts[peaks] / fps if len(peaks) else np.zeros(0)
-    order = np.argsort(-scores[peaks], kind="stable") if len(peaks) else peaks
-    kept: list[int] = []
-    taken = np.zeros(0)
-    for i in order:  # the highest peak first; an event overlapping a kept one is dropped
-        if not len(taken) or np.all(np.abs(taken - onsets[i]) >= length):
-            kept.append(int(i))
-            taken = np.r_[taken, onsets[i]]
-    kept.sort(key=lambda i: onsets[i])
-    events = np.array([[onsets[i], onsets[i] + length] for i in kept]).reshape(-1, 2)
-    return events, scores[peaks[kept]] if kept else np.zeros(0, np.float32)
+    peaks = score_peaks(scores, starts, det.threshold, fps=fps, separation=length * det.separation)
+    onsets = starts[peaks] / fps
+    events = np.stack([onsets, onsets + length], axis=1).reshape(-1, 2)
+    return events, scores[peaks].astype(np.float32)
+
+
+def score_peaks(scores: np.ndarray, starts: np.ndarray, threshold: float, *, fps: float, separation: float,
+                dip: float = PEAK_DIP) -> np.ndarray:
+    """Indices of the peaks of ``scores`` (at window ``starts``, frames) above ``threshold``: local maxima at least
+    ``separation`` seconds from a higher one and standing at least ``dip`` above the lowest score between them
+    (their prominence), so that one event's plateau gives one peak while hits closer than their own length (a
+    roll, a flam) each give theirs."""
+    from scipy.signal import find_peaks  # optional at import time: heavy
+
+    if not len(scores):
+        return np.zeros(0, np.int64)
+    step = float(np.median(np.diff(starts))) if len(starts) > 1 else 1.0
+    distance = max(1, int(round(separation * fps / step)))
+    padded = np.r_[-np.inf, scores.astype(np.float64), -np.inf]  # a peak at either end counts
+    found, _ = find_peaks(padded, height=threshold + 1e-12, distance=distance, prominence=dip)
+    return (found - 1).astype(np.int64)

@@ -13,6 +13,7 @@ from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.strategies.prototypical import Prototypical
 from fewshot_audio.models.backbones.frame_tcn import CONTEXT, EVENT_FRAMES, FrameTCN
 from fewshot_audio.models.checkpoints import load_checkpoint
+from fewshot_audio.util.io import file_kind
 
 PATCH = EVENT_FRAMES + 2 * CONTEXT  # frames the network reads for one window of EVENT_FRAMES frames
 
@@ -34,6 +35,9 @@ def load_detector_network(path: str | Path) -> FrameTCN:
         if not path.is_file():
             raise DataError(f"no detector network at {path}; pass --weights DIR/detector.pt from 'fewshot-audio "
                             "train-detector' (or reinstall fewshot-audio for the shipped one)")
+        if file_kind(path) == "safetensors":
+            raise DataError(f"{path} is a tagger file (safetensors), not a detector network; pass the detector.pt "
+                            "'fewshot-audio train-detector' wrote")
         state = load_checkpoint(path)
         if "backbone" not in state:
             raise DataError(f"{path} is not a detector network; pass the detector.pt 'fewshot-audio train-detector' wrote")

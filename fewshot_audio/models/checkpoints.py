@@ -25,6 +25,9 @@ def load_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}; start without --resume") from None
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over") from None
+    if not isinstance(state, dict) or "version" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint fewshot-audio wrote (it has no version); pass the file "
+                              "'fewshot-audio train' or 'train-detector' wrote")
     if state.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}")
     return state

@@ -29,7 +29,7 @@ from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.models.pretrained.weights import cached
 from fewshot_audio.specs import ModelSpec, get, models
-from fewshot_audio.util.progress import progress
+from fewshot_audio.util.progress import log, progress
 
 AUTO = "auto"
 SIGNIFICANCE = 0.05  # the sign test's level for taking the leader over the domain default
@@ -192,7 +192,7 @@ def choose_backbone(paths: list[Path], targets: torch.Tensor, *, durations: list
     for spec in progress(found, desc="choosing the backbone", quiet=quiet or len(found) < 2):
         bb = load_backbone(spec, device=device, durations=durations)
         if ok is None:  # the first candidate reads every file (and warns once about those it cannot read)
-            emb = embed_files(bb, paths, device=device, hop=default_hop(bb), quiet=quiet)
+            emb = embed_files(bb, paths, device=device, hop=default_hop(bb), quiet=True)
             ok = [i for i, w in enumerate(emb.windows) if w is not None]
             errors = emb.errors
             if not ok:
@@ -211,4 +211,8 @@ def choose_backbone(paths: list[Path], targets: torch.Tensor, *, durations: list
     spec, reason = decide(outcomes, default, why)
     estimates = {c: (o.estimate if o is not None else float("nan")) for c, o in outcomes.items()}
     bb, emb = kept[spec]
+    short = sum(0 < d < bb.window for d in durations)
+    if short and not quiet:  # said of the chosen model's window, not of a candidate's
+        log(f"{short} example(s) shorter than {spec}'s {bb.window:.3g} s window were "
+            f"{'looped' if bb.features.short == 'loop' else 'zero-padded'}")
     return Choice(spec, estimates, time.perf_counter() - t0, reason), bb, emb

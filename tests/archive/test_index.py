@@ -69,6 +69,7 @@ def test_build_counts_and_layout(setup):
     assert t[0, 0] == 0 and t[1, 0] == pytest.approx(0.5) and t[-1, 1] == pytest.approx(duration, abs=1e-3)
 
 
+@pytest.mark.filterwarnings("error:The given NumPy array is not writable")  # issue 28: it leaked to users
 def test_index_tag_agrees_with_tag(setup, capsys):
     root, archive, _ = setup
     files = sorted(str(p) for p in archive.rglob("*.wav"))
@@ -142,6 +143,32 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, setup):
         assert np.array_equal(a[p][0], b[p][0]) and np.array_equal(a[p][1], b[p][1]), p
     named = ArchiveStore.open(out).shard_names()
     assert {f.name.split(".")[0] for f in (out / "shards").iterdir()} == named  # no orphan shard files left
+
+
+def test_ctrl_c_keeps_every_file_embedded_so_far(tmp_path, setup, monkeypatch):
+    """Issue 28: Ctrl-C in a build of a small archive kept nothing (shards of 256 files) although it said the last
+    checkpoint was kept. Here the third group of files is interrupted."""
+    from fewshot_audio.archive import build
+
+    archive = write_archive(tmp_path / "archive", per_class=10)
+    out = tmp_path / "idx"
+    calls = {"n": 0}
+    embed = build._Embedder.__call__
+
+    def interrupted(self, group, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return embed(self, group, **kw)
+
+    monkeypatch.setattr(build._Embedder, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index([archive], backbone="mfcc", out=out, quiet=True)
+    kept = ArchiveStore.open(out).files()
+    assert len(kept) == 16  # two groups of eight, far fewer than a shard's 256
+    monkeypatch.setattr(build._Embedder, "__call__", embed)
+    counts = build_index([archive], backbone="mfcc", out=out, resume=True, quiet=True)
+    assert counts["unchanged"] == 16 and counts["embedded"] == 30 - 16
 
 
 def test_changed_archive_embeds_only_new_and_changed_files(tmp_path, setup):
@@ -219,6 +246,7 @@ def test_approximate_search_matches_exact_and_goes_stale_with_the_archive(tmp_pa
     assert all(not h["path"].endswith("high0.wav") for h in approx)
 
 
+@pytest.mark.filterwarnings("error:The given NumPy array is not writable")  # issue 28: it leaked to users
 def test_suggest_and_add_examples_fold_negatives_back_in(tmp_path, setup, capsys):
     """A class the tagger never saw (900 Hz, between 'mid' and 'high') is tagged falsely; labelling half of its
     falsely tagged files as negatives (read from the index) stops the other half being tagged, leaves the other
