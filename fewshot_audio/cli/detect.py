@@ -122,6 +122,9 @@ def run_detect(args) -> int:
         if len(args.inputs) != 1:
             raise ConfigError("pass one dataset folder, or recordings with --examples TABLE")
         found_eps = dataset_episodes(args.inputs[0], first=args.first)
+        if not found_eps.episodes:  # nothing can run: say why, write nothing
+            raise DataError(f"no recording in {args.inputs[0]} can be searched: {found_eps.problems[0]}"
+                            + (f" (and {len(found_eps.problems) - 1} more)" if len(found_eps.problems) > 1 else ""))
         for problem in found_eps.problems:
             warn(problem)
         failed = len(found_eps.problems)

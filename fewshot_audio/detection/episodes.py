@@ -7,6 +7,7 @@ Only the first ``first`` POS events of each (recording, class) leave this module
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from fewshot_audio.data.audio import AUDIO_EXTENSIONS, audio_duration, load_audi
 from fewshot_audio.detection.annotations import examples, read_dcase, read_examples_table
 from fewshot_audio.detection.pipeline import Episode
 from fewshot_audio.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 LINK_BYTES = 4096  # a git symlink checked out as a file holds the target's relative path
 
@@ -64,6 +67,11 @@ def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
     found = Found([], [])
     for stem, rec in audio.items():
         if stem not in tables:
+            raven = sorted(rec.parent.glob(f"{stem.name}*.txt"))
+            if raven:
+                found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it, but a selection table "
+                                      f"{raven[0].name}: pass the recording with --examples {raven[0]}")
+                continue
             found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it; annotate its first {first} events "
                                   "or move it out of the dataset")
     for stem, table in tables.items():
@@ -86,10 +94,15 @@ def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
 
 def table_home(recordings: list[Path], table: Path, named: str) -> Path:
     """The recording among ``recordings`` whose audio a table's examples were cut from: the one it ``named``
-    (``Audiofilename``, Raven's ``Begin File``/``Begin Path``), else the one the table is named after
-    (``night.wav`` for ``night.csv`` or ``night.Table.1.selections.txt``), else the only one given."""
+    (``Audiofilename``, Raven's ``Begin File``/``Begin Path``; the only one given where none has that name, with a
+    warning), else the one the table is named after (``night.wav`` for ``night.csv`` or
+    ``night.Table.1.selections.txt``), else the only one given."""
     if named:
         match = [r for r in recordings if r.name == named] or [r for r in recordings if r.stem == Path(named).stem]
+        if not match and len(recordings) == 1:  # the user paired them: trust it, say so
+            logger.warning("examples table %s names recording %r; its examples are cut from %s, the one given",
+                           table, named, recordings[0].name)
+            return recordings[0]
         if not match:
             raise DataError(f"examples table {table} names recording {named!r}, which is not among the recordings "
                             f"given ({', '.join(r.name for r in recordings[:5])}); pass it too")

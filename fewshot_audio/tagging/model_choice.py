@@ -173,7 +173,8 @@ def decide(outcomes: dict[str, Outcomes | None], default: str, why_default: str)
         return default, f"one example per tag cannot be scored leave-one-out; {why_default}"
     leader = max(scored, key=lambda c: scored[c].estimate)  # ties: the earlier candidate
     if leader == default or default not in scored:
-        return leader, "the best leave-one-out estimate" + (f" ({why_default})" if leader == default else "")
+        return leader, "the best leave-one-out estimate" + (f", and the domain default: {why_default}"
+                                                             if leader == default else "")
     a, b = scored[leader].scores, scored[default].scores
     p = sign_test(a, b)
     lead = f"{leader} beat {default} on {int((a > b).sum())} of the examples and lost on {int((a < b).sum())}"

@@ -139,3 +139,38 @@ def test_hits_closer_than_their_own_length_are_each_found(tmp_path):
     scores = evaluate(read_predictions(tmp_path / "p.csv"), read_references(folder))["overall_scores"]
     later = len(events) - 5
     assert scores["recall"] >= 0.9 and scores["precision"] >= 0.8, (scores, later)
+
+
+def test_a_folder_with_only_a_raven_table_says_to_pass_it_as_examples_and_writes_nothing(two, tmp_path, capsys):
+    root, events = two
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "night.wav").write_bytes((root / "night.wav").read_bytes())
+    _raven(folder / "night.Table.1.selections.txt", events["night"][:5])
+    assert main(["detect", str(folder), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--examples" in err and "night.Table.1.selections.txt" in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_train_detector_makes_the_run_folders_parents(tmp_path, capsys):
+    """Issue 28: 'train-detector --out runs/detector' failed when runs/ did not exist."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_recording(data, "r", seed=2, n_events=6)
+    code = main(["train-detector", str(data), "--out", str(tmp_path / "runs" / "detector"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" not in err and "does not exist" not in err, err  # it got past --out to the data
+
+
+def test_a_tagger_given_as_detector_weights_is_named(two, tmp_path, capsys):
+    root, events = two
+    fake = tmp_path / "t.safetensors"
+    header = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    fake.write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    table = tmp_path / "night.selections.txt"
+    _raven(table, events["night"][:5])
+    assert main(["detect", str(root / "night.wav"), "--examples", str(table), "--weights", str(fake),
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a tagger file (safetensors), not a detector network" in err, err

