@@ -1,0 +1,1 @@
+"""The thesis's own studies: the random-weight architecture probe (:mod:`.probe`)."""
