@@ -88,6 +88,14 @@ def test_csv_adapter_multi_label(tmp_path):
         build_manifest(tmp_path / "meta.csv")
 
 
+def test_a_spreadsheets_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Issue 28: a CSV saved by a spreadsheet (UTF-8 with BOM) was refused: 'found \ufeffpath, label'."""
+    for i in range(2):
+        _write(tmp_path / "a" / f"{i}.wav")
+    (tmp_path / "meta.csv").write_bytes("path,label\na/0.wav,dog\na/1.wav,cat\n".encode("utf-8-sig"))
+    assert [c.labels for c in build_manifest(tmp_path / "meta.csv").clips] == [("dog",), ("cat",)]
+
+
 def test_esc50_urbansound_fsdd_nsynth_adapters(tmp_path):
     esc = tmp_path / "esc"
     _write(esc / "audio" / "1-100-A-0.wav")

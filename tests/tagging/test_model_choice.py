@@ -191,3 +191,19 @@ def test_the_same_clip_as_example_and_negative_is_refused(tmp_path, capsys):
                  "--out", str(tmp_path / "t.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is both an example of a tag and a negative (3 file(s) are)" in err
+
+
+def test_the_short_examples_line_names_the_chosen_models_window(blind, tmp_path, monkeypatch, capsys):
+    """Issue 28: "shorter than one 5 s window were looped" named a candidate's window, not the chosen model's."""
+    import soundfile as sf
+
+    from tests.conftest import synthetic_clip
+
+    monkeypatch.delenv("FEWSHOT_AUDIO_QUIET")
+    support = write_tag_folders(tmp_path / "support", {"bell": ("struck", 1), "hiss": ("noise", 2),
+                                                       "sweep": ("chirp", 3)}, range(3), sr=SR, seconds=1.0)
+    for tag, (family, index) in {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}.items():
+        sf.write(support / tag / "short.wav", synthetic_clip(family, index, 7, seconds=0.2, sr=SR), SR)
+    tagger = Tagger.adapt(support, backbone="auto")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "shorter than" in line]
+    assert len(lines) == 1 and f"shorter than {tagger.backbone.name}'s" in lines[0], lines
