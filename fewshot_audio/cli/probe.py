@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--maps", type=int, default=MAPS, help=f"feature maps per network (default {MAPS}, the paper's; "
                    "fewer for a quick look)")
     p.add_argument("--folds", default="auto", help="official (the dataset's own), a number K of stratified folds, "
-                   "or auto (official where every clip has a fold, else 5)")
+                   "or auto (official where every clip has a fold, else 5, or fewer where a class has fewer clips)")
     add_overwrite(p)
     add_quiet(p)
     p.set_defaults(run=run_probe)

@@ -93,11 +93,13 @@ def features_key(manifest: Manifest, architecture: str, seed: int, maps: int) ->
 def probe_features(manifest: Manifest, architecture: str, *, seed: int, maps: int = MAPS,
                    quiet: bool = False) -> tuple[np.ndarray, float]:
     """Features ``(n_clips, d)`` of every clip by ``architecture`` with ``seed``'s random weights (``maps`` feature
-    maps in all), from the cache when computed before; and the seconds they took to compute (0 from the cache)."""
+    maps in all), from the cache when computed before; and the seconds they took to compute (when they were
+    computed, kept beside the cached array)."""
     key = features_key(manifest, architecture, seed, maps)
     path = cache_dir() / "probe" / f"{manifest.name}-{architecture}-seed{seed}-{key}.npy"
+    timing = path.with_suffix(".json")
     if path.exists():
-        return np.load(path), 0.0
+        return np.load(path), float(json.loads(timing.read_text())["seconds"]) if timing.exists() else float("nan")
     net = ARCHITECTURES.get(architecture)(seed=seed, maps=maps)
     logmel = LogMel(FRONT_END)
     t0 = time.perf_counter()
@@ -108,6 +110,7 @@ def probe_features(manifest: Manifest, architecture: str, *, seed: int, maps: in
     feats = np.stack(rows).astype(np.float32)
     seconds = time.perf_counter() - t0
     atomic_write(path, lambda tmp: _save(tmp, feats))
+    atomic_write_json(timing, {"seconds": round(seconds, 2), "clips": len(feats)})
     return feats, seconds
 
 
@@ -144,12 +147,12 @@ def probe_row(manifest: Manifest, labels: np.ndarray, folds: Folds, *, architect
     """One row of the probe: ``architecture`` with ``classifier``, over ``seeds`` random networks (one for the
     MFCC row, which has no weights)."""
     t0 = time.perf_counter()
-    accs, best, feature_s, dims = [], [], 0.0, 0
+    accs, best, feature_s, dims = [], [], [], 0
     for seed in range(1 if architecture == "mfcc" else seeds):
         x, seconds = probe_features(manifest, architecture, seed=seed, maps=maps, quiet=quiet)
         if not np.isfinite(x).all():
             raise DataError(f"probe {architecture} (seed {seed}): non-finite features; a clip may be silent or broken")
-        feature_s += seconds
+        feature_s.append(seconds)
         dims = x.shape[1]
         scores = nested_scores(x, labels, folds, classifier=classifier, seed=seed)
         accs += scores["fold_accuracies"]
@@ -158,7 +161,9 @@ def probe_row(manifest: Manifest, labels: np.ndarray, folds: Folds, *, architect
     return {"architecture": architecture, "classifier": classifier, "accuracy": round(float(mean), 5),
             "ci95": round(float(ci), 5), "best_cv_accuracy": round(float(np.mean(best)), 5), "n_features": dims,
             "seeds": 1 if architecture == "mfcc" else seeds, "folds": folds.source, "n_scores": len(accs),
-            "feature_seconds": round(feature_s, 1), "seconds": round(time.perf_counter() - t0, 1)}
+            "feature_seconds": round(float(np.nansum(feature_s)), 1),
+            "feature_seconds_per_1000_clips": round(float(np.nanmean(feature_s)) * 1000 / len(labels), 1)
+            if np.isfinite(feature_s).any() else None, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str], classifier: str = "svm",
@@ -167,7 +172,8 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
     """The probe on ``dataset`` (the built-in synthetic dataset when None): one row per architecture (and the
     ``mfcc`` row where asked), written to ``out`` (``rows.jsonl`` as each row ends, then ``results.csv``,
     ``results.md``, ``results.png``). A run in the same ``out`` with the same settings resumes: finished rows are
-    kept. ``folds``: ``official``, a number, or ``auto`` (official where every clip has a fold, else 5); ``maps``:
+    kept. ``folds``: ``official``, a number, or ``auto`` (official where every clip has a fold, else 5, or as many
+    as the smallest class has clips); ``maps``:
     feature maps per network (the paper's 3,585; fewer for a quick look)."""
     from fewshot_audio.fewshot.dataset import resolve_manifest  # the few-shot layer's dataset resolution
     from fewshot_audio.studies.probe_results import write_results
@@ -184,8 +190,8 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
     clips = [c for c in manifest.clips if c.labels]
     manifest.clips = clips
     labels = np.array([classes.index(c.labels[0]) for c in clips])
-    if folds == "auto":
-        folds = "official" if all(c.fold is not None for c in clips) else "5"
+    if folds == "auto":  # the dataset's own folds, else 5 stratified ones (fewer where a class has fewer clips)
+        folds = "official" if all(c.fold is not None for c in clips) else str(min(5, int(np.bincount(labels).min())))
     split = outer_folds(manifest, labels, folds=folds, seed=0)
     settings = {"dataset": manifest.content_hash(), "classifier": classifier, "seeds": seeds, "folds": split.source,
                 "maps": maps,

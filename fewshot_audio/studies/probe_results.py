@@ -10,7 +10,7 @@ from pathlib import Path
 from fewshot_audio.util.io import atomic_write, atomic_write_text
 
 COLUMNS = ["architecture", "classifier", "accuracy", "ci95", "best_cv_accuracy", "n_features", "seeds", "folds",
-           "n_scores", "feature_seconds", "seconds"]
+           "n_scores", "feature_seconds", "feature_seconds_per_1000_clips", "seconds"]
 
 
 def write_results(out: Path, rows: list[dict], *, title: str) -> None:
@@ -21,9 +21,11 @@ def write_results(out: Path, rows: list[dict], *, title: str) -> None:
     atomic_write_text(out / "results.csv", buf.getvalue())
     lines = [f"{title}; accuracy % ± 95% CI over seeds x folds (nested: hyperparameters chosen inside the training "
              "folds); the paper's best cross-validation score beside it.", "",
-             "| architecture | classifier | accuracy | best CV | features | seconds |", "|---|---|---|---|---|---|"]
+             "| architecture | classifier | accuracy | best CV | features | feature s / 1000 clips | seconds |",
+             "|---|---|---|---|---|---|---|"]
+    per = lambda r: "n/a" if r.get("feature_seconds_per_1000_clips") is None else f"{r['feature_seconds_per_1000_clips']:.0f}"  # noqa: E731
     lines += [f"| {r['architecture']} | {r['classifier']} | {100 * r['accuracy']:.1f} ± {100 * r['ci95']:.1f} | "
-              f"{100 * r['best_cv_accuracy']:.1f} | {r['n_features']} | {r['seconds']:.0f} |" for r in rows]
+              f"{100 * r['best_cv_accuracy']:.1f} | {r['n_features']} | {per(r)} | {r['seconds']:.0f} |" for r in rows]
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     _plot(out / "results.png", rows, title=title)
 
