@@ -171,7 +171,7 @@ def decide(outcomes: dict[str, Outcomes | None], default: str, why_default: str)
     scored = {c: o for c, o in outcomes.items() if o is not None}
     if not scored:
         return default, f"one example per tag cannot be scored leave-one-out; {why_default}"
-    leader = max(scored, key=lambda c: scored[c].estimate)  # ties: the earlier candidate
+    leader = max(scored, key=lambda c: (scored[c].estimate, c == default))  # ties: the default, else the earlier
     if leader == default or default not in scored:
         return leader, "the best leave-one-out estimate" + (f", and the domain default: {why_default}"
                                                              if leader == default else "")
