@@ -15,7 +15,7 @@ from fewshot_audio.specs import get as get_model
 from fewshot_audio.tagging.model_tags import tag_with_model, taggable
 from fewshot_audio.tagging.results import TagResult, raven_table, taggram_paths
 from fewshot_audio.tagging.tagger import Tagger
-from fewshot_audio.tagging.taggram import DEFAULT_TAGS, checked_tag_rows, write_taggram
+from fewshot_audio.tagging.taggram import DEFAULT_TAGS, MAX_TAGS, checked_tag_rows, write_taggram
 from fewshot_audio.util.io import atomic_write_text, check_new_output
 
 
@@ -76,8 +76,8 @@ def check_outputs(args, files: list[Path]) -> list[Path]:
         try:
             checked_tag_rows(args.taggram_tags)
         except ConfigError:
-            raise ConfigError(f"--taggram-tags {args.taggram_tags}: give 1 to 200 (the best-scoring tags are shown; "
-                              "the CSV beside the PNG holds their scores)") from None
+            raise ConfigError(f"--taggram-tags {args.taggram_tags}: give 1 to {MAX_TAGS} (the best-scoring tags are "
+                              "shown; the CSV beside the PNG holds their scores)") from None
     taggrams = (taggram_paths(args.taggram, files, overwrite=args.overwrite) if getattr(args, "taggram", None)
                 else [])
     if getattr(args, "raven", None):
@@ -105,8 +105,7 @@ def print_results(results: list[TagResult], tags: list[str], args, *, taggrams: 
         for r in results:
             if r.error:
                 print(f"{r.path},,,,{r.error}")
-            for rank, t in enumerate(sorted(tags, key=lambda t: -r.scores.get(t, 0))[: args.top_k] if not r.error
-                                     else [], 1):
+            for rank, t in enumerate(r.tags, 1):  # run_tag kept the top-k, best first
                 print(f"{r.path},{rank},{t},{r.scores[t]:.5f},")
     elif args.csv:
         print("path," + ",".join(tags) + ",tags,error")

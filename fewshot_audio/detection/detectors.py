@@ -200,9 +200,9 @@ class Template(Detector):
 def decode_events(scores: np.ndarray, starts: np.ndarray, det: Detector, *, fps: float, window: int,
                   length: float, min_length: float) -> tuple[np.ndarray, np.ndarray]:
     """Events ``(m, 2)`` seconds and their scores from window ``scores`` at window ``starts`` (frames)."""
-    above = scores > det.threshold
-    runs = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0])).reshape(-1, 2)
     if det.decode == "merge":  # windows above the threshold joined into one event
+        above = scores > det.threshold
+        runs = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0])).reshape(-1, 2)
         events = np.array([[starts[a] / fps, (starts[b - 1] + window) / fps] for a, b in runs]).reshape(-1, 2)
         best = np.array([scores[a:b].max() for a, b in runs], np.float32)
         keep = events[:, 1] - events[:, 0] >= min_length / 2
