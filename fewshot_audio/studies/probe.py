@@ -32,7 +32,7 @@ from fewshot_audio.features.frontends import LogMel
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.studies.architectures import ARCHITECTURES, MAPS, N_MELS
 from fewshot_audio.studies.classifiers import CLASSIFIERS
-from fewshot_audio.util.io import atomic_write, atomic_write_json
+from fewshot_audio.util.io import atomic_write, atomic_write_json, atomic_write_text
 from fewshot_audio.util.progress import progress
 from fewshot_audio.util.runtime import cache_dir
 
@@ -205,8 +205,8 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
                               "overwrite them")
         done_path.unlink(missing_ok=True)
     atomic_write_json(header, settings)
-    rows = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
-    rows = [r for r in rows if r["architecture"] in architectures]
+    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
+    rows = [r for r in done if r["architecture"] in architectures]
     finished = {r["architecture"] for r in rows}
     logger.info("probe on %s: %d clips, %d classes, %s folds; %d of %d rows already done", manifest.name, len(clips),
                 len(classes), split.source, len(finished), len(architectures))
@@ -216,8 +216,8 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
         row = probe_row(manifest, labels, split, architecture=name, classifier=classifier, seeds=seeds, maps=maps,
                         quiet=quiet)
         rows.append(row)
-        with open(done_path, "a") as fh:  # one line per finished row: an interrupted probe resumes after it
-            fh.write(json.dumps(row) + "\n")
+        done.append(row)  # written whole and atomically: an interrupted probe resumes after its last row
+        atomic_write_text(done_path, "".join(json.dumps(r) + "\n" for r in done))
         logger.info("%s: %.1f%% ± %.1f nested (best CV %.1f%%), %d features, %.0f s", name, 100 * row["accuracy"],
                     100 * row["ci95"], 100 * row["best_cv_accuracy"], row["n_features"], row["seconds"])
         write_results(out, rows, title=f"{manifest.name}: random-weight probe ({classifier}, {split.source})")
