@@ -62,3 +62,27 @@ def int_list(text: str, flag: str) -> list[int]:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise ConfigError(f"{flag} {text!r} must be comma-separated integers, e.g. 1,5,10") from None
+
+
+def add_budget(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """``--epochs`` and ``--max-steps``: the studies' training budget (defaults: the command's own)."""
+    p.add_argument("--epochs", type=int, help=f"{prefix}passes over the training clips")
+    p.add_argument("--max-steps", dest="max_steps", type=int, help=f"{prefix}at most this many optimiser steps "
+                   "(and no minimum above it)")
+
+
+def budget_of(args, budget):
+    """``budget`` (a :class:`~fewshot_audio.studies.supervised.Budget`) with ``--epochs`` and ``--max-steps``
+    applied; a one-line error naming a flag below 1."""
+    from dataclasses import replace
+
+    from fewshot_audio.errors import ConfigError
+
+    for flag, value in (("--epochs", args.epochs), ("--max-steps", args.max_steps)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if args.epochs is not None:
+        budget = replace(budget, epochs=args.epochs)
+    if args.max_steps is not None:
+        budget = replace(budget, max_steps=args.max_steps, min_steps=min(budget.min_steps, args.max_steps))
+    return budget

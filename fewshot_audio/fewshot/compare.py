@@ -188,30 +188,44 @@ def low_data_support(data: LabelledFeatures, pool: np.ndarray, classes: list[int
                      draws: int) -> np.ndarray:
     """The low-data protocol's seeded support draws: ``(draws, len(classes), shots)`` clip indices of ``data``,
     ``shots`` clips of each class from the training ``pool`` per draw (the same for every row)."""
+    return support_draws(data.labels, pool, classes, shots=shots, draws=draws)
+
+
+def support_draws(labels: np.ndarray, pool: np.ndarray, classes: list[int], *, shots: int, draws: int) -> np.ndarray:
+    """``(draws, len(classes), shots)`` indices: per seeded draw, ``shots`` clips of each class of ``labels`` from
+    ``pool``, without replacement."""
     out = []
     for r in range(draws):
         rng = np.random.default_rng([EVAL_SEED, r, shots])
-        out.append(np.stack([rng.choice(pool[data.labels[pool] == c], size=shots, replace=False) for c in classes]))
+        out.append(np.stack([rng.choice(pool[labels[pool] == c], size=shots, replace=False) for c in classes]))
     return np.stack(out)
 
 
 def low_data_split(data: LabelledFeatures, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training pool and of the test split."""
-    valid = np.nonzero(data.labels >= 0)[0]
-    folds = np.array([c.fold for c in data.manifest.clips], dtype=object)
+    return holdout_split(data.labels, [c.fold for c in data.manifest.clips], test_fold)
+
+
+def holdout_split(labels: np.ndarray, folds: list, test_fold: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training pool and of the test split of clips with ``labels`` (negative: unlabelled, left out)
+    and ``folds`` (None where a clip has none): the fold ``test_fold`` (default: the last) where every clip has one,
+    else a seeded 30% of each class."""
+    valid = np.nonzero(labels >= 0)[0]
+    folds = np.array(folds, dtype=object)
     if all(f is not None for f in folds[valid]):
         names = sorted({str(f) for f in folds[valid]}, key=lambda f: (len(f), f))
         fold = test_fold or names[-1]
         if fold not in names:
-            raise DataError(f"--test-fold {fold} is not a fold of this dataset; folds: {', '.join(names)}")
-        is_test = folds[valid] == fold
+            raise DataError(f"test fold {fold} is not a fold of this dataset; folds: {', '.join(names)}")
+        is_test = np.array([str(f) for f in folds[valid]]) == fold
         return valid[~is_test], valid[is_test]
     if test_fold:
-        raise DataError("--test-fold was given but this dataset has no folds; omit it for a seeded 30% hold-out")
+        raise DataError(f"test fold {test_fold} was given but this dataset has no folds; omit it for a seeded 30% "
+                        "hold-out")
     rng = np.random.default_rng(EVAL_SEED)
     test = []
-    for c in np.unique(data.labels[valid]):
-        members = valid[data.labels[valid] == c]
+    for c in np.unique(labels[valid]):
+        members = valid[labels[valid] == c]
         test.extend(rng.choice(members, size=max(1, int(round(0.3 * len(members)))), replace=False))
     test = np.sort(np.array(test))
     return np.setdiff1d(valid, test), test

@@ -32,7 +32,8 @@ from fewshot_audio.features.frontends import LogMel
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.studies.architectures import ARCHITECTURES, MAPS, N_MELS
 from fewshot_audio.studies.classifiers import CLASSIFIERS
-from fewshot_audio.util.io import atomic_write, atomic_write_json, atomic_write_text
+from fewshot_audio.studies.resume import RowLog
+from fewshot_audio.util.io import atomic_write, atomic_write_json
 from fewshot_audio.util.progress import progress
 from fewshot_audio.util.runtime import cache_dir
 
@@ -128,18 +129,21 @@ def nested_scores(x: np.ndarray, y: np.ndarray, folds: Folds, *, classifier: str
     spec = CLASSIFIERS.get(classifier)()
     grid = spec.grid(x.shape[1])
     nested, chosen, per_point = [], [], np.zeros((len(ParameterGrid(grid)), len(folds.splits)))
+    correct = np.zeros(len(y), dtype=bool)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)  # small inner folds of rare classes
         for f, (train, test) in enumerate(folds.splits):
             inner = StratifiedKFold(min(3, int(np.bincount(y[train]).min())), shuffle=True, random_state=seed)
             search = GridSearchCV(spec.estimator(seed), grid, cv=inner, n_jobs=1, refit=True)
             search.fit(x[train], y[train])
-            nested.append(float((search.predict(x[test]) == y[test]).mean()))
+            correct[test] = search.predict(x[test]) == y[test]
+            nested.append(float(correct[test].mean()))
             chosen.append(search.best_params_)
             for g, params in enumerate(ParameterGrid(grid)):  # the paper's protocol: test clips pick the point
                 model = spec.estimator(seed).set_params(**params).fit(x[train], y[train])
                 per_point[g, f] = float((model.predict(x[test]) == y[test]).mean())
-    return {"fold_accuracies": nested, "chosen": chosen, "best_cv_accuracy": float(per_point.mean(axis=1).max())}
+    return {"fold_accuracies": nested, "chosen": chosen, "best_cv_accuracy": float(per_point.mean(axis=1).max()),
+            "clip_correct": correct}
 
 
 def probe_row(manifest: Manifest, labels: np.ndarray, folds: Folds, *, architecture: str, classifier: str,
@@ -148,7 +152,9 @@ def probe_row(manifest: Manifest, labels: np.ndarray, folds: Folds, *, architect
     MFCC row, which has no weights)."""
     t0 = time.perf_counter()
     accs, best, feature_s, dims = [], [], [], 0
-    for seed in range(1 if architecture == "mfcc" else seeds):
+    n_seeds = 1 if architecture == "mfcc" else seeds
+    correct = np.zeros(len(labels))
+    for seed in range(n_seeds):
         x, seconds = probe_features(manifest, architecture, seed=seed, maps=maps, quiet=quiet)
         if not np.isfinite(x).all():
             raise DataError(f"probe {architecture} (seed {seed}): non-finite features; a clip may be silent or broken")
@@ -157,13 +163,36 @@ def probe_row(manifest: Manifest, labels: np.ndarray, folds: Folds, *, architect
         scores = nested_scores(x, labels, folds, classifier=classifier, seed=seed)
         accs += scores["fold_accuracies"]
         best.append(scores["best_cv_accuracy"])
+        correct += scores["clip_correct"] / n_seeds
     mean, ci = mean_ci95(np.array(accs))
     return {"architecture": architecture, "classifier": classifier, "accuracy": round(float(mean), 5),
             "ci95": round(float(ci), 5), "best_cv_accuracy": round(float(np.mean(best)), 5), "n_features": dims,
-            "seeds": 1 if architecture == "mfcc" else seeds, "folds": folds.source, "n_scores": len(accs),
+            "seeds": n_seeds, "folds": folds.source, "n_scores": len(accs),
             "feature_seconds": round(float(np.nansum(feature_s)), 1),
             "feature_seconds_per_1000_clips": round(float(np.nanmean(feature_s)) * 1000 / len(labels), 1)
-            if np.isfinite(feature_s).any() else None, "seconds": round(time.perf_counter() - t0, 1)}
+            if np.isfinite(feature_s).any() else None, "seconds": round(time.perf_counter() - t0, 1),
+            "clip_correct": [round(float(c), 4) for c in correct]}
+
+
+def labelled_clips(dataset: str | None, *, format: str | None = None, label: str | None = None,
+                   quiet: bool = False) -> tuple[Manifest, np.ndarray, list[str]]:
+    """The dataset's manifest reduced to its labelled clips, each clip's class index, and the class names."""
+    from fewshot_audio.fewshot.dataset import resolve_manifest  # the few-shot layer's dataset resolution
+
+    manifest = resolve_manifest(dataset, format=format, label=label, quiet=quiet)
+    classes = sorted({c.labels[0] for c in manifest.clips if c.labels})
+    manifest.clips = [c for c in manifest.clips if c.labels]
+    labels = np.array([classes.index(c.labels[0]) for c in manifest.clips])
+    return manifest, labels, classes
+
+
+def probe_folds(manifest: Manifest, labels: np.ndarray, folds: str) -> Folds:
+    """:func:`outer_folds`, with ``folds='auto'``: the dataset's own folds where every clip has one, else 5
+    stratified ones (fewer where a class has fewer clips)."""
+    if folds == "auto":
+        folds = "official" if all(c.fold is not None for c in manifest.clips) else str(
+            min(5, int(np.bincount(labels).min())))
+    return outer_folds(manifest, labels, folds=folds, seed=0)
 
 
 def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str], classifier: str = "svm",
@@ -175,7 +204,6 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
     kept. ``folds``: ``official``, a number, or ``auto`` (official where every clip has a fold, else 5, or as many
     as the smallest class has clips); ``maps``:
     feature maps per network (the paper's 3,585; fewer for a quick look)."""
-    from fewshot_audio.fewshot.dataset import resolve_manifest  # the few-shot layer's dataset resolution
     from fewshot_audio.studies.probe_results import write_results
 
     for name in architectures:
@@ -185,28 +213,15 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
         raise ConfigError(f"seeds {seeds}: give at least 1")
     if maps < 8:
         raise ConfigError(f"maps {maps}: give at least 8 feature maps per network")
-    manifest = resolve_manifest(dataset, format=format, label=label, quiet=quiet)
-    classes = sorted({c.labels[0] for c in manifest.clips if c.labels})
-    clips = [c for c in manifest.clips if c.labels]
-    manifest.clips = clips
-    labels = np.array([classes.index(c.labels[0]) for c in clips])
-    if folds == "auto":  # the dataset's own folds, else 5 stratified ones (fewer where a class has fewer clips)
-        folds = "official" if all(c.fold is not None for c in clips) else str(min(5, int(np.bincount(labels).min())))
-    split = outer_folds(manifest, labels, folds=folds, seed=0)
+    manifest, labels, classes = labelled_clips(dataset, format=format, label=label, quiet=quiet)
+    clips = manifest.clips
+    split = probe_folds(manifest, labels, folds)
     settings = {"dataset": manifest.content_hash(), "classifier": classifier, "seeds": seeds, "folds": split.source,
                 "maps": maps,
                 "front_end": asdict(FRONT_END), "version": FEATURES_VERSION}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    header, done_path = out / "probe.json", out / "rows.jsonl"
-    if header.exists() and json.loads(header.read_text()) != settings:
-        if not overwrite:
-            raise ConfigError(f"{out} holds probe results of other settings; choose another output folder or "
-                              "overwrite them")
-        done_path.unlink(missing_ok=True)
-    atomic_write_json(header, settings)
-    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
-    rows = [r for r in done if r["architecture"] in architectures]
+    done = RowLog(out, "probe", settings, what="probe results", overwrite=overwrite, rows_name="rows")
+    rows = [r for r in done.rows if r["architecture"] in architectures]
     finished = {r["architecture"] for r in rows}
     logger.info("probe on %s: %d clips, %d classes, %s folds; %d of %d rows already done", manifest.name, len(clips),
                 len(classes), split.source, len(finished), len(architectures))
@@ -216,8 +231,7 @@ def run_probe(dataset: str | None, out: str | Path, *, architectures: list[str],
         row = probe_row(manifest, labels, split, architecture=name, classifier=classifier, seeds=seeds, maps=maps,
                         quiet=quiet)
         rows.append(row)
-        done.append(row)  # written whole and atomically: an interrupted probe resumes after its last row
-        atomic_write_text(done_path, "".join(json.dumps(r) + "\n" for r in done))
+        done.add(row)  # written whole and atomically: an interrupted probe resumes after its last row
         logger.info("%s: %.1f%% ± %.1f nested (best CV %.1f%%), %d features, %.0f s", name, 100 * row["accuracy"],
                     100 * row["ci95"], 100 * row["best_cv_accuracy"], row["n_features"], row["seconds"])
         write_results(out, rows, title=f"{manifest.name}: random-weight probe ({classifier}, {split.source})")

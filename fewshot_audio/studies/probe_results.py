@@ -13,12 +13,17 @@ COLUMNS = ["architecture", "classifier", "accuracy", "ci95", "best_cv_accuracy",
            "n_scores", "feature_seconds", "feature_seconds_per_1000_clips", "seconds"]
 
 
-def write_results(out: Path, rows: list[dict], *, title: str) -> None:
+def write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """``rows`` as a CSV of ``columns`` (other keys, such as the per-clip answers, left out), written atomically."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_results(out: Path, rows: list[dict], *, title: str) -> None:
+    write_table(out / "results.csv", rows, COLUMNS)
     lines = [f"{title}; accuracy % ± 95% CI over seeds x folds (nested: hyperparameters chosen inside the training "
              "folds); the paper's best cross-validation score beside it.", "",
              "| architecture | classifier | accuracy | best CV | features | feature s / 1000 clips | seconds |",
@@ -44,4 +49,33 @@ def _plot(path: Path, rows: list[dict], *, title: str) -> None:
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def write_ranking(out: Path, agreement: dict, *, title: str) -> None:
+    """``ranking.json``, ``ranking.md`` and a scatter ``ranking.png`` of random against trained accuracy."""
+    from fewshot_audio.util.io import atomic_write_json
+
+    atomic_write_json(out / "ranking.json", agreement)
+    lo, hi = agreement["ci95"]
+    lines = [f"{title}: Spearman rho {agreement['spearman']:.2f} (95% CI {lo:.2f} to {hi:.2f}, paired bootstrap over "
+             f"clips; permutation p = {agreement['p_value']:.3g}), {len(agreement['architectures'])} architectures.",
+             "", "| architecture | random | trained |", "|---|---|---|"]
+    lines += [f"| {n} | {100 * r:.1f} | {100 * t:.1f} |" for n, r, t in
+              zip(agreement["architectures"], agreement["random_accuracy"], agreement["trained_accuracy"])]
+    atomic_write_text(out / "ranking.md", "\n".join(lines) + "\n")
+    import matplotlib  # imported on use: heavy, and only the chart needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # imported on use: only the chart needs it
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    xs, ys = [100 * v for v in agreement["random_accuracy"]], [100 * v for v in agreement["trained_accuracy"]]
+    ax.scatter(xs, ys, color="#3b6ea8")
+    for name, x, y in zip(agreement["architectures"], xs, ys):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel="random weights + classifier, accuracy (%)", ylabel="trained, accuracy (%)",
+           title=f"{title}\nSpearman {agreement['spearman']:.2f} [{lo:.2f}, {hi:.2f}]")
+    fig.tight_layout()
+    atomic_write(out / "ranking.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
