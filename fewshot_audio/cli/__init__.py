@@ -10,13 +10,13 @@ import argparse
 import logging
 import sys
 
-from fewshot_audio.cli import adapt, archive, compare, datasets, datasize, detect, probe, tag, train, weights
+from fewshot_audio.cli import adapt, archive, compare, datasets, datasize, detect, probe, review, tag, train, weights
 from fewshot_audio.errors import CollectiveError, FewshotError
 from fewshot_audio.fewshot.distributed import barrier
 from fewshot_audio.util.progress import set_quiet
 from fewshot_audio.version import __version__
 
-GROUPS = (train, datasets, compare, probe, datasize, adapt, tag, detect, archive, weights)  # the order of 'fewshot-audio --help'
+GROUPS = (train, datasets, compare, probe, datasize, adapt, tag, detect, review, archive, weights)  # the order of 'fewshot-audio --help'
 
 
 def build_parser() -> argparse.ArgumentParser:

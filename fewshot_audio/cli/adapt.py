@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fewshot_audio.archive.tag_from_index import add_examples
 from fewshot_audio.cli.args import add_device, add_format, add_overwrite, add_quiet
+from fewshot_audio.errors import ConfigError
 from fewshot_audio.specs import models
 from fewshot_audio.tagging.calibration import STRICTNESS
 from fewshot_audio.tagging.heads import HEADS
@@ -48,7 +49,10 @@ def register(sub) -> None:
     q = tsub.add_parser("add-examples", help="fold confirmed positives and negatives of one tag back in (refits that "
                         "tag's head and threshold)")
     q.add_argument("tagger", help="tagger file")
-    q.add_argument("--tag", required=True, help="the tag the examples are (or are not)")
+    q.add_argument("--tag", help="the tag the examples are (or are not); with --from-review, only that tag's rows "
+                   "(default: each row's own tag)")
+    q.add_argument("--from-review", dest="from_review", help="a LABELS.csv from 'fewshot-audio review': its positive "
+                   "and negative decisions join their tags")
     q.add_argument("--positive", nargs="+", default=[], help="audio files that are the tag")
     q.add_argument("--negative", nargs="+", default=[], help="audio files that are not the tag")
     q.add_argument("--index", help="read the files' embeddings from this index instead of decoding them")
@@ -117,7 +121,16 @@ def run_tagger(args) -> int:
         return 0
     if args.tagger_command == "add-tag":
         tagger.add_tag(args.tag, args.examples, quiet=args.quiet)
+    elif args.tagger_command == "add-examples" and args.from_review:
+        if args.positive or args.negative or args.index:
+            raise ConfigError("--from-review takes the examples from the labels; drop --positive/--negative/--index")
+        from fewshot_audio.review.feedback import add_reviewed
+
+        for tag, (pos, neg) in add_reviewed(tagger, args.from_review, tag=args.tag, quiet=args.quiet).items():
+            print(f"tag {tag!r}: {pos} positive(s), {neg} negative(s) from {args.from_review}")
     elif args.tagger_command == "add-examples":
+        if not args.tag:
+            raise ConfigError("add-examples needs --tag (or --from-review LABELS.csv)")
         j = tagger.column(args.tag, hint=" (add it with add-tag)")
         before = float(tagger.thresholds[j])
         add_examples(tagger, args.tag, positive=args.positive, negative=args.negative, index=args.index,

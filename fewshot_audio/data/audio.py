@@ -84,6 +84,32 @@ def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def load_span(path: str | Path, *, sample_rate: int, start_s: float, duration_s: float) -> np.ndarray:
+    """``duration_s`` seconds of ``path`` from ``start_s``, mono float32 at ``sample_rate``: read by seeking where
+    soundfile reads the format (an hour-long WAV costs only its span), else decoded whole and cut."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except Exception:  # a format soundfile cannot read: decode it whole
+        audio = load_audio(path, sample_rate=sample_rate)
+        a = int(start_s * sample_rate)
+        return audio[a:a + max(1, int(duration_s * sample_rate))]
+    a = max(0, int(start_s * info.samplerate))
+    b = min(info.frames, a + max(1, int(duration_s * info.samplerate)))
+    try:
+        audio = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)[0].mean(axis=1)
+    except Exception as exc:  # truncated or corrupt: one line naming the file
+        raise _undecodable(path, exc) from None
+    if audio.size == 0:
+        raise DataError(f"audio file {path} has no samples from {start_s:.2f} s")
+    audio = _finite(audio, path)
+    if info.samplerate != sample_rate:
+        import librosa  # imported on use: its first import compiles numba code
+
+        audio = librosa.resample(audio, orig_sr=info.samplerate, target_sr=sample_rate)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
 def window_starts(n_samples: int, *, length: int, hop: int | None = None, max_windows: int | None = None) -> np.ndarray:
     """Start samples of the windows that cover a clip of ``n_samples``.
 

@@ -121,8 +121,30 @@ def read_raven(path: str | Path) -> list[Annotation]:
     return out
 
 
+REVIEW_COLUMNS = {"path", "start", "end", "tag", "label"}  # the LABELS.csv that 'fewshot-audio review' writes
+
+
+def read_review_labels(path: str | Path) -> list[Annotation]:
+    """The confirmed events of a review's LABELS.csv: its ``positive`` rows, one annotation per (recording, tag), in
+    time order (negative and uncertain rows are not examples)."""
+    path = Path(path)
+    _, rows = _rows(path)
+    rows = [r for r in rows if (r.get("label") or "").strip() == "positive"]
+    if not rows:
+        raise DataError(f"{path}: no positive decision to use as an example; review some items first")
+    events = _events(path, rows, "start", "end")
+    keys = [(Path(r["path"]).name, r["tag"] or path.stem) for r in rows]
+    out = []
+    for audio, tag in dict.fromkeys(keys):
+        idx = [i for i, k in enumerate(keys) if k == (audio, tag)]
+        ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
+        out.append(Annotation(path, audio, tag, ev, [POS] * len(ev)))
+    return out
+
+
 def read_examples_table(path: str | Path) -> list[Annotation]:
-    """``--examples TABLE``: a Raven selection table (tab-separated) or a CSV in the DCASE layout."""
+    """``--examples TABLE``: a Raven selection table (tab-separated), a review's LABELS.csv (its positives), or a
+    CSV in the DCASE layout."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"examples table {path} does not exist")
@@ -130,6 +152,8 @@ def read_examples_table(path: str | Path) -> list[Annotation]:
     if head and "\t" in head[0]:
         return read_raven(path)
     columns, _ = _rows(path)
+    if REVIEW_COLUMNS <= set(columns):
+        return read_review_labels(path)
     if "Starttime" not in columns and any(c in columns for c in ("start", "Start", "onset")):
         raise DataError(f"{path}: name the columns Starttime,Endtime (and Q) as in the DCASE layout, or pass a Raven table")
     return read_dcase(path)

@@ -21,7 +21,7 @@ def test_training_sets_are_seeded_balanced_and_leave_the_test_clips_out():
     assert len(test) == 9 and not set(pool) & set(test)
     sets = training_sets(labels, pool, (2, 5, 8, ALL), draws=2)
     assert sorted({s for s, _ in sets}) == [ALL, 2, 5]  # 8 per class: above the smallest class's 7 training clips
-    for (size, draw), idx in sets.items():
+    for (size, _), idx in sets.items():
         assert not set(idx.tolist()) & set(test.tolist())
         if size != ALL:
             assert np.bincount(labels[idx]).tolist() == [size] * 3

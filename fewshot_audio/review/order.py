@@ -1,0 +1,66 @@
+"""The order items are reviewed in, one registered class each: by score (highest first), seeded random, or
+stratified (score bins of equal width over the scores' range, a seeded random order within each bin, the bins taken
+in turn), the order whose first ``n`` reviews estimate how many true items the whole source holds."""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from fewshot_audio.review.items import Item
+from fewshot_audio.util.registry import Registry
+
+BINS = 4  # score bins of the stratified order
+
+
+class ReviewOrder(abc.ABC):
+    @abc.abstractmethod
+    def order(self, items: list[Item], *, seed: int) -> np.ndarray:
+        """A permutation of ``range(len(items))``."""
+
+    def strata(self, items: list[Item]) -> np.ndarray:
+        """Each item's stratum (all 0 unless the order samples within strata)."""
+        return np.zeros(len(items), dtype=int)
+
+
+ORDERS: Registry[type[ReviewOrder]] = Registry("review order")
+
+
+def scores_of(items: list[Item]) -> np.ndarray:
+    s = np.array([i.score for i in items], dtype=float)
+    return np.where(np.isfinite(s), s, -np.inf)
+
+
+@ORDERS.register("score")
+class ByScore(ReviewOrder):
+    def order(self, items, *, seed):
+        return np.argsort(-scores_of(items), kind="stable")
+
+
+@ORDERS.register("random")
+class Random(ReviewOrder):
+    def order(self, items, *, seed):
+        return np.random.default_rng(seed).permutation(len(items))
+
+
+@ORDERS.register("stratified")
+class Stratified(ReviewOrder):
+    def strata(self, items):
+        s = scores_of(items)
+        finite = s[np.isfinite(s)]
+        if not len(finite) or finite.max() == finite.min():
+            return np.zeros(len(items), dtype=int)
+        edges = np.linspace(finite.min(), finite.max(), BINS + 1)[1:-1]
+        return np.where(np.isfinite(s), np.searchsorted(edges, s, side="right"), 0)
+
+    def order(self, items, *, seed):
+        rng = np.random.default_rng(seed)
+        strata = self.strata(items)
+        queues = [list(rng.permutation(np.flatnonzero(strata == h))) for h in range(strata.max() + 1)]
+        out = []
+        while any(queues):  # round robin over the bins: any prefix samples every bin about equally
+            for q in queues:
+                if q:
+                    out.append(q.pop(0))
+        return np.array(out, dtype=int)
