@@ -1,6 +1,9 @@
 """The order items are reviewed in, one registered class each: by score (highest first), seeded random, or
-stratified (score bins of equal width over the scores' range, a seeded random order within each bin, the bins taken
-in turn), the order whose first ``n`` reviews estimate how many true items the whole source holds."""
+stratified (score bins, a seeded random order within each bin, the bins taken
+in turn), the order whose first ``n`` reviews estimate how many true items the whole source holds. The bins hold
+about equal shares of the items (score quartiles): equal-width bins put 158 of the finch song's 172 detections of
+one syllable in one bin, and the interval from 40 reviews was wider (53.6 against 48.2 detections on average over 50
+draws, ``benchmarks/bench_review.py``)."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ class Stratified(ReviewOrder):
         finite = s[np.isfinite(s)]
         if not len(finite) or finite.max() == finite.min():
             return np.zeros(len(items), dtype=int)
-        edges = np.linspace(finite.min(), finite.max(), BINS + 1)[1:-1]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]))
         return np.where(np.isfinite(s), np.searchsorted(edges, s, side="right"), 0)
 
     def order(self, items, *, seed):

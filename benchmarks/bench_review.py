@@ -1,0 +1,81 @@
+"""How many are there, on real audio: the finch song's detections of one syllable (``fewshot-audio detect`` on
+../shared/data/birdsong_gy6or6/episodes, both recordings' episodes of that syllable), 40 of them reviewed in the
+stratified order (the reviewer simulated by the annotations: a detection is positive where it overlaps an annotated
+event with IoU >= 0.3, the official metric's rule), and the summary's estimate of the true detections among all of
+them against the count every detection's truth gives, and the annotated events. Repeated over ``--seeds`` stratified
+draws for the interval's coverage on this source.
+
+    python benchmarks/bench_review.py [--syllable auto] [--reviews 40] [--seeds 50] [--json benchmarks/results_review.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fewshot_audio.review.density import stratified_estimate
+from fewshot_audio.review.items import read_items
+from fewshot_audio.review.order import ORDERS
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "birdsong_gy6or6" / "episodes"
+
+
+def events_of(table: Path) -> np.ndarray:
+    with open(table) as fh:
+        return np.array([(float(r["Starttime"]), float(r["Endtime"])) for r in csv.DictReader(fh) if r["Q"] == "POS"])
+
+
+def iou(a: tuple[float, float], events: np.ndarray) -> float:
+    inter = np.clip(np.minimum(a[1], events[:, 1]) - np.maximum(a[0], events[:, 0]), 0, None)
+    union = (a[1] - a[0]) + (events[:, 1] - events[:, 0]) - inter
+    return float((inter / union).max()) if len(events) else 0.0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--syllable", default="auto", help="a syllable letter, or auto: the one with the most detections")
+    p.add_argument("--reviews", type=int, default=40)
+    p.add_argument("--seeds", type=int, default=50)
+    p.add_argument("--json", default="benchmarks/results_review.json")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        det = Path(tmp) / "det.json"
+        subprocess.run([sys.executable, "-m", "fewshot_audio", "detect", str(DATA), "--json", "--out", str(det),
+                        "--quiet"], check=True)
+        items = read_items(det, audio_root=DATA)
+    syllable_of = lambda it: Path(it.path).stem.split("__syllable_")[1]  # noqa: E731
+    counts = {s: sum(syllable_of(i) == s for i in items) for s in sorted({syllable_of(i) for i in items})}
+    syllable = max(counts, key=counts.get) if args.syllable == "auto" else args.syllable
+    mine = [i for i in items if syllable_of(i) == syllable]
+    truth_events = {Path(i.path).stem: events_of(DATA / f"{Path(i.path).stem}.csv") for i in mine}
+    truth = np.array([iou((i.start, i.end), truth_events[Path(i.path).stem]) >= 0.3 for i in mine])
+    annotated_after = sum(int((ev[:, 0] >= ev[4, 1]).sum()) for ev in truth_events.values())  # after the 5 examples
+    order = ORDERS.get("stratified")()
+    strata = order.strata(mine)
+    runs = []
+    for seed in range(args.seeds):
+        reviewed = order.order(mine, seed=seed)[:args.reviews]
+        e = stratified_estimate(strata, strata[reviewed], truth[reviewed])
+        runs.append({"seed": seed, "total": round(e.total, 1), "low": round(e.low, 1), "high": round(e.high, 1)})
+    first = runs[0]
+    covered = float(np.mean([r["low"] <= truth.sum() <= r["high"] for r in runs]))
+    result = {"syllable": syllable, "recordings": sorted(truth_events), "detections": len(mine), "reviews": args.reviews,
+              "true_detections": int(truth.sum()), "annotated_events_after_examples": annotated_after,
+              "strata_sizes": np.bincount(strata).tolist(), "seed0": first, "coverage": round(covered, 3),
+              "mean_estimate": round(float(np.mean([r["total"] for r in runs])), 1),
+              "mean_width": round(float(np.mean([r["high"] - r["low"] for r in runs])), 1), "seeds": args.seeds,
+              "detections_per_syllable": counts}
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "detections_per_syllable"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
