@@ -50,12 +50,12 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-m", "fewshot_audio", "detect", str(DATA), "--json", "--out", str(det),
                         "--quiet"], check=True)
         items = read_items(det, audio_root=DATA)
-    syllable_of = lambda it: Path(it.path).stem.split("__syllable_")[1]  # noqa: E731
+    syllable_of = lambda it: it.tag.split("__syllable_")[1]  # noqa: E731  (the episode's name: recording__syllable_x)
     counts = {s: sum(syllable_of(i) == s for i in items) for s in sorted({syllable_of(i) for i in items})}
     syllable = max(counts, key=counts.get) if args.syllable == "auto" else args.syllable
     mine = [i for i in items if syllable_of(i) == syllable]
-    truth_events = {Path(i.path).stem: events_of(DATA / f"{Path(i.path).stem}.csv") for i in mine}
-    truth = np.array([iou((i.start, i.end), truth_events[Path(i.path).stem]) >= 0.3 for i in mine])
+    truth_events = {i.tag: events_of(DATA / f"{i.tag}.csv") for i in mine}
+    truth = np.array([iou((i.start, i.end), truth_events[i.tag]) >= 0.3 for i in mine])
     annotated_after = sum(int((ev[:, 0] >= ev[4, 1]).sum()) for ev in truth_events.values())  # after the 5 examples
     order = ORDERS.get("stratified")()
     strata = order.strata(mine)

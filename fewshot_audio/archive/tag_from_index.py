@@ -26,7 +26,9 @@ def tagger_for(index: ArchiveStore, tagger: str | Path | Tagger, *, device: str 
 def suggest(index_dir: str | Path, *, tagger, tag: str, k: int = 20, method: str = "uncertain",
             seed: int = 0) -> list[dict]:
     """The ``k`` indexed files to label next for ``tag`` (files already among the tagger's examples left
-    out), ranked by :func:`~fewshot_audio.tagging.active.rank_for_labelling`: ``[{"path", "score", "threshold"}]``."""
+    out: a reviewed file folded in with ``tagger add-examples --from-review`` is not suggested again), ranked by
+    :func:`~fewshot_audio.tagging.active.rank_for_labelling`: ``[{"path", "tag", "score", "threshold"}]`` (as JSON, a
+    queue ``fewshot-audio review`` reads)."""
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")
     index = ArchiveStore.open(index_dir)
@@ -38,7 +40,7 @@ def suggest(index_dir: str | Path, *, tagger, tag: str, k: int = 20, method: str
     scores = model.clip_scores(z, owner, len(paths), levels=levels)[:, j].numpy()[keep]
     threshold = float(model.thresholds[j])
     picks = rank_for_labelling(scores, threshold, method=method, k=k, seed=seed)
-    return [{"path": paths[keep[i]], "score": float(scores[i]), "threshold": threshold} for i in picks]
+    return [{"path": paths[keep[i]], "tag": tag, "score": float(scores[i]), "threshold": threshold} for i in picks]
 
 
 def tag_index(index_dir: str | Path, *, tagger: str | Path, device: str = "cpu") -> tuple[list[TagResult], list[str]]:

@@ -2,7 +2,7 @@
 
 Readers, one per layout, registered in :data:`LAYOUTS` and told apart by their first bytes: ``detect --json`` (a
 list of ``file, class, start, end, score``), ``tag --json`` (a list of ``path, scores``: one item per file and tag,
-the whole file), a Raven selection table (``detect --raven`` or ``tag --raven``: ``Begin File``/``Begin Path``, the
+the whole file), ``index suggest --json`` (the files to label next for one tag), a Raven selection table (``detect --raven`` or ``tag --raven``: ``Begin File``/``Begin Path``, the
 span, ``Annotation``/``Tag``, ``Score``; ``File Offset (s)`` places a row of a table of several files), and the
 official detection CSV (``Audiofilename,Starttime,Endtime``: no score). A file named by its name alone is looked
 for beside the source, else under ``audio_root``.
@@ -71,6 +71,17 @@ class TagJSON(Layout):
                 for tag, score in r["scores"].items()]
 
 
+@LAYOUTS.register("suggest-json")
+class SuggestJSON(Layout):
+    """``index suggest --json``: the files to label next for one tag (whole files)."""
+
+    def recognises(self, head):
+        return head.lstrip().startswith("[") and '"threshold"' in head and '"scores"' not in head
+
+    def read(self, path):
+        return [(r["path"], 0.0, None, r["tag"], float(r["score"])) for r in json.loads(path.read_text())]
+
+
 @LAYOUTS.register("raven")
 class Raven(Layout):
     def recognises(self, head):
@@ -122,9 +133,11 @@ def read_items(source: str | Path, *, audio_root: str | Path | None = None) -> l
 def locate(file: str, beside: Path, audio_root: str | Path | None) -> str:
     """``file`` as a path: as given when it exists, else beside the source, else under ``audio_root`` (as given
     when found nowhere: the page shows it missing)."""
+    from fewshot_audio.detection.episodes import resolve_audio  # a link checked out as a text file: its target
+
     for candidate in (Path(file), beside / file, *([Path(audio_root) / file] if audio_root else [])):
         if candidate.is_file():
-            return str(candidate.resolve())
+            return str(resolve_audio(candidate).resolve())
     return file
 
 

@@ -23,7 +23,10 @@ def test_every_source_layout_is_read(tmp_path):
     (tmp_path / "t.txt").write_text("Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin Path\tFile Offset (s)"
                                     "\tTag\tScore\n1\tSpectrogram 1\t1\t10.0\t10.5\ta.wav\t3.0\tx\t0.7\n")
     (tmp_path / "pred.csv").write_text("Audiofilename,Starttime,Endtime\na.wav,1.0,1.5\n")
+    (tmp_path / "queue.json").write_text(json.dumps([{"path": "a.wav", "tag": "x", "score": .4, "threshold": .5}]))
     det, tag, raven, pred = (read_items(tmp_path / n) for n in ("det.json", "tag.json", "t.txt", "pred.csv"))
+    queue = read_items(tmp_path / "queue.json")
+    assert [(i.tag, i.end, i.score) for i in queue] == [("x", None, 0.4)]
     assert (det[0].start, det[0].end, det[0].tag, det[0].score) == (1.0, 2.0, "x", 0.5)
     assert det[0].path == str((tmp_path / "a.wav").resolve())  # found beside the source
     assert [(i.tag, i.end) for i in tag] == [("x", None), ("y", None)]
