@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_review import DATA, events_of, iou  # noqa: E402
+from bench_review import DATA, events_of, iou
 
-from fewshot_audio.review.items import read_items  # noqa: E402
+from fewshot_audio.review.items import read_items
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,8 @@
 
 Readers, one per layout, registered in :data:`LAYOUTS` and told apart by their first bytes: ``detect --json`` (a
 list of ``file, class, start, end, score``), ``tag --json`` (a list of ``path, scores``: one item per file and tag,
-the whole file), ``index suggest --json`` (the files to label next for one tag), a Raven selection table (``detect --raven`` or ``tag --raven``: ``Begin File``/``Begin Path``, the
+the whole file), ``index suggest --json`` (the files to label next for one tag), a Raven selection table
+(``detect --raven`` or ``tag --raven``: ``Begin File``/``Begin Path``, the
 span, ``Annotation``/``Tag``, ``Score``; ``File Offset (s)`` places a row of a table of several files), and the
 official detection CSV (``Audiofilename,Starttime,Endtime``: no score). A file named by its name alone is looked
 for beside the source, else under ``audio_root``.

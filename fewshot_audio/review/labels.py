@@ -29,8 +29,12 @@ class Labels:
 
     def _read(self) -> None:
         by_key = {it.key(): n for n, it in enumerate(self.items)}
-        with open(self.path, newline="") as fh:
-            for r in csv.DictReader(fh):
+        with open(self.path, newline="", errors="replace") as fh:
+            reader = csv.DictReader(fh)
+            if self.path.stat().st_size and not set(COLUMNS[:6]) <= set(reader.fieldnames or []):
+                raise DataError(f"{self.path} exists and is not a review labels file (columns {','.join(COLUMNS[:6])}); "
+                                "give another --out, or move that file away")
+            for r in reader:
                 try:
                     end = None if r["end"] in ("", "None") else float(r["end"])
                     key = (r["path"], round(float(r["start"]), 4), None if end is None else round(end, 4), r["tag"])

@@ -73,6 +73,11 @@ def test_labels_are_whole_after_every_decision_and_resume(tmp_path):
     assert again.label_of(2) == "positive" and again.label_of(0) is None
     with pytest.raises(DataError, match="label 'maybe'"):
         again.decide(1, "maybe")
+    precious = tmp_path / "notes.csv"
+    precious.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="is not a review labels file"):
+        Labels(precious, items, [0] * 5)
+    assert precious.read_text() == "a,b\n1,2\n"
 
 
 def test_the_estimates_interval_covers_the_truth_about_95_percent_of_the_time():
