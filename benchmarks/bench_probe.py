@@ -58,7 +58,7 @@ def main(argv=None) -> int:
             dataset = fsdd_subset(args.fsdd_per_class, Path(tmp)) if name == "fsdd" else DATA / name
             rows = run_probe(str(dataset), Path(args.out) / name, architectures=args.architectures.split(","),
                              seeds=args.seeds, folds="auto")
-            results[name] = rows
+            results[name] = [{k: v for k, v in r.items() if k != "clip_correct"} for r in rows]
             Path(args.json).write_text(json.dumps(results, indent=1))
             for r in rows:
                 print(name, r["architecture"], f"{100 * r['accuracy']:.1f} ± {100 * r['ci95']:.1f}",
