@@ -95,10 +95,22 @@ def read_dcase(path: str | Path) -> list[Annotation]:
     return out
 
 
-def read_raven(path: str | Path) -> list[Annotation]:
-    """A Raven selection table: every selection is a POS event; one annotation per (recording, class) when the
-    table names recordings (``Begin File`` or ``Begin Path``), else per class (or one); times are the table's
-    ``File Offset (s)`` where it has one with a recording column (a table of several files), else ``Begin Time``."""
+@dataclass(frozen=True)
+class Selection:
+    """One row of a Raven selection table: the recording it names (as written; ``""`` when the table names none),
+    its span in that recording (seconds), its class (``""`` when none) and its ``Score`` (nan when none)."""
+
+    file: str
+    start: float
+    end: float
+    label: str
+    score: float
+
+
+def raven_selections(path: str | Path) -> list[Selection]:
+    """Every spectrogram-view selection of a Raven table, in the table's order. Times are the table's ``File Offset
+    (s)`` where it has one with a recording column (a table of several files: Begin Time runs on across them), else
+    ``Begin Time``; a one-line :class:`DataError` names a bad row."""
     path = Path(path)
     columns, rows = _rows(path, delimiter="\t")
     if RAVEN_BEGIN not in columns or RAVEN_END not in columns:
@@ -107,15 +119,32 @@ def read_raven(path: str | Path) -> list[Annotation]:
     rows = [r for r in rows if (r.get("View") or "Spectrogram").startswith("Spectrogram") or "View" not in columns]
     events = _events(path, rows, RAVEN_BEGIN, RAVEN_END)
     file_col = next((c for c in RAVEN_FILE if c in columns), None)
-    files = [Path((r.get(file_col) or "").strip().replace("\\", "/")).name for r in rows] if file_col else [""] * len(rows)
+    files = [(r.get(file_col) or "").strip().replace("\\", "/") for r in rows] if file_col else [""] * len(rows)
     if file_col and "File Offset (s)" in columns:  # Begin Time runs on across files: place each event in its file
         offsets = np.array([_seconds(path, i, "File Offset (s)", r.get("File Offset (s)")) for i, r in enumerate(rows)])
         events = np.stack([offsets, offsets + events[:, 1] - events[:, 0]], axis=1).reshape(-1, 2)
     label_col = next((c for c in RAVEN_CLASS if c in columns), None)
-    names = [(r.get(label_col) or "").strip() or path.stem for r in rows] if label_col else [path.stem] * len(rows)
+    scores = []
+    for i, r in enumerate(rows):
+        text = (r.get("Score") or "").strip()
+        try:
+            scores.append(float(text) if text else float("nan"))
+        except ValueError:
+            raise DataError(f"{path}: row {i + 2} has Score {text!r}, not a number; fix that row") from None
+    return [Selection(f, float(a), float(b), (r.get(label_col) or "").strip() if label_col else "", sc)
+            for f, (a, b), r, sc in zip(files, events, rows, scores)]
+
+
+def read_raven(path: str | Path) -> list[Annotation]:
+    """A Raven selection table (:func:`raven_selections`): every selection is a POS event; one annotation per
+    (recording, class) when the table names recordings (``Begin File`` or ``Begin Path``), else per class (or one)."""
+    path = Path(path)
+    selections = raven_selections(path)
+    keys = [(Path(s.file).name, s.label or path.stem) for s in selections]
+    events = np.array([(s.start, s.end) for s in selections]).reshape(-1, 2)
     out = []
-    for audio, name in dict.fromkeys(zip(files, names)):
-        idx = [i for i, key in enumerate(zip(files, names)) if key == (audio, name)]
+    for audio, name in dict.fromkeys(keys):
+        idx = [i for i, key in enumerate(keys) if key == (audio, name)]
         ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
         out.append(Annotation(path, audio, name, ev, [POS] * len(ev)))
     return out

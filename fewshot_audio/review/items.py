@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from fewshot_audio.detection.annotations import raven_selections
+from fewshot_audio.detection.episodes import resolve_audio
 from fewshot_audio.errors import DataError
 from fewshot_audio.util.registry import Registry
 
@@ -85,19 +87,13 @@ class SuggestJSON(Layout):
 
 @LAYOUTS.register("raven")
 class Raven(Layout):
+    """The toolkit's one Raven reader (:func:`~fewshot_audio.detection.annotations.raven_selections`)."""
+
     def recognises(self, head):
         return "\t" in head.splitlines()[0] and "Begin Time (s)" in head.splitlines()[0]
 
     def read(self, path):
-        rows = []
-        with open(path, newline="") as fh:
-            for r in csv.DictReader(fh, delimiter="\t"):
-                file = r.get("Begin Path") or r.get("Begin File") or ""
-                begin, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
-                start = float(r["File Offset (s)"]) if r.get("File Offset (s)") else begin
-                tag = r.get("Tag") or r.get("Annotation") or r.get("Species") or r.get("Label") or ""
-                rows.append((file, start, start + end - begin, tag, float(r.get("Score") or "nan")))
-        return rows
+        return [(s.file, s.start, s.end, s.label, s.score) for s in raven_selections(path)]
 
 
 @LAYOUTS.register("dcase-csv")
@@ -134,11 +130,9 @@ def read_items(source: str | Path, *, audio_root: str | Path | None = None) -> l
 def locate(file: str, beside: Path, audio_root: str | Path | None) -> str:
     """``file`` as a path: as given when it exists, else beside the source, else under ``audio_root`` (as given
     when found nowhere: the page shows it missing)."""
-    from fewshot_audio.detection.episodes import resolve_audio  # a link checked out as a text file: its target
-
     for candidate in (Path(file), beside / file, *([Path(audio_root) / file] if audio_root else [])):
         if candidate.is_file():
-            return str(resolve_audio(candidate).resolve())
+            return str(resolve_audio(candidate).resolve())  # a link checked out as a text file: its target
     return file
 
 
