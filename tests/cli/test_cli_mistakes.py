@@ -73,3 +73,14 @@ def test_more_mistakes_are_one_line(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "t.safetensors").exists()
+
+
+def test_compare_names_the_test_fold_flag(tmp_path, capsys):
+    """The library says 'test fold'; the command says which flag set it."""
+    from tests.conftest import write_tiny_dataset
+
+    data = write_tiny_dataset(tmp_path / "data", n_classes=3, n_clips=4, seconds=0.25)
+    assert main(["compare", "--protocol", "low-data", "--dataset", str(data), "--strategies", "mfcc-1nn", "--shots",
+                 "1", "--test-fold", "f9", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--test-fold f9 was given but this dataset has no folds" in err
