@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fewshot_audio.cli.args import add_budget, add_device, add_format, add_overwrite, add_quiet, budget_of
+from fewshot_audio.cli.args import add_budget, add_dataset, add_device, add_overwrite, add_quiet, budget_of
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.util.io import check_folder_creatable
 
@@ -14,9 +14,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("datasize", help="train SampleCNN and the musically motivated CNN on growing training sets "
                        "and plot accuracy against training size (the thesis's waveform-against-spectrogram study)")
-    p.add_argument("--dataset", help="dataset folder or CSV (default: the built-in synthetic dataset)")
-    add_format(p)
-    p.add_argument("--label", help="which label to use where a layout has several")
+    add_dataset(p)
     p.add_argument("--out", required=True, help="results folder: results.csv, results.md, results.png (resumable)")
     p.add_argument("--preset", default="cpu", help=f"{', '.join(PRESETS)}: sizes, draws, width and training budget "
                    "(cpu: 5,10,20,50,100,all per class, 3 draws, 32 channels, at most 500 steps; gpu: up to 1000 "

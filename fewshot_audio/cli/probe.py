@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fewshot_audio.cli.args import add_budget, add_format, add_overwrite, add_quiet, budget_of
+from fewshot_audio.cli.args import add_budget, add_dataset, add_overwrite, add_quiet, budget_of
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.studies.architectures import ARCHITECTURES, MAPS
 from fewshot_audio.studies.classifiers import CLASSIFIERS
@@ -12,9 +12,7 @@ from fewshot_audio.util.io import check_folder_creatable
 def register(sub) -> None:
     p = sub.add_parser("probe", help="rank CNN architectures by the features of their randomly weighted networks "
                        "(Pons & Serra 2019), with a classifier chosen inside the training folds")
-    p.add_argument("--dataset", help="dataset folder or CSV (default: the built-in synthetic dataset)")
-    add_format(p)
-    p.add_argument("--label", help="which label to use where a layout has several")
+    add_dataset(p)
     p.add_argument("--out", required=True, help="results folder: results.csv, results.md, results.png (resumable)")
     p.add_argument("--architectures", default="all", help=f"all, or some of: {', '.join(ARCHITECTURES)}")
     p.add_argument("--classifier", default="svm", help=f"{', '.join(CLASSIFIERS)} (default svm)")

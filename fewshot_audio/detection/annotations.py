@@ -141,12 +141,16 @@ def read_raven(path: str | Path) -> list[Annotation]:
     path = Path(path)
     selections = raven_selections(path)
     keys = [(Path(s.file).name, s.label or path.stem) for s in selections]
-    events = np.array([(s.start, s.end) for s in selections]).reshape(-1, 2)
+    return _positives_by_key(path, keys, np.array([(s.start, s.end) for s in selections]).reshape(-1, 2))
+
+
+def _positives_by_key(table: Path, keys: list[tuple[str, str]], events: np.ndarray) -> list[Annotation]:
+    """One POS annotation per distinct ``(recording, class)`` key, in first-seen order, its events in time order."""
     out = []
     for audio, name in dict.fromkeys(keys):
         idx = [i for i, key in enumerate(keys) if key == (audio, name)]
         ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
-        out.append(Annotation(path, audio, name, ev, [POS] * len(ev)))
+        out.append(Annotation(table, audio, name, ev, [POS] * len(ev)))
     return out
 
 
@@ -161,14 +165,8 @@ def read_review_labels(path: str | Path) -> list[Annotation]:
     rows = [r for r in rows if (r.get("label") or "").strip() == "positive"]
     if not rows:
         raise DataError(f"{path}: no positive decision to use as an example; review some items first")
-    events = _events(path, rows, "start", "end")
     keys = [(Path(r["path"]).name, r["tag"] or path.stem) for r in rows]
-    out = []
-    for audio, tag in dict.fromkeys(keys):
-        idx = [i for i, k in enumerate(keys) if k == (audio, tag)]
-        ev = events[idx][np.argsort(events[idx, 0], kind="stable")]
-        out.append(Annotation(path, audio, tag, ev, [POS] * len(ev)))
-    return out
+    return _positives_by_key(path, keys, _events(path, rows, "start", "end"))
 
 
 def read_examples_table(path: str | Path) -> list[Annotation]:
