@@ -29,14 +29,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_index import label_of  # noqa: E402
+from common import label_of, multilabel_metrics  # noqa: E402
 
 from fewshot_audio.archive.build import build_index  # noqa: E402
 from fewshot_audio.archive.store import ArchiveStore  # noqa: E402
 from fewshot_audio.embedding import load_backbone  # noqa: E402
-from fewshot_audio.fewshot.metrics import mean_ci95, multilabel_metrics  # noqa: E402
+from fewshot_audio.fewshot.metrics import mean_ci95  # noqa: E402
 from fewshot_audio.tagging.active import rank_for_labelling  # noqa: E402
 from fewshot_audio.tagging.tagger import Tagger  # noqa: E402
 

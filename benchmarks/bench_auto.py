@@ -32,12 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real import SETS, load_set
+from common import SETS, load_set, whole_clip_mfcc
 
 from fewshot_audio.embedding import default_hop, embed_files, load_backbone
-from fewshot_audio.fewshot.baselines import whole_clip_mfcc
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.tagging.model_choice import candidates, clip_space, decide, domain_default, domain_probabilities, loo_outcomes
 from fewshot_audio.tagging.tagger import Tagger

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import torch
+from common import DATA
 
 from fewshot_audio.studies.datasize import PRESETS, run_datasize
 from fewshot_audio.studies.datasize_results import crossover, summarize
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"fsdd": ("digit", None), "body_percussion": (None, None)}
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from common import DATA
 
 from fewshot_audio.data.audio import load_audio
 from fewshot_audio.detection import detectors as registry
@@ -51,22 +52,20 @@ from fewshot_audio.detection.metric import evaluate, read_references
 from fewshot_audio.detection.pipeline import detect, fit, run_episode
 from fewshot_audio.fewshot.metrics import mean_ci95
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FLOORS = ("stats", "template")
 MIX_SR, MIX_SECONDS, N_TARGET, N_OTHER, EPISODES = 32000, 60.0, 20, 20, 8
 
 
 def ablation(name: str, **settings) -> str:
     """A variant of the default detector, registered under ``name`` for this benchmark."""
-    base = registry.DETECTORS[registry.DEFAULT_DETECTOR]
-    registry.register_detector(type(name, (base,), {"name": name, **settings}))
+    registry.DETECTORS.add(name, registry.DETECTORS.get(registry.DEFAULT_DETECTOR).replace(**settings))
     return name
 
 
 ABLATIONS = {
     "default, band mean + std only (no shape in time)": dict(segments=1),
     "default, probability 0.5": dict(threshold=0.5),
-    "default, windows merged instead of peaks": dict(decode="merge"),
+    "default, windows merged instead of peaks": dict(decoder="merge"),
     "default, raw log-mel (no band reference)": dict(band_reference=False),
     "default, shifts up to a quarter window": dict(shift=0.25),
     "default without fine-tuning": dict(tune_steps=0),

@@ -35,18 +35,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import label_of  # noqa: E402
+
 from fewshot_audio.archive.build import build_index  # noqa: E402
 from fewshot_audio.archive.search import nearest  # noqa: E402
 from fewshot_audio.archive.store import ArchiveStore, NewFile  # noqa: E402
 from fewshot_audio.archive.tag_from_index import tag_index  # noqa: E402
 from fewshot_audio.tagging.tagger import Tagger, audio_files  # noqa: E402
-
-
-def label_of(path: str) -> str:
-    p = Path(path)
-    if p.parent.name == "recordings":  # fsdd: digit_speaker_take.wav
-        return "fsdd:" + p.name.split("_")[0]
-    return f"{p.parent.parent.name}:{p.parent.name}"
 
 
 def archive_files(data: Path) -> list[Path]:

@@ -22,16 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import DATA, whole_clip_mfcc
 
 from fewshot_audio.config import TrainConfig
-from fewshot_audio.fewshot.baselines import whole_clip_mfcc
 from fewshot_audio.fewshot.compare import compare, low_data_split, low_data_support
 from fewshot_audio.fewshot.dataset import load_config_data
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies.base import squared_distances
 from fewshot_audio.fewshot.strategies.regularized import MFCCNearestNeighbour
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"body_percussion": None, "kenney_impact": None, "speech_commands_30": None, "fsdd": "digit"}
 
 

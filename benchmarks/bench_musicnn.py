@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
+from common import musicnn_original  # noqa: E402
 from reference_signals import signals  # noqa: E402
 
 from fewshot_audio import specs as registry  # noqa: E402
@@ -38,7 +39,7 @@ def errors() -> dict:
     ref = np.load(ROOT / "tests" / "fixtures" / "musicnn_reference.npz")
     out = {}
     for name in mn.MODELS:
-        model, _ = mn.load_original(name)
+        model, _ = musicnn_original(name)
         worst = {"taggram": 0.0, "penultimate": 0.0}
         for sig, x in signals().items():
             p, _ = mn.patches(mn.musicnn_logmel(x))

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.embedding import embed_files, load_backbone
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.tagging.tagger import Tagger
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def draws(labels: np.ndarray, *, n: int, examples: int, negatives: int):

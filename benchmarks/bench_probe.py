@@ -19,12 +19,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import DATA
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.studies.architectures import ARCHITECTURES
 from fewshot_audio.studies.probe import run_probe
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("body_percussion", "kenney_impact", "speech_commands_30", "fsdd")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA
 
 from fewshot_audio.studies.architectures import ARCHITECTURES
 from fewshot_audio.studies.probe import run_probe
@@ -23,7 +24,6 @@ from fewshot_audio.studies.ranking import spearman
 from fewshot_audio.studies.supervised import Budget
 from fewshot_audio.studies.trained import agreement_of, run_trained
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("body_percussion", "kenney_impact", "speech_commands_30")
 
 

@@ -29,44 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA, SETS, load_set, nearest_centroid, splits, whole_clip_mfcc
 
-from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.embedding import embed_files, load_backbone, loud_windows, pool_by_owner
-from fewshot_audio.fewshot.baselines import nearest_centroid, whole_clip_mfcc
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies.base import squared_distances
 from fewshot_audio.fewshot.strategies.embedding import centred_l2
-from fewshot_audio.tagging.heads import Head, register_head
+from fewshot_audio.tagging.heads import HEADS, Head
 from fewshot_audio.tagging.tagger import Tagger
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SETS = {"body_percussion": {}, "kenney_impact": {}, "speech_commands_30": {}, "fsdd": {"label": "digit", "per_class": 30}}
-N_SUPPORT = 3
-
-
-def load_set(name: str, seed: int = 0):
-    opts = SETS[name]
-    manifest = validate_manifest(build_manifest(DATA / name, label=opts.get("label")))
-    clips = manifest.clips
-    labels = np.array([c.labels[0] for c in clips])
-    if opts.get("per_class"):  # a seeded subset of large sets, to keep pretrained embedding time in minutes
-        rng = np.random.default_rng(seed)
-        keep = np.sort(np.concatenate([rng.choice(np.nonzero(labels == c)[0], opts["per_class"], replace=False)
-                                       for c in np.unique(labels)]))
-        clips, labels = [clips[i] for i in keep], labels[keep]
-    return clips, labels
-
-
-def splits(labels: np.ndarray, seeds: int, *, hold_out: float = 0.0):
-    """(support idx, query idx, vocabulary classes, held-out query idx) per seed."""
-    classes = np.unique(labels)
-    for s in range(seeds):
-        rng = np.random.default_rng([s, 17])
-        held = rng.choice(classes, int(round(hold_out * len(classes))), replace=False) if hold_out else np.array([])
-        vocab = np.setdiff1d(classes, held)
-        support = np.concatenate([rng.choice(np.nonzero(labels == c)[0], N_SUPPORT, replace=False) for c in vocab])
-        rest = np.setdiff1d(np.arange(len(labels)), support)
-        yield support, rest[np.isin(labels[rest], vocab)], vocab, rest[np.isin(labels[rest], held)]
 
 
 def episodes(labels: np.ndarray, shots: int, n: int = 300, ways: int = 5, queries: int = 5):
@@ -84,7 +54,7 @@ def episodes(labels: np.ndarray, shots: int, n: int = 300, ways: int = 5, querie
     return out, q
 
 
-@register_head
+@HEADS.register()
 class RawPrototypes(Head):
     """The toolkit's earlier scoring, kept here to measure the default against: minus the squared distance per
     dimension to the tag's mean, in the raw space (MFCC statistics z-scored)."""

@@ -11,7 +11,6 @@ draws for the interval's coverage on this source.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -19,23 +18,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import FINCH as DATA
+from common import events_of, iou
 
 from fewshot_audio.review.density import stratified_estimate
 from fewshot_audio.review.items import read_items
 from fewshot_audio.review.order import ORDERS
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "birdsong_gy6or6" / "episodes"
-
-
-def events_of(table: Path) -> np.ndarray:
-    with open(table) as fh:
-        return np.array([(float(r["Starttime"]), float(r["Endtime"])) for r in csv.DictReader(fh) if r["Q"] == "POS"])
-
-
-def iou(a: tuple[float, float], events: np.ndarray) -> float:
-    inter = np.clip(np.minimum(a[1], events[:, 1]) - np.maximum(a[0], events[:, 0]), 0, None)
-    union = (a[1] - a[0]) + (events[:, 1] - events[:, 0]) - inter
-    return float((inter / union).max()) if len(events) else 0.0
 
 
 def main(argv=None) -> int:

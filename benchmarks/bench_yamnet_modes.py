@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import types
 import zipfile
@@ -22,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real import SETS, load_set, splits
+from common import SETS, load_set, splits
 
 from fewshot_audio.embedding import embed_files, load_backbone
 from fewshot_audio.fewshot.metrics import mean_ci95

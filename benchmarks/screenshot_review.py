@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_review import DATA, events_of, iou
+from common import FINCH as DATA
+from common import events_of, iou
 
 from fewshot_audio.review.items import read_items
 

@@ -17,9 +17,8 @@ import numpy as np
 import yaml
 
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.specs import FrontEnd, front_ends
+from fewshot_audio.specs import FrontEndSpec, front_ends
 
-FEATURE_KINDS = ("logmel", "waveform")  # built in (fewshot_audio.features.frontends); plus each registered model's front end
 POOLINGS = ("mean", "max", "meanmax")
 SHORT_POLICIES = ("loop", "pad")  # a clip shorter than a window is looped or zero-padded
 AUTO_WINDOW = (0.25, 5.0)  # duration: auto picks the 90th percentile of clip durations within these bounds (s)
@@ -62,15 +61,13 @@ class FeatureConfig:
     top_db: float = 80.0
 
     @classmethod
-    def of_front_end(cls, fe: FrontEnd) -> FeatureConfig:
+    def of_front_end(cls, fe: FrontEndSpec) -> FeatureConfig:
         """The features of a pretrained model's own front end ``fe``: one model input per window."""
         return cls(kind=fe.kind, sample_rate=fe.sample_rate, duration=fe.window, n_mels=fe.n_bins, signal_db=fe.signal_db,
                    **fe.fixed)
 
     def validate(self) -> None:
-        kinds = (*FEATURE_KINDS, *front_ends())
-        if self.kind not in kinds:
-            raise ConfigError(f"features.kind {self.kind!r} is not valid; use one of {', '.join(kinds)}")
+        # which kinds exist is the front-end registry's to say (features.frontends.feature_kind)
         if self.kind in front_ends():
             fe = front_ends()[self.kind]
             fixed = {"sample_rate": fe.sample_rate, "n_mels": fe.n_bins, **fe.fixed}
@@ -186,13 +183,20 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def fingerprint(self) -> str:
-        """Short hash of everything that changes what a run computes."""
+    def fingerprint(self, *, without: tuple[str, ...] = (), **extra) -> str:
+        """Short hash of everything that changes what a run computes: every setting but where it runs and writes
+        (and the settings ``without``), with ``extra`` values beside them (a comparison's protocol, ...). The one
+        configuration hash of runs and comparisons.
+
+        Examples
+        --------
+        >>> TrainConfig(out="a").fingerprint() == TrainConfig(out="b").fingerprint() != TrainConfig(seed=1).fingerprint()
+        True
+        """
         keep = self.to_dict()
-        for k in ("out", "device", "episodes_dir", "strict"):
+        for k in ("out", "device", "episodes_dir", "strict", *without):
             keep.pop(k, None)
-        if not keep["multi_label"]:  # runs from before the option keep their fingerprint
-            keep.pop("multi_label")
+        keep.update(extra)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 

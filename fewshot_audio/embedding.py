@@ -19,6 +19,7 @@ Two framings, chosen by the feature kind (its front end declares which):
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, fea
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import build_model, feature_config, model_record
 from fewshot_audio.specs import ModelSpec, is_pretrained, models
-from fewshot_audio.util.progress import log, progress, warn
+from fewshot_audio.util.progress import progress
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,9 +64,9 @@ def load_backbone(spec: str, *, device: torch.device, durations: list[float] | N
         features = TrainConfig().features.resolved(durations)
     else:
         if not is_pretrained(spec):
-            raise ConfigError(f"--backbone {spec!r} is neither a run folder (with config.yaml), a pretrained model "
-                              f"({', '.join(models())}) nor 'mfcc'; train one with 'fewshot-audio train --out DIR' "
-                              "and pass DIR")
+            raise ConfigError(f"backbone={spec!r} is neither a run folder (with config.yaml), a pretrained model "
+                              f"({', '.join(models())}) nor 'mfcc'; train one ('fewshot-audio train') and pass "
+                              "its run folder", param="backbone")
         parsed = ModelSpec.parse(spec)
         features = FeatureConfig.of_front_end(parsed.model.front_end)
         spec = parsed.canonical  # one model, one name: 'aisfx:embedding' is 'aisfx'
@@ -76,8 +79,8 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
     """The trained backbone of run folder ``path``: rebuilt from its ``model.json`` record with its best
     checkpoint's weights."""
     if not (path / "model.json").is_file():
-        raise CheckpointError(f"run folder {path} has no model.json (it was written by an earlier version); run "
-                              f"'fewshot-audio evaluate --run {path}' once to add it")
+        raise CheckpointError(f"run folder {path} has no model.json; pass a run folder written by 'fewshot-audio "
+                              "train' (it writes model.json at the end of training)")
     saved = json.loads((path / "model.json").read_text())
     record = saved["model"]
     features = feature_config(saved["features"], where=str(path / "model.json"))
@@ -87,16 +90,16 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
     return Backbone(name, model.to(device).eval(), features, features.crop or features.duration, record)
 
 
-MAX_HOP = 86_400.0  # seconds: a day; a longer hop is one window per file anyway
+MAX_HOP_S = 86_400.0  # seconds: a day; a longer hop is one window per file anyway
 
 
 def checked_hop(hop: float | None) -> float | None:
     """``hop`` seconds between windows (``None``: the default), or a one-line error when it is not a
-    positive, finite number of at most :data:`MAX_HOP` seconds."""
+    positive, finite number of at most :data:`MAX_HOP_S` seconds."""
     if hop is None:
         return None
-    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or not 0 < hop <= MAX_HOP:
-        raise ConfigError(f"--hop must be a positive number of seconds (at most {MAX_HOP:g}), got {hop}")
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or not 0 < hop <= MAX_HOP_S:
+        raise ConfigError(f"hop={hop}: must be a positive number of seconds (at most {MAX_HOP_S:g})", param="hop")
     return float(hop)
 
 
@@ -226,7 +229,7 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     f = backbone.features
     framing = patch_framing(f)
     # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)
-    chunk = getattr(backbone.model, "cpu_batch", batch) if torch.device(device).type == "cpu" else batch
+    chunk = (getattr(backbone.model, "cpu_batch", None) or batch) if torch.device(device).type == "cpu" else batch
     if framing is not None:
         window_samples = int(round(backbone.window * f.sample_rate))
         step = framing.hop if (original and hop is None) else \
@@ -273,13 +276,13 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                 short.append(Path(path).name)
         except DataError as exc:
             errors[i] = str(exc)
-            warn(str(exc))
+            logger.warning(str(exc))
             pending[:] = [(j, w) for j, w in pending if j != i]
     flush()
     if silent:
-        warn(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
+        logger.warning(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
     if short and not quiet:
-        log(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
+        logger.info(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
             f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
     ok = [not errors[i] for i in range(len(paths))]
     return Embedded([np.concatenate(parts[i]) if ok[i] else None for i in range(len(paths))],

@@ -1,11 +1,20 @@
 """Error types. Every user mistake raises a subclass of :class:`FewshotError`;
-the CLI prints its message on one line and exits non-zero, without a traceback."""
+the CLI prints its message on one line and exits non-zero, without a traceback.
+
+Library messages name the parameter and its value as ``name=value`` (``out=runs/a exists; ...``), never a
+command-line flag; the CLI turns each ``name=`` of one of its options into the flag (``--out runs/a exists``).
+"""
 
 
 class FewshotError(Exception):
-    """Root of all errors caused by user input (bad files, flags, configs)."""
+    """Root of all errors caused by user input (bad files, parameters, configs); ``param`` names the parameter at
+    fault where there is one."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class ConfigError(FewshotError):

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from fewshot_audio.errors import ConfigError
+from fewshot_audio.util.registry import Registry
 
 
 @dataclass(frozen=True)
-class FrontEnd:
+class FrontEndSpec:
     """A model's own preprocessing: ``build()`` maps waveforms ``(batch, samples)`` at ``sample_rate`` to
     features ``(batch, 1, n_bins, frames)``, ``frames(samples)`` frames from a signal of that many samples;
     one model input is ``window_samples`` long. ``kind`` is the ``features.kind`` that selects it; ``fixed``
@@ -88,7 +89,7 @@ class PretrainedModel:
 
     name: str
     description: str
-    front_end: FrontEnd
+    front_end: FrontEndSpec
     source: WeightsSource
     weights_file: str
     build: Callable[[], Any]
@@ -102,48 +103,47 @@ class PretrainedModel:
     auto_general: bool = False
 
 
-MODELS: dict[str, PretrainedModel] = {}
-SOURCES: dict[str, WeightsSource] = {}
-FRONT_ENDS: dict[str, FrontEnd] = {}
+MODELS: Registry[PretrainedModel] = Registry("pretrained model", base=PretrainedModel)
+WEIGHTS_SOURCES: Registry[WeightsSource] = Registry("pretrained weights", base=WeightsSource)
+MODEL_FRONT_ENDS: Registry[FrontEndSpec] = Registry("model front end", base=FrontEndSpec)
 
 
 def register(model: PretrainedModel) -> PretrainedModel:
-    if model.name in MODELS:
-        raise ValueError(f"pretrained model {model.name!r} is registered twice")
+    """Register ``model`` (and its weights source and front end, which several models may share)."""
     for layer in (model.default_layer, *model.auto_layers):
         if layer not in model.layers:
             raise ValueError(f"{model.name}: layer {layer!r} is not one of its layers")
-    MODELS[model.name] = model
-    SOURCES.setdefault(model.source.name, model.source)
-    FRONT_ENDS.setdefault(model.front_end.kind, model.front_end)
+    MODELS.add(model.name, model)
+    if model.source.name not in WEIGHTS_SOURCES:
+        WEIGHTS_SOURCES.add(model.source.name, model.source)
+    if model.front_end.kind not in MODEL_FRONT_ENDS:
+        MODEL_FRONT_ENDS.add(model.front_end.kind, model.front_end)
     return model
 
 
 def models() -> dict[str, PretrainedModel]:
-    return MODELS
+    """Every registered pretrained model by name."""
+    return dict(MODELS.items())
 
 
 def sources() -> dict[str, WeightsSource]:
-    return SOURCES
+    """Every registered weights source by name."""
+    return dict(WEIGHTS_SOURCES.items())
 
 
-def front_ends() -> dict[str, FrontEnd]:
-    return FRONT_ENDS
+def front_ends() -> dict[str, FrontEndSpec]:
+    """Every registered model's front end by its ``features.kind``."""
+    return dict(MODEL_FRONT_ENDS.items())
 
 
 def get(name: str) -> PretrainedModel:
     """The model registered as ``name`` (a backbone spec's first part); an error lists the registered ones."""
-    found = models().get(name)
-    if found is None:
-        raise ConfigError(f"no pretrained model named {name!r}; registered: {', '.join(MODELS)}")
-    return found
+    return MODELS.get(name)
 
 
 def source(name: str) -> WeightsSource:
-    found = sources().get(name)
-    if found is None:
-        raise ConfigError(f"no pretrained weights named {name!r}; registered: {', '.join(SOURCES)}")
-    return found
+    """The weights source registered as ``name``; an error lists the registered ones."""
+    return WEIGHTS_SOURCES.get(name)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,16 @@ USearch is an optional dependency (``pip install "fewshot-audio[archive]"``); wi
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 
 from fewshot_audio.archive.store import ArchiveStore, row_numbers
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.util.progress import log
+
+logger = logging.getLogger(__name__)
+
 
 ANN_FILE = "ann.usearch"
 ANN_MIN_WINDOWS = 100_000  # where exact search becomes slow enough to matter (docs/results.md)
@@ -65,7 +68,7 @@ def build_ann(index: ArchiveStore, *, threads: int | None = None, quiet: bool = 
     state = {"generation": str(index.generation()), "windows": n}
     index.set_ann_state(state)
     if not quiet:
-        log(f"approximate-search graph over {n} windows written to {path}")
+        logger.info(f"approximate-search graph over {n} windows written to {path}")
     return state
 
 
@@ -88,8 +91,8 @@ def _graph(path):
     if key not in _OPEN:
         graph = Index.restore(str(path), view=True)
         if graph is None:
-            raise ConfigError(f"{path} is not a readable search graph; rebuild it with "
-                              "'fewshot-audio index build ... --resume --ann yes'")
+            raise ConfigError(f"{path} is not a readable search graph; rebuild it "
+                              "(fewshot-audio index build, resume=True ann=yes)")
         _OPEN.clear()
         _OPEN[key] = graph
     return _OPEN[key]

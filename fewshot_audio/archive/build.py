@@ -16,6 +16,7 @@ window, as ``tag``), so ``index tag`` gives what ``tag`` gives, up to float16 st
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,13 +26,15 @@ from pathlib import Path
 import torch
 
 from fewshot_audio.archive import ann as approx
-from fewshot_audio.archive.store import ArchiveStore, NewFile, model_fingerprint
+from fewshot_audio.archive.store import FORMAT_VERSION, ArchiveStore, NewFile, model_fingerprint
 from fewshot_audio.data.audio import audio_duration, audio_files
 from fewshot_audio.embedding import Embedded, checked_hop, embed_files, load_backbone
 from fewshot_audio.errors import CollectiveError, ConfigError, DataError
 from fewshot_audio.fewshot import distributed
-from fewshot_audio.util.progress import log, progress, set_quiet, warn
+from fewshot_audio.util.progress import progress, set_quiet
 from fewshot_audio.util.runtime import pick_device
+
+logger = logging.getLogger(__name__)
 
 ANN_CHOICES = ("auto", "yes", "no")
 SHARD_SECONDS = 30.0  # a shard is committed at least this often, so that an interrupted build keeps its work
@@ -48,10 +51,10 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     t0 = time.perf_counter()
     out = Path(out)
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers={workers}: must be >= 1", param="workers")
     hop = checked_hop(hop)
     if ann not in ANN_CHOICES:
-        raise ConfigError(f"--ann {ann!r} is not valid; use {', '.join(ANN_CHOICES)}")
+        raise ConfigError(f"ann={ann!r} is not valid; use {', '.join(ANN_CHOICES)}", param="ann")
     files = sorted({p.resolve() for p in audio_files(list(archive))})
     dev = distributed.setup(device) or pick_device(device)
     rank, world = distributed.world()
@@ -60,7 +63,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     bb = load_backbone(backbone, device=dev)
     step = hop if hop is not None else bb.window / 2
     meta = {"backbone": backbone, "model": bb.record, "features": asdict(bb.features), "window": bb.window,
-            "hop": step, "weights": model_fingerprint(bb.model), "format": 1}
+            "hop": step, "weights": model_fingerprint(bb.model), "format": FORMAT_VERSION}
     _on_rank_0(lambda: _set_up(out, meta))  # sets the index up (or checks it) and removes what a killed build left
     index = ArchiveStore(out)
     known = index.known_files()
@@ -75,7 +78,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     if gone and rank == 0:
         index.forget(gone)
     if not quiet and (unchanged or gone):
-        log(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
+        logger.info(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
     mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
     embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
     n_windows = n_bad = 0
@@ -112,6 +115,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     counts = {"index": str(out), "embedded": len(todo), "unchanged": unchanged, "forgotten": len(gone),
               "unreadable": n_bad, "windows": n_windows, "rank": rank, "processes": world}
     counts["ann_windows"] = _update_ann(index, ann, quiet=quiet) if rank == 0 else None
+    counts["audio_hours"] = round(index.audio_seconds() / 3600, 3) if rank == 0 else None  # all the index holds
     counts["seconds"] = round(time.perf_counter() - t0, 2)
     return counts
 
@@ -136,9 +140,9 @@ def _on_rank_0(step) -> None:
 def _check_out(out: Path, resume: bool) -> None:
     exists = ArchiveStore.exists(out)
     if exists and not resume:
-        raise ConfigError(f"{out} already holds an index; pass --resume to continue or update it, or choose another --out")
+        raise ConfigError(f"out={out} already holds an index; pass resume=True to continue or update it, or choose another out=")
     if out.exists() and not exists and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not an index; choose an empty or new --out")
+        raise ConfigError(f"{out} exists and is not an index; choose an empty or new out=")
 
 
 def _set_up(out: Path, meta: dict) -> None:
@@ -151,7 +155,7 @@ def _set_up(out: Path, meta: dict) -> None:
         for key in ("backbone", "model", "features", "window", "hop", "weights"):
             if old.get(key) != meta[key]:
                 raise ConfigError(f"index {index.root} was built with {key} {old.get(key)!r}, not {meta[key]!r}; "
-                                  "resume it with the same --backbone and --hop, or build a new index")
+                                  "resume it with the same backbone= and hop_s=, or build a new index")
     else:
         index.set_up(meta)
     index.remove_orphans()
@@ -165,7 +169,7 @@ def _update_ann(index: ArchiveStore, ann: str, *, quiet: bool) -> int | None:
         return None
     if not approx.available():
         if ann == "yes" or not quiet:
-            (warn if ann == "yes" else log)(f"{live} windows: install USearch (pip install 'fewshot-audio[archive]') "
+            (logger.warning if ann == "yes" else logger.info)(f"{live} windows: install USearch (pip install 'fewshot-audio[archive]') "
                                              "for approximate search; search stays exact")
         return None
     if approx.ann_ready(index):

@@ -38,13 +38,13 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
     if k < 1:
         raise ConfigError(f"--k must be >= 1, got {k}")
     if method not in SEARCH_METHODS:
-        raise ConfigError(f"--method {method!r} is not valid; use {', '.join(SEARCH_METHODS)}")
+        raise ConfigError(f"method={method!r} is not valid; use {', '.join(SEARCH_METHODS)}", param="method")
     index = ArchiveStore.open(index_dir)
     graph = approx.ann_ready(index)
     if method == "approximate" and not graph:
         why = ("USearch is not installed (pip install 'fewshot-audio[archive]')" if not approx.available() else
-               "it has no up-to-date search graph (run 'fewshot-audio index build ... --resume --ann yes')")
-        raise ConfigError(f"index {index_dir} cannot be searched approximately: {why}; or use --method exact")
+               "it has no up-to-date search graph (fewshot-audio index build, resume=True ann=yes)")
+        raise ConfigError(f"index {index_dir} cannot be searched approximately: {why}; or use method=exact", param="method")
     dev = pick_device(device)
     bb = index_backbone(index, device=dev)
     emb = embed_examples(bb, audio_files(list(examples)), device=dev, hop=index.meta["hop"], quiet=quiet)

@@ -6,8 +6,9 @@ Layout of an index folder::
                         files (path, size, mtime, duration, shard, first row, window count, error),
                         shards (name, rows)
     shards/NNNNNN.emb.npy   float16 window embeddings (rows, d)
-    shards/NNNNNN.win.npy   float32 (start s, end s, level dB) of each row's window (indexes built before
-                            levels were kept: (start, end); their clips pool every window)
+    shards/NNNNNN.win.npy   float32 (start s, end s, level dB) of each row's window
+
+One layout version is read (:data:`FORMAT_VERSION`, the ``format`` of ``meta``); an index of another is refused.
 
 A shard is written to temporary files, renamed, and only then recorded, in one transaction
 (:meth:`ArchiveStore.commit_shard`): a build killed at any point leaves the database naming only
@@ -33,6 +34,7 @@ from fewshot_audio.errors import DataError
 from fewshot_audio.specs import canonical_backbone
 
 DB_NAME = "index.sqlite"
+FORMAT_VERSION = 1  # the layout above; written as meta "format" and checked when an index is opened
 SCHEMA = """
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists shards (id integer primary key, name text not null, rows integer not null);
@@ -121,6 +123,9 @@ class ArchiveStore:
         store = cls(root)
         if not store.meta:
             raise DataError(f"{root} holds no finished index set-up; rebuild it with 'fewshot-audio index build'")
+        if store.meta.get("format") != FORMAT_VERSION:
+            raise DataError(f"index {root} has layout version {store.meta.get('format')}; this toolkit reads version "
+                            f"{FORMAT_VERSION}: build it again with 'fewshot-audio index build' into a new folder")
         return store
 
     @contextlib.contextmanager
@@ -237,14 +242,14 @@ class ArchiveStore:
 
     def shard_arrays(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         """Memory-mapped ``(embeddings (rows, d) float16, windows (rows, 3))`` of shard ``shard``: each window's
-        start and end seconds and its level in dB (``(rows, 2)`` without levels in indexes built before them)."""
+        start and end seconds and its level in dB."""
         name = f"{shard:06d}"
         folder = self.root / "shards"
         try:
             return (np.load(folder / f"{name}.emb.npy", mmap_mode="r"), np.load(folder / f"{name}.win.npy", mmap_mode="r"))
         except (OSError, ValueError) as exc:
             raise DataError(f"index shard {folder / name}.emb.npy is missing or damaged ({exc}); rebuild the "
-                            "index with 'fewshot-audio index build ... --resume' after deleting it") from None
+                            "index after deleting it (fewshot-audio index build, resume=True)") from None
 
     def live_rows(self) -> dict[int, list[tuple[str, int, int]]]:
         """Per shard, the ``(path, first, count)`` of the files whose windows it holds (rows of forgotten or
@@ -255,10 +260,9 @@ class ArchiveStore:
                 out.setdefault(f.shard, []).append((f.path, f.first, f.count))
         return out
 
-    def windows_of(self, paths: list[str | Path]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-        """Window embeddings ``(n, d)`` float32 of the indexed files ``paths`` and their levels (dB; ``None`` in an
-        index built before levels were kept); one line naming a file the index does not hold, or holds without
-        audio."""
+    def windows_of(self, paths: list[str | Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Window embeddings ``(n, d)`` float32 of the indexed files ``paths`` and their levels (dB); one line naming
+        a file the index does not hold, or holds without audio."""
         out, levels = [], []
         for p in paths:
             row = self._db.execute("select path, shard, first, count, error from files where path = ?",
@@ -266,8 +270,8 @@ class ArchiveStore:
             f = None if row is None else FileRow(*row)
             if f is None or not f.count:
                 why = "is not in it" if f is None else f"has no audio in it ({f.error})"
-                raise DataError(f"{p} {why}: index {self.root} holds the files of its archive; update it with "
-                                "'fewshot-audio index build ... --resume' or pass the file without --index")
+                raise DataError(f"{p} {why}: index {self.root} holds the files of its archive; update it "
+                                "(fewshot-audio index build, resume=True) or pass the file without index=")
             emb, win = self.shard_arrays(f.shard)
             out.append(np.array(emb[f.first : f.first + f.count], dtype=np.float32))  # a copy: the map is read-only
             levels.append(_levels(win[f.first : f.first + f.count]))
@@ -275,7 +279,7 @@ class ArchiveStore:
 
     def windows_of_files(self):
         """``(path, window embeddings float32 (n, d), times (n, 2), levels (n,) dB, error)`` per indexed file
-        (arrays ``None`` for a file without audio; levels ``None`` in an index built before levels were kept)."""
+        (arrays ``None`` for a file without audio)."""
         cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for f in self.files():
             if not f.count:
@@ -297,13 +301,13 @@ class ArchiveStore:
             if z is not None:
                 paths.append(path)
                 zs.append(torch.from_numpy(z))
-                levels.append(None if lv is None else torch.from_numpy(lv))
+                levels.append(torch.from_numpy(lv))
         if not zs:
             raise DataError(f"index {self.root} holds no audio")
         owner = torch.cat([torch.full((len(z),), i) for i, z in enumerate(zs)])
-        return paths, torch.cat(zs), owner, None if any(lv is None for lv in levels) else torch.cat(levels)
+        return paths, torch.cat(zs), owner, torch.cat(levels)
 
 
-def _levels(windows: np.ndarray) -> np.ndarray | None:
-    """The level column (dB) of shard window rows, or ``None`` for rows written before levels were kept."""
-    return np.array(windows[:, 2], dtype=np.float32) if windows.shape[1] > 2 else None
+def _levels(windows: np.ndarray) -> np.ndarray:
+    """The level column (dB) of shard window rows."""
+    return np.array(windows[:, 2], dtype=np.float32)

@@ -19,7 +19,7 @@ def tagger_for(index: ArchiveStore, tagger: str | Path | Tagger, *, device: str 
     differs = model_difference(meta, model.backbone)
     if differs:
         raise ConfigError(f"tagger {tagger} was built on another model than index {index.root} ({differs}); adapt a "
-                          f"tagger with --backbone {meta['backbone']} or tag the files with 'fewshot-audio tag'")
+                          f"tagger with backbone={meta['backbone']} or tag the files with 'fewshot-audio tag'")
     return model
 
 
@@ -62,7 +62,7 @@ def add_examples(tagger: Tagger, tag: str, *, positive: list[str | Path], negati
     embeddings read from ``index`` (which must embed as the tagger does) or decoded and embedded."""
     paths = [Path(p) for p in [*positive, *negative]]
     if not paths:
-        raise ConfigError("give --positive and/or --negative audio files")
+        raise ConfigError("give positive= and/or negative= audio files", param="positive")
     tagger.column(tag, hint=" (add it with add-tag)")
     if index is not None:
         store = ArchiveStore.open(index)

@@ -94,7 +94,7 @@ def print_tags(tagger: Tagger) -> None:
 
 
 def run_adapt(args) -> int:
-    check_new_output(args.out, kind="safetensors", overwrite=args.overwrite, flag="--out")
+    check_new_output(args.out, kind="safetensors", overwrite=args.overwrite, param="out")
     tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
                           negatives=args.negatives, device=args.device, strictness=args.strictness,
                           noncommercial=args.allow_noncommercial, quiet=args.quiet)

@@ -66,13 +66,14 @@ def register(sub) -> None:
 
 def run_build(args) -> int:
     if not Path(args.out).exists():  # an existing --out is checked by build_index (an index to resume, or not)
-        check_folder_creatable(args.out, flag="--out")
+        check_folder_creatable(args.out, param="out")
     counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop=args.hop, workers=args.workers,
                          resume=args.resume, files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
                          quiet=args.quiet)
     if counts["rank"]:
         return 0  # torchrun: rank 0 reports for all
-    print(f"index {counts['index']}: {counts['embedded']} file(s) embedded ({counts['windows']} windows, "
+    print(f"index {counts['index']} ({counts['audio_hours']:g} h of audio): {counts['embedded']} file(s) embedded "
+          f"({counts['windows']} windows, "
           f"{counts['unreadable']} unreadable), {counts['unchanged']} unchanged, {counts['forgotten']} forgotten, "
           f"{counts['seconds']} s" + (f", {counts['processes']} processes" if counts["processes"] > 1 else "")
           + (f"; search graph over {counts['ann_windows']} windows" if counts["ann_windows"] else ""))

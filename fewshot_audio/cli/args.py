@@ -13,7 +13,10 @@ def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` (no progress bars or status lines: warnings and errors only) and ``--verbose`` (debugging
+    details too)."""
     p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    p.add_argument("--verbose", action="store_true", help="also the library's debugging details")
 
 
 def add_overwrite(p: argparse.ArgumentParser) -> None:

@@ -55,7 +55,7 @@ def register(sub) -> None:
 
 
 def run_compare(args) -> int:
-    check_folder_creatable(args.out, flag="--out")
+    check_folder_creatable(args.out, param="out")
     config = load_config(args.config) if args.config else TrainConfig()
     config = apply_overrides(config, {k: getattr(args, k) for k in KEYS})
     strategies, missing = strategy_rows(args.strategies, protocol=args.protocol)

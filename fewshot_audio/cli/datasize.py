@@ -53,7 +53,7 @@ def run_datasize(args) -> int:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError(f"--models {unknown[0]!r} is not a model of the study; choose from {', '.join(MODELS)}")
-    check_folder_creatable(args.out, flag="--out")
+    check_folder_creatable(args.out, param="out")
     rows = run_datasize(args.dataset, args.out, models=models, preset=preset, device=pick_device(args.device),
                         test_fold=args.test_fold, format=args.format, label=args.label, overwrite=args.overwrite,
                         quiet=args.quiet)

@@ -6,21 +6,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
 from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
-from fewshot_audio.data.audio import audio_files
-from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS
+from fewshot_audio.data.audio import audio_duration, audio_files
+from fewshot_audio.data.raven import RavenRow, raven_table
+from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS, detector_settings
 from fewshot_audio.detection.episodes import dataset_episodes, resolve_audio, table_episodes
+from fewshot_audio.detection.frames import SAMPLE_RATE
 from fewshot_audio.detection.metric import PRED_HEADER, evaluate, format_report, read_predictions, read_references
 from fewshot_audio.detection.pipeline import NO_EVENTS, Detections, find, fit, run_episode
+from fewshot_audio.detection.sources import DESCRIPTOR_SOURCES
 from fewshot_audio.errors import ConfigError, DataError, FewshotError
 from fewshot_audio.util.io import atomic_write_text, check_folder_creatable, check_new_output
-from fewshot_audio.util.progress import log, warn
+from fewshot_audio.util.runtime import pick_device
 
-RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Begin File", "Annotation", "Score"]
+logger = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
@@ -32,7 +36,9 @@ def register(sub) -> None:
                    "it names (else the first one); every recording given is searched")
     p.add_argument("--first", type=int, default=5, help="how many of the first POS events are the examples (default 5)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"one of {', '.join(DETECTORS)} (default "
-                   f"{DEFAULT_DETECTOR})")
+                   f"{DEFAULT_DETECTOR}; docs/detection.md describes them)")
+    p.add_argument("--config", help="a YAML file of detector settings changing --detector's (e.g. 'threshold: 0.7'; "
+                   "'detector: NAME' picks the one it starts from; docs/detection.md lists the settings)")
     p.add_argument("--weights", help="the meta-trained network (DIR/detector.pt from train-detector) of a --detector "
                    "protonet* (default: the network shipped with fewshot-audio, meta-trained on spoken-word mixtures)")
     p.add_argument("--out", required=True, help="predictions: CSV in the official layout Audiofilename,Starttime,Endtime "
@@ -44,6 +50,7 @@ def register(sub) -> None:
     p.add_argument("--evaluate", action="store_true", help="score the predictions with the official metric against "
                    "the dataset's annotations")
     p.add_argument("--seed", type=int, default=0)
+    add_device(p)
     add_quiet(p)
     p.set_defaults(run=run_detect)
     t = sub.add_parser("train-detector", help="meta-train the frame-level prototypical network of --detector protonet "
@@ -67,57 +74,61 @@ def register(sub) -> None:
     e.set_defaults(run=run_evaluate)
 
 
-def _table(rows: list[tuple[str, str, float, float, float]], args) -> str:
-    buf = io.StringIO()
+Row = tuple[str, str, float, float, float, str]  # file name, class, start, end, score, recording path
+
+
+def _table(rows: list[Row], args) -> str:
     if args.json:
         return json.dumps([{"file": f, "class": c, "start": round(a, 4), "end": round(b, 4), "score": round(s, 4)}
-                           for f, c, a, b, s in rows], indent=1) + "\n"
-    if args.raven:
-        w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-        w.writerow(RAVEN_COLUMNS)
-        for i, (f, c, a, b, s) in enumerate(rows, 1):
-            w.writerow([i, "Spectrogram 1", 1, f"{a:.4f}", f"{b:.4f}", f, c, f"{s:.4f}"])
-        return buf.getvalue()
+                           for f, c, a, b, s, _ in rows], indent=1) + "\n"
+    if args.raven:  # the one Raven writer (the same table 'tag --raven' writes), read back by --examples
+        paths = list(dict.fromkeys(p for *_, p in rows))
+        return raven_table([RavenRow(p, a, b, c, s) for _, c, a, b, s, p in rows],
+                           durations={p: audio_duration(resolve_audio(Path(p))) for p in paths},
+                           high_freq_hz=SAMPLE_RATE / 2)  # the detectors' log-mel band
+    buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(PRED_HEADER)
-    for f, _, a, b, _ in rows:
+    for f, _, a, b, _, _ in rows:
         w.writerow([f, f"{a:.4f}", f"{b:.4f}"])
     return buf.getvalue()
 
 
-def _rows(name: str, label: str, found: Detections) -> list[tuple[str, str, float, float, float]]:
-    return [(name, label, float(a), float(b), float(s)) for (a, b), s in zip(found.events, found.scores)]
+def _rows(name: str, label: str, found: Detections, path: Path) -> list[Row]:
+    return [(name, label, float(a), float(b), float(s), str(path)) for (a, b), s in zip(found.events, found.scores)]
 
 
 def run_detect(args) -> int:
     if args.first < 1:
         raise ConfigError(f"--first must be at least 1, got {args.first}")
     if args.detector not in DETECTORS:
-        raise ConfigError(f"unknown detector {args.detector!r}; registered: {', '.join(DETECTORS)}")
-    if args.weights and not DETECTORS[args.detector].network:
+        raise ConfigError(f"--detector: {DETECTORS.unknown(args.detector)}")
+    settings = detector_settings(args.detector, config=args.config)
+    if args.weights and not DESCRIPTOR_SOURCES.get(settings.source).uses_weights:
         raise ConfigError(f"--weights is for the protonet detectors; --detector {args.detector} uses no network")
     if args.weights and not Path(args.weights).is_file():
         raise ConfigError(f"--weights {args.weights} does not exist; pass the detector.pt 'fewshot-audio train-detector' "
                           "wrote")
     if args.evaluate and (args.examples or args.json or args.raven):
         raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
-    check_new_output(args.out, kind="text", overwrite=args.overwrite, flag="--out")
+    check_new_output(args.out, kind="text", overwrite=args.overwrite, param="out")
+    device = str(pick_device(args.device))
     rows, failed, t0 = [], 0, time.perf_counter()
     if args.examples:
         recordings = audio_files(args.inputs)
         for ep in table_episodes(recordings, args.examples, first=args.first):
-            fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights)
+            fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings, device=device)
             for rec in recordings:
                 home = resolve_audio(rec).resolve() == Path(ep.recording).resolve()
                 try:
                     found = find(fitted, rec, after=ep.known_until if home else 0.0,
                                  known=ep.examples if home else NO_EVENTS, seed=args.seed)
                 except DataError as exc:
-                    warn(str(exc))
+                    logger.warning(str(exc))
                     failed += 1
                     continue
-                rows += _rows(rec.name, ep.label, found)
-                log(f"{rec.name} ({ep.label}): {len(found.events)} events")
+                rows += _rows(rec.name, ep.label, found, rec)
+                logger.info(f"{rec.name} ({ep.label}): {len(found.events)} events")
     else:
         if len(args.inputs) != 1:
             raise ConfigError("pass one dataset folder, or recordings with --examples TABLE")
@@ -126,20 +137,21 @@ def run_detect(args) -> int:
             raise DataError(f"no recording in {args.inputs[0]} can be searched: {found_eps.problems[0]}"
                             + (f" (and {len(found_eps.problems) - 1} more)" if len(found_eps.problems) > 1 else ""))
         for problem in found_eps.problems:
-            warn(problem)
+            logger.warning(problem)
         failed = len(found_eps.problems)
         for ep in found_eps.episodes:
             try:
-                found = run_episode(ep, args.detector, seed=args.seed, weights=args.weights)
+                found = run_episode(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings,
+                                    device=device)
             except FewshotError as exc:
-                warn(str(exc))
+                logger.warning(str(exc))
                 failed += 1
                 continue
-            rows += _rows(ep.audio_name, ep.label, found)
+            rows += _rows(ep.audio_name, ep.label, found, ep.recording)
             label = "" if ep.label == ep.audio_name.rsplit(".", 1)[0] else f" ({ep.label})"
-            log(f"{ep.audio_name}{label}: {len(found.events)} events after the first {args.first}")
+            logger.info(f"{ep.audio_name}{label}: {len(found.events)} events after the first {args.first}")
     atomic_write_text(args.out, _table(rows, args))
-    log(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
+    logger.info(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
     if args.evaluate:
         print(format_report(evaluate(read_predictions(args.out), read_references(args.inputs[0]))))
     if failed:
@@ -151,14 +163,12 @@ def run_detect(args) -> int:
 
 def run_train_detector(args) -> int:
     from fewshot_audio.detection.meta import train_detector  # the training harness: only for this command
-    from fewshot_audio.util.runtime import pick_device
-
     for flag, value in (("--episodes", args.episodes), ("--meta-batch", args.meta_batch), ("--val-every", args.val_every)):
         if value < 1:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
     if not Path(args.dataset).is_dir():
         raise ConfigError(f"{args.dataset} is not a folder; pass a folder of recordings with annotation CSVs beside them")
-    check_folder_creatable(args.out, flag="--out")  # the run folder (and its parents) is made by train_detector
+    check_folder_creatable(args.out, param="out")  # the run folder (and its parents) is made by train_detector
     target = train_detector(args.dataset, args.out, episodes=args.episodes, meta_batch=args.meta_batch, lr=args.lr,
                             val_every=args.val_every, seed=args.seed, resume=args.resume,
                             device=str(pick_device(args.device)), quiet=args.quiet)

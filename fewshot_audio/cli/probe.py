@@ -44,7 +44,7 @@ def run_probe(args) -> int:
         raise ConfigError(f"--classifier {args.classifier!r}: choose {', '.join(CLASSIFIERS)}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    check_folder_creatable(args.out, flag="--out")
+    check_folder_creatable(args.out, param="out")
     rows = probe(args.dataset, args.out, architectures=names, classifier=args.classifier, seeds=args.seeds,
                  folds=args.folds, maps=args.maps, format=args.format, label=args.label, overwrite=args.overwrite, quiet=args.quiet)
     for r in rows:

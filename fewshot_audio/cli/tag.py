@@ -81,7 +81,7 @@ def check_outputs(args, files: list[Path]) -> list[Path]:
     taggrams = (taggram_paths(args.taggram, files, overwrite=args.overwrite) if getattr(args, "taggram", None)
                 else [])
     if getattr(args, "raven", None):
-        check_new_output(args.raven, kind="text", overwrite=args.overwrite, flag="--raven")
+        check_new_output(args.raven, kind="text", overwrite=args.overwrite, param="raven")
     return taggrams
 
 

@@ -80,7 +80,7 @@ def describe(result: dict) -> str:
 def run_train(args) -> int:
     config = train_config(args)
     if config.out:
-        check_folder_creatable(config.out, flag="--out")
+        check_folder_creatable(config.out, param="out")
     metrics = train(config, resume=args.resume, quiet=args.quiet)
     if "test" not in metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return 0

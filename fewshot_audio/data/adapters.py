@@ -1,24 +1,26 @@
 """Dataset adapters: turn a folder in a known layout into a :class:`Manifest`.
 
-One ``prepare_<format>(root, label=...)`` per layout; :func:`detect_format`
-picks one from the files present; :func:`load_dataset` does both and validates.
+One ``prepare_<format>(root, label=...)`` per layout, each wrapped in a :class:`DatasetLayout` registered in
+:data:`LAYOUTS`; :func:`detect_format` asks each layout, in ``detect_order``, whether ``root`` is in it;
+:func:`build_manifest` does both.
 """
 
 from __future__ import annotations
 
+import abc
 import csv
 import json
 import re
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import soundfile as sf
 
 from fewshot_audio.data.audio import AUDIO_EXTENSIONS
 from fewshot_audio.data.manifest import Clip, Manifest, check_duplicates
 from fewshot_audio.errors import DataError
-
-FORMATS = ("folder", "csv", "esc50", "urbansound8k", "fsdd", "nsynth", "mtt")
+from fewshot_audio.util.registry import Registry
 
 
 def _is_audio(path: Path) -> bool:
@@ -29,7 +31,8 @@ def _check_label_choice(fmt: str, label: str | None, valid: tuple[str, ...]) -> 
     if label is None:
         return valid[0]
     if label not in valid:
-        raise DataError(f"--label {label!r} is not valid for format {fmt}; choose one of {', '.join(valid)}")
+        raise DataError(f"label {label!r} is not valid for format {fmt}; choose one of {', '.join(valid)}",
+                        param="label")
     return label
 
 
@@ -50,7 +53,7 @@ def _find_csv(root: Path) -> Path:
         return root
     csvs = sorted(root.glob("*.csv"))
     if len(csvs) != 1:
-        raise DataError(f"{root} holds {len(csvs)} CSV files; pass the CSV file itself as --dataset")
+        raise DataError(f"{root} holds {len(csvs)} CSV files; pass the CSV file itself as dataset=", param="dataset")
     return csvs[0]
 
 
@@ -159,61 +162,156 @@ def prepare_mtt(root: Path, label: str | None = None) -> Manifest:
     return Manifest(f"mtt-{label}", str(root), clips)
 
 
-PREPARERS = {
-    "folder": prepare_folder,
-    "csv": prepare_csv,
-    "esc50": prepare_esc50,
-    "urbansound8k": prepare_urbansound8k,
-    "fsdd": prepare_fsdd,
-    "nsynth": prepare_nsynth,
-    "mtt": prepare_mtt,
-}
+class DatasetLayout(abc.ABC):
+    """A reader for one dataset layout: whether a folder is in it (:meth:`matches`) and its manifest
+    (:meth:`prepare`, which reads labels by ``label``, one of ``labels``; ``None``: the first)."""
+
+    name: ClassVar[str] = ""
+    labels: ClassVar[tuple[str, ...]] = ()
+    detect_order: ClassVar[int] = 50  # layouts are tried from the lowest: specific layouts before general ones
+
+    @abc.abstractmethod
+    def matches(self, root: Path) -> bool:
+        """Whether ``root`` (a folder, or a file) looks like this layout."""
+
+    @abc.abstractmethod
+    def prepare(self, root: Path, label: str | None = None) -> Manifest:
+        """The manifest of the dataset at ``root``, labels read by ``label``."""
+
+
+LAYOUTS: Registry[type[DatasetLayout]] = Registry("dataset format", base=DatasetLayout)
+"""Every dataset layout by name (the ``format`` of :func:`build_manifest`)."""
+
+
+@LAYOUTS.register()
+class FolderLayout(DatasetLayout):
+    """``root/<class>/<clip>.wav``: one sub-folder per class."""
+
+    name, labels, detect_order = "folder", ("folder",), 80
+
+    def matches(self, root):
+        return root.is_dir() and any(p.is_dir() and any(_is_audio(f) for f in p.rglob("*")) for p in root.iterdir())
+
+    def prepare(self, root, label=None):
+        return prepare_folder(root, label)
+
+
+@LAYOUTS.register()
+class CSVLayout(DatasetLayout):
+    """A CSV with ``path,label`` columns (or a folder holding one CSV)."""
+
+    name, labels, detect_order = "csv", ("labels",), 90
+
+    def matches(self, root):
+        if root.is_file():
+            return root.suffix.lower() == ".csv"
+        return len(list(root.glob("*.csv"))) == 1
+
+    def prepare(self, root, label=None):
+        return prepare_csv(root, label)
+
+
+@LAYOUTS.register()
+class ESC50Layout(DatasetLayout):
+    """ESC-50: ``meta/esc50.csv`` and ``audio/``."""
+
+    name, labels, detect_order = "esc50", ("category",), 10
+
+    def matches(self, root):
+        return (root / "meta" / "esc50.csv").is_file()
+
+    def prepare(self, root, label=None):
+        return prepare_esc50(root, label)
+
+
+@LAYOUTS.register()
+class UrbanSound8KLayout(DatasetLayout):
+    """UrbanSound8K: ``metadata/UrbanSound8K.csv`` and ``audio/foldN/`` (its ten folds kept)."""
+
+    name, labels, detect_order = "urbansound8k", ("class",), 10
+
+    def matches(self, root):
+        return (root / "metadata" / "UrbanSound8K.csv").is_file()
+
+    def prepare(self, root, label=None):
+        return prepare_urbansound8k(root, label)
+
+
+@LAYOUTS.register()
+class FSDDLayout(DatasetLayout):
+    """The Free Spoken Digit Dataset: ``[recordings/]DIGIT_SPEAKER_I.wav``."""
+
+    name, labels, detect_order = "fsdd", ("digit", "speaker", "digit-speaker"), 70
+
+    def matches(self, root):
+        rec = root / "recordings" if (root / "recordings").is_dir() else root
+        wavs = list(rec.glob("*.wav"))[:50]
+        return bool(wavs) and all(_FSDD_NAME.match(w.stem) for w in wavs)
+
+    def prepare(self, root, label=None):
+        return prepare_fsdd(root, label)
+
+
+@LAYOUTS.register()
+class NSynthLayout(DatasetLayout):
+    """NSynth: ``examples.json`` and ``audio/``."""
+
+    name, labels, detect_order = "nsynth", ("family", "instrument"), 10
+
+    def matches(self, root):
+        return (root / "examples.json").is_file()
+
+    def prepare(self, root, label=None):
+        return prepare_nsynth(root, label)
+
+
+@LAYOUTS.register()
+class MTTLayout(DatasetLayout):
+    """MagnaTagATune: ``annotations_final.csv`` (multi-label tags)."""
+
+    name, labels, detect_order = "mtt", ("top50", "all"), 10
+
+    def matches(self, root):
+        return (root / "annotations_final.csv").is_file()
+
+    def prepare(self, root, label=None):
+        return prepare_mtt(root, label)
+
+
+FORMATS = tuple(LAYOUTS.names())
+"""The layout names, in registration order."""
 
 
 def detect_format(root: Path) -> str:
-    """Guess the layout of ``root`` from the files it holds."""
-    if root.is_file():
-        if root.suffix.lower() == ".csv":
-            return "csv"
+    """Guess the layout of ``root`` from the files it holds (the first layout, by ``detect_order``, that matches)."""
+    if root.is_file() and root.suffix.lower() != ".csv":
         raise DataError(f"dataset path {root} is a file but not a CSV; pass a folder or a CSV manifest")
-    if (root / "meta" / "esc50.csv").is_file():
-        return "esc50"
-    if (root / "metadata" / "UrbanSound8K.csv").is_file():
-        return "urbansound8k"
-    if (root / "examples.json").is_file():
-        return "nsynth"
-    if (root / "annotations_final.csv").is_file():
-        return "mtt"
-    rec = root / "recordings" if (root / "recordings").is_dir() else root
-    wavs = list(rec.glob("*.wav"))[:50]
-    if wavs and all(_FSDD_NAME.match(w.stem) for w in wavs):
-        return "fsdd"
-    if any(p.is_dir() and any(_is_audio(f) for f in p.rglob("*")) for p in root.iterdir()):
-        return "folder"
-    if len(list(root.glob("*.csv"))) == 1:
-        return "csv"
+    layouts = sorted((LAYOUTS.get(name)() for name in LAYOUTS), key=lambda layout: layout.detect_order)
+    for layout in layouts:
+        if layout.matches(root):
+            return layout.name
     raise DataError(
         f"cannot tell the layout of {root}: expected one sub-folder of audio per class, a CSV with path,label "
-        f"columns, or a known dataset layout; name one with --format ({', '.join(FORMATS)})"
+        f"columns, or a known dataset layout; name one with format= ({', '.join(FORMATS)})", param="format"
     )
 
 
 def build_manifest(path: str | Path, *, format: str | None = None, label: str | None = None,
-                   flag: str = "--dataset") -> Manifest:
+                   param: str = "dataset") -> Manifest:
     """Build (without validating audio) the manifest of the dataset at ``path``; messages name ``flag``, the
     option that gave the path."""
     root = Path(path).expanduser()
     if not root.exists():
-        raise DataError(f"{flag} {root} does not exist; pass a folder of audio or a CSV")
+        raise DataError(f"{param}={root} does not exist; pass a folder of audio or a CSV", param=param)
     if root.is_dir() and not any(root.iterdir()):
-        raise DataError(f"{flag} folder {root} is empty; it needs audio in one sub-folder per class or a CSV")
+        raise DataError(f"{param}={root} is an empty folder; it needs audio in one sub-folder per class or a CSV", param=param)
     fmt = format or detect_format(root)
-    if fmt not in PREPARERS:
-        raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if fmt not in LAYOUTS:
+        raise DataError(LAYOUTS.unknown(fmt), param="format")
     try:
-        manifest = PREPARERS[fmt](root, label)
+        manifest = LAYOUTS.get(fmt)().prepare(root, label)
     except FileNotFoundError as exc:
-        raise DataError(f"{fmt} dataset at {root} is missing {exc.filename}; is --format {fmt} right?") from None
+        raise DataError(f"{fmt} dataset at {root} is missing {exc.filename}; is format={fmt} right?") from None
     except (KeyError, csv.Error) as exc:
         raise DataError(f"{fmt} metadata under {root} lacks the expected column or key {exc}") from None
     if not manifest.clips:
@@ -254,7 +352,7 @@ def validate_manifest(manifest: Manifest, *, strict: bool = False) -> Manifest:
                     problem = f"{clip.path}: unreadable audio ({type(exc).__name__})"
         if problem:
             if strict:
-                raise DataError(f"{problem}; fix or remove the file, or drop --strict to skip it")
+                raise DataError(f"{problem}; fix or remove the file, or drop strict=True to skip it", param="strict")
             problems.append(problem)
         else:
             keep.append(clip)

@@ -19,7 +19,6 @@ import soxr
 
 from fewshot_audio.config import SHORT_POLICIES
 from fewshot_audio.errors import DataError
-from fewshot_audio.util.progress import warn
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def _finite(audio: np.ndarray, path: Path) -> np.ndarray:
         if bad.all():
             raise DataError(f"audio file {path} holds only NaN/inf samples; re-export it")
 
-        warn(f"{path}: {int(bad.sum())} NaN/inf sample(s) replaced by silence")
+        logger.warning(f"{path}: {int(bad.sum())} NaN/inf sample(s) replaced by silence")
         audio = np.where(bad, np.float32(0), audio)
     return audio
 
@@ -301,10 +300,10 @@ def window_times(n: int, *, duration: float, window: float, hop: float) -> np.nd
     return np.stack([starts, starts + window], axis=1).astype(np.float32)
 
 
-def audio_files(inputs: list[str | Path], *, flag: str = "") -> list[Path]:
-    """Expand folders (recursively) into audio files; errors (naming ``flag``, the option that gave them, if
+def audio_files(inputs: list[str | Path], *, param: str = "") -> list[Path]:
+    """Expand folders (recursively) into audio files; errors (naming ``param``, the parameter that gave them, if
     any) on missing paths or nothing to read."""
-    named = f"{flag} " if flag else ""
+    named = f"{param}=" if param else ""
     files: list[Path] = []
     for item in inputs:
         p = Path(item)

@@ -76,7 +76,7 @@ class Manifest:
             if len(clip.labels) != 1:
                 raise DataError(
                     f"clip {clip.id} has {len(clip.labels)} labels {list(clip.labels)} but single-label "
-                    "classification needs exactly one; pass --multi-label to train on every tag, or pick one label "
+                    "classification needs exactly one; pass multi_label=True to train on every tag, or pick one label "
                     "per clip in the CSV"
                 )
             out.append(clip.labels[0])

@@ -1,4 +1,5 @@
-"""Annotation tables of long recordings: the DCASE few-shot detection layout and Raven selection tables.
+"""Annotation tables of long recordings: the DCASE few-shot detection layout, Raven selection tables (read by
+:mod:`fewshot_audio.data.raven`) and review labels, as the examples and references of detection.
 
 DCASE layout: one CSV per recording, of the same name beside it, with ``Audiofilename,Starttime,Endtime`` and
 either a ``Q`` column (``POS``/``UNK``/``NEG``: one class of interest) or one ``CLASS_x`` column per class. Raven
@@ -8,21 +9,20 @@ selection tables are tab-separated with ``Begin Time (s)`` and ``End Time (s)`` 
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from fewshot_audio.data.raven import raven_selections
+from fewshot_audio.data.raven import read_table as _rows
+from fewshot_audio.data.raven import spans as _events
 from fewshot_audio.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 POS, UNK, NEG = "POS", "UNK", "NEG"
-RAVEN_BEGIN, RAVEN_END = "Begin Time (s)", "End Time (s)"
-RAVEN_CLASS = ("Annotation", "Species", "Label", "Class", "Tag")  # "Tag": the tables 'tag --raven' writes
-RAVEN_FILE = ("Begin File", "Begin Path")  # the recording a selection is in (a path or a file name)
 
 
 @dataclass
@@ -38,35 +38,6 @@ class Annotation:
 
     def positives(self) -> np.ndarray:
         return self.events[[i for i, q in enumerate(self.labels) if q == POS]]
-
-
-def _rows(path: Path, *, delimiter: str = ",") -> tuple[list[str], list[dict]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            rows = list(reader)
-            return [c.strip() for c in (reader.fieldnames or [])], rows
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot be read as a table ({exc})") from None
-
-
-def _seconds(path: Path, row: int, column: str, value) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: row {row + 2} has {column} {value!r}, not a number of seconds; fix that row") from None
-    if not np.isfinite(t) or t < 0:
-        raise DataError(f"{path}: row {row + 2} has {column} {value!r}; times must be seconds >= 0")
-    return t
-
-
-def _events(path: Path, rows: list[dict], begin: str, end: str) -> np.ndarray:
-    out = np.zeros((len(rows), 2))
-    for i, r in enumerate(rows):
-        out[i] = _seconds(path, i, begin, r.get(begin)), _seconds(path, i, end, r.get(end))
-        if out[i, 1] <= out[i, 0]:
-            raise DataError(f"{path}: row {i + 2} ends at {out[i, 1]:g} s, not after its start {out[i, 0]:g} s; fix that row")
-    return out
 
 
 def read_dcase(path: str | Path) -> list[Annotation]:
@@ -93,46 +64,6 @@ def read_dcase(path: str | Path) -> list[Annotation]:
         out.append(Annotation(path, audio, path.stem if c == "Q" else c[len("CLASS_"):],
                               events[order][keep], [labels[k] for k in keep]))
     return out
-
-
-@dataclass(frozen=True)
-class Selection:
-    """One row of a Raven selection table: the recording it names (as written; ``""`` when the table names none),
-    its span in that recording (seconds), its class (``""`` when none) and its ``Score`` (nan when none)."""
-
-    file: str
-    start: float
-    end: float
-    label: str
-    score: float
-
-
-def raven_selections(path: str | Path) -> list[Selection]:
-    """Every spectrogram-view selection of a Raven table, in the table's order. Times are the table's ``File Offset
-    (s)`` where it has one with a recording column (a table of several files: Begin Time runs on across them), else
-    ``Begin Time``; a one-line :class:`DataError` names a bad row."""
-    path = Path(path)
-    columns, rows = _rows(path, delimiter="\t")
-    if RAVEN_BEGIN not in columns or RAVEN_END not in columns:
-        raise DataError(f"{path}: a Raven selection table needs '{RAVEN_BEGIN}' and '{RAVEN_END}' columns "
-                        f"(found {', '.join(columns[:8]) or 'none'}); export the selections with their times")
-    rows = [r for r in rows if (r.get("View") or "Spectrogram").startswith("Spectrogram") or "View" not in columns]
-    events = _events(path, rows, RAVEN_BEGIN, RAVEN_END)
-    file_col = next((c for c in RAVEN_FILE if c in columns), None)
-    files = [(r.get(file_col) or "").strip().replace("\\", "/") for r in rows] if file_col else [""] * len(rows)
-    if file_col and "File Offset (s)" in columns:  # Begin Time runs on across files: place each event in its file
-        offsets = np.array([_seconds(path, i, "File Offset (s)", r.get("File Offset (s)")) for i, r in enumerate(rows)])
-        events = np.stack([offsets, offsets + events[:, 1] - events[:, 0]], axis=1).reshape(-1, 2)
-    label_col = next((c for c in RAVEN_CLASS if c in columns), None)
-    scores = []
-    for i, r in enumerate(rows):
-        text = (r.get("Score") or "").strip()
-        try:
-            scores.append(float(text) if text else float("nan"))
-        except ValueError:
-            raise DataError(f"{path}: row {i + 2} has Score {text!r}, not a number; fix that row") from None
-    return [Selection(f, float(a), float(b), (r.get(label_col) or "").strip() if label_col else "", sc)
-            for f, (a, b), r, sc in zip(files, events, rows, scores)]
 
 
 def read_raven(path: str | Path) -> list[Annotation]:
@@ -193,7 +124,7 @@ def examples(annotation: Annotation, *, first: int = 5, duration: float | None =
     where = f"{annotation.table}" + (f" (class {annotation.label})" if annotation.label != annotation.table.stem else "")
     if len(pos) < first:
         raise DataError(f"{where}: {len(pos)} POS event(s); detection needs the first {first} as examples: annotate "
-                        f"{first - len(pos)} more or pass --first {max(1, len(pos))}")
+                        f"{first - len(pos)} more or pass first={max(1, len(pos))}", param="first")
     back = np.flatnonzero(np.diff(pos[:, 0]) < 0)
     if len(back):
         k = int(back[0])

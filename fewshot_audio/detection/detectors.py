@@ -1,5 +1,7 @@
-"""Detectors: how window descriptors become scores and scores become events. One class per variant,
-registered by name (``detect --detector NAME``); :mod:`~fewshot_audio.detection.pipeline` never branches on it.
+"""Detectors: a detector is a named composition of a descriptor source (:mod:`.sources`), a window classifier
+(:mod:`.classifiers`) and an event decoder (:mod:`.decoders`), with its settings (:class:`DetectorSettings`).
+Each is registered in :data:`DETECTORS` by name (``detect --detector NAME``) and can be read from YAML
+(``detect --config``); :mod:`~fewshot_audio.detection.pipeline` never branches on a name.
 
 * ``protonet-shape`` (the default): ``shape``'s descriptors beside the window embeddings of the shipped
   meta-trained network fine-tuned on the recording's examples, one logistic regression on both, ``shape``'s events
@@ -33,198 +35,116 @@ from pathlib import Path
 
 import numpy as np
 
+from fewshot_audio.detection.classifiers import WINDOW_CLASSIFIERS, WindowClassifier
+from fewshot_audio.detection.decoders import EVENT_DECODERS, EventDecoder
+from fewshot_audio.detection.settings import DetectorSettings
 from fewshot_audio.errors import ConfigError
+from fewshot_audio.util.registry import Registry
 
-DETECTORS: dict[str, type[Detector]] = {}
-PEAK_DIP = 0.2  # how far the score must fall between two peaks for both to be events
 DEFAULT_DETECTOR = "protonet-shape"
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "frame_tcn_words.pt"
-"""The frame-level network meta-trained on spoken-word mixtures (weights/NOTICE.md says how and under what licence)."""
 
 
-def register_detector(cls: type[Detector]) -> type[Detector]:
-    DETECTORS[cls.name] = cls
-    return cls
+DETECTORS: Registry[DetectorSettings] = Registry("detector", base=DetectorSettings)
+"""Every detector by name; a new one is ``DETECTORS.add(NAME, DetectorSettings(...))``."""
+
+DETECTORS.add("shape", DetectorSettings(description=(
+    "each window's band means over four parts of it and band std, a logistic regression of the examples (shifted by "
+    "up to an eighth of a window) against the other annotated windows, then peaks above 0.8, one event each")))
+DETECTORS.add("shape-self", DetectorSettings(self_training=1, description=(
+    "shape, refitted once with its confident peaks (>= 0.95) and negatives (< 0.05) of the unlabelled recording")))
+DETECTORS.add("shape-cv", DetectorSettings(threshold_folds=True, description=(
+    "shape with its threshold chosen per recording, each example held out in turn")))
+DETECTORS.add("yamnet", DetectorSettings(source="embedding", embedding="yamnet", description=(
+    "shape's classifier and events on YAMNet's window embeddings (0.975 s) every quarter example")))
+DETECTORS.add("protonet", DetectorSettings(source="network", classifier="prototypes", threshold=0.5, description=(
+    "prototypes (the examples' mean, 32 k-means centres of the negatives) in the meta-trained frame-level "
+    "network's embedding space")))
+DETECTORS.add("protonet-lr", DetectorSettings(source="network", description=(
+    "shape's logistic regression on the meta-trained network's window embeddings")))
+DETECTORS.add("protonet-tuned", DetectorSettings(source="network", tune_steps=50, description=(
+    "protonet-lr after fine-tuning the network on the recording's examples and annotated part")))
+DETECTORS.add(DEFAULT_DETECTOR, DetectorSettings(source="network", tune_steps=50, with_shape=True, description=(
+    "protonet-tuned's embeddings beside shape's log-mel descriptors, one logistic regression on both (the default)")))
+DETECTORS.add("stats", DetectorSettings(segments=1, shift=0.25, stride=0.25, decoder="merge", threshold=0.5,
+                                        description=("a floor: band mean and std every quarter window, a logistic "
+                                                     "regression, windows above 0.5 merged")))
+DETECTORS.add("template", DetectorSettings(classifier="template", segments=1, shift=0.0, stride=0.25, decoder="merge",
+                                           description=("a floor: cosine to the examples' mean minus cosine to the "
+                                                        "negatives', windows above half-way merged")))
 
 
-def make_detector(name: str, *, weights: str | None = None) -> Detector:
-    """A fresh detector ``name``; ``weights``: the meta-trained network of a detector with ``network = True``
-    (default: :data:`SHIPPED_WEIGHTS`)."""
-    if name not in DETECTORS:
-        raise ConfigError(f"unknown detector {name!r}; registered: {', '.join(DETECTORS)}")
-    det = DETECTORS[name]()
-    det.weights = str(weights or SHIPPED_WEIGHTS) if det.network else weights
-    return det
+def check_parts(settings: DetectorSettings) -> DetectorSettings:
+    """``settings``, once every part it names is registered (one line naming an unknown one otherwise)."""
+    from fewshot_audio.detection.sources import DESCRIPTOR_SOURCES  # the sources read the network: only when used
+
+    DESCRIPTOR_SOURCES.get(settings.source)
+    WINDOW_CLASSIFIERS.get(settings.classifier)
+    EVENT_DECODERS.get(settings.decoder)
+    return settings
 
 
 class Detector:
-    """A detector's settings and its classifier. ``segments``: parts of a window whose band means describe
-    it; ``shift``: positive windows start up to this fraction of a window from an example's onset; ``stride``:
-    windows are scored every this fraction of a window (0: every frame); ``decode``: ``peaks`` (one event of
-    the examples' mean length per peak, overlaps suppressed) or ``merge`` (windows above the threshold joined);
-    ``band_reference``: refer each band to the recording's median level (else raw log-mel)."""
+    """A detector made from its settings: its classifier and decoder, and the threshold in force (the settings',
+    or the one its classifier chose when fitted)."""
 
-    name = ""
-    segments = 4
-    shift = 0.125
-    stride = 0.0
-    decode = "peaks"
-    threshold = 0.8
-    band_reference = True
-    self_training = 0  # rounds of adaptation to the unlabelled recording (pipeline.self_train)
-    confident = 0.95
-    embedding: str | None = None  # a pretrained model's embeddings instead of log-mel windows (sources.py)
-    threshold_folds = False  # choose the threshold per recording, each example held out in turn (pipeline.fit)
-    network = False  # descriptors from a meta-trained frame-level network (sources.NetworkSource; needs weights)
-    weights: str | None = None
-    separation = 0.5  # peaks (events) at least this fraction of the examples' length apart: rolls are found
-    with_shape = False  # a network detector's descriptors: its embeddings and the default's log-mel descriptors
-    tune_steps = 0  # fine-tune the network on the recording's examples first (sources.NetworkSource.adapt)
+    def __init__(self, name: str, settings: DetectorSettings):
+        self.name, self.settings = name, settings
+        self.classifier: WindowClassifier = WINDOW_CLASSIFIERS.get(settings.classifier)(settings)
+        self.decoder: EventDecoder = EVENT_DECODERS.get(settings.decoder)(settings)
+        self.threshold = settings.threshold
 
     def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
-        from sklearn.linear_model import LogisticRegression  # optional at import time: heavy
-        from sklearn.preprocessing import StandardScaler
-
-        x = np.concatenate([pos, neg])
-        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-        self.scaler = StandardScaler().fit(x)
-        self.model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
-        self.model.fit(self.scaler.transform(x), y)
+        """Fit the classifier on example descriptors ``pos (p, d)`` against ``neg (q, d)``."""
+        self.classifier.fit(pos, neg, seed=seed)
+        if self.classifier.threshold is not None:
+            self.threshold = self.classifier.threshold
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        if not len(x):
-            return np.zeros(0, np.float32)
-        return self.model.predict_proba(self.scaler.transform(x))[:, 1].astype(np.float32)
+        """Scores ``(n,)`` of descriptors ``x (n, d)``."""
+        return self.classifier.scores(x)
+
+    def decode(self, scores: np.ndarray, starts: np.ndarray, *, fps: float, window_frames: int, length_s: float,
+               min_length_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Events ``(m, 2)`` seconds and their scores from window ``scores`` at window ``starts`` (frames)."""
+        return self.decoder.decode(scores, starts, threshold=self.threshold, fps=fps, window_frames=window_frames,
+                                   length_s=length_s, min_length_s=min_length_s)
 
 
-@register_detector
-class ShapeLogReg(Detector):
-    name = "shape"
+def detector_settings(name: str, *, weights: str | None = None, config: str | Path | None = None) -> DetectorSettings:
+    """The settings of detector ``name``, changed by the YAML file ``config`` (a mapping of settings, optionally
+    with ``detector: NAME`` naming the one it starts from), with ``weights`` for a network source."""
+    if config is not None:
+        changes = read_detector_config(config)
+        name = changes.pop("detector", name)
+        settings = DETECTORS.get(name).replace(**changes)
+    else:
+        settings = DETECTORS.get(name)
+    if weights is not None:
+        settings = settings.replace(weights=str(weights))
+    return check_parts(settings)
 
 
-@register_detector
-class ShapeSelfTrained(Detector):
-    name = "shape-self"
-    self_training = 1
+def read_detector_config(path: str | Path) -> dict:
+    """The mapping of detector settings in the YAML file ``path`` (checked to be a mapping)."""
+    import yaml  # light, but only this path reads YAML here
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"detector config {path} cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"detector config {path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"detector config {path} must be a mapping of settings (e.g. 'threshold: 0.7'), "
+                          f"got {type(data).__name__}")
+    return dict(data)
 
 
-@register_detector
-class ShapeFoldedThreshold(Detector):
-    name = "shape-cv"
-    threshold_folds = True
-
-
-@register_detector
-class YamnetLogReg(Detector):
-    """The default's classifier and events on YAMNet's window embeddings (0.975 s) every quarter example."""
-
-    name = "yamnet"
-    embedding = "yamnet"
-
-
-@register_detector
-class ProtoNet(Detector):
-    """Prototypes in the meta-trained network's embedding space: the examples' mean, and ``negative_prototypes``
-    k-means centres of the negatives (a recording's background is many sounds, not one); the probability of the
-    examples' prototype from the softmax of negative squared distances."""
-
-    name = "protonet"
-    network = True
-    threshold = 0.5
-    negative_prototypes = 32
-
-    def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
-        from sklearn.cluster import KMeans  # optional at import time: heavy
-
-        k = min(self.negative_prototypes, len(neg))
-        centres = KMeans(k, n_init=3, random_state=seed).fit(neg.astype(np.float64)).cluster_centers_
-        self.protos = np.concatenate([pos.mean(0, keepdims=True), centres]).astype(np.float64)
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float64)
-        d = (x * x).sum(1, keepdims=True) - 2 * x @ self.protos.T + (self.protos**2).sum(1)[None]  # (n, 1 + k)
-        logits = -d - (-d).max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return (p[:, 0] / p.sum(axis=1)).astype(np.float32)
-
-
-@register_detector
-class ProtoNetLogReg(Detector):
-    name = "protonet-lr"
-    network = True
-
-
-@register_detector
-class ProtoNetTuned(Detector):
-    """``protonet-lr`` after fine-tuning the network on the recording's examples and annotated part."""
-
-    name = "protonet-tuned"
-    network = True
-    tune_steps = 50
-
-
-@register_detector
-class ProtoNetShape(Detector):
-    """``protonet-tuned``'s embeddings beside ``shape``'s log-mel descriptors, one logistic regression on both."""
-
-    name = "protonet-shape"
-    network = True
-    tune_steps = 50
-    with_shape = True
-
-
-@register_detector
-class StatsLogReg(Detector):
-    name = "stats"
-    segments, shift, stride, decode, threshold = 1, 0.25, 0.25, "merge", 0.5
-
-
-@register_detector
-class Template(Detector):
-    name = "template"
-    segments, shift, stride, decode = 1, 0.0, 0.25, "merge"
-
-    def fit(self, pos: np.ndarray, neg: np.ndarray, seed: int = 0) -> None:
-        self.mu, self.sd = neg.mean(0), neg.std(0) + 1e-6
-        unit = lambda v: v / (np.linalg.norm(v) + 1e-12)  # noqa: E731
-        self.pos_proto = unit(((pos - self.mu) / self.sd).mean(0))
-        self.neg_proto = unit(((neg - self.mu) / self.sd).mean(0))
-        self.threshold = float((self.scores(pos).mean() + self.scores(neg).mean()) / 2)
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.mu) / self.sd
-        z = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
-        return (z @ self.pos_proto - z @ self.neg_proto).astype(np.float32)
-
-
-def decode_events(scores: np.ndarray, starts: np.ndarray, det: Detector, *, fps: float, window: int,
-                  length: float, min_length: float) -> tuple[np.ndarray, np.ndarray]:
-    """Events ``(m, 2)`` seconds and their scores from window ``scores`` at window ``starts`` (frames)."""
-    if det.decode == "merge":  # windows above the threshold joined into one event
-        above = scores > det.threshold
-        runs = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0])).reshape(-1, 2)
-        events = np.array([[starts[a] / fps, (starts[b - 1] + window) / fps] for a, b in runs]).reshape(-1, 2)
-        best = np.array([scores[a:b].max() for a, b in runs], np.float32)
-        keep = events[:, 1] - events[:, 0] >= min_length / 2
-        return events[keep], best[keep]
-    peaks = score_peaks(scores, starts, det.threshold, fps=fps, separation=length * det.separation)
-    onsets = starts[peaks] / fps
-    events = np.stack([onsets, onsets + length], axis=1).reshape(-1, 2)
-    return events, scores[peaks].astype(np.float32)
-
-
-def score_peaks(scores: np.ndarray, starts: np.ndarray, threshold: float, *, fps: float, separation: float,
-                dip: float = PEAK_DIP) -> np.ndarray:
-    """Indices of the peaks of ``scores`` (at window ``starts``, frames) above ``threshold``: local maxima at least
-    ``separation`` seconds from a higher one and standing at least ``dip`` above the lowest score between them
-    (their prominence), so that one event's plateau gives one peak while hits closer than their own length (a
-    roll, a flam) each give theirs."""
-    from scipy.signal import find_peaks  # optional at import time: heavy
-
-    if not len(scores):
-        return np.zeros(0, np.int64)
-    step = float(np.median(np.diff(starts))) if len(starts) > 1 else 1.0
-    distance = max(1, int(round(separation * fps / step)))
-    padded = np.r_[-np.inf, scores.astype(np.float64), -np.inf]  # a peak at either end counts
-    found, _ = find_peaks(padded, height=threshold + 1e-12, distance=distance, prominence=dip)
-    return (found - 1).astype(np.int64)
+def make_detector(name: str, *, weights: str | None = None, settings: DetectorSettings | None = None) -> Detector:
+    """A fresh detector ``name`` (with ``settings`` instead of the registered ones when given); ``weights``: the
+    meta-trained network of a network source."""
+    settings = settings if settings is not None else DETECTORS.get(name)
+    if weights is not None:
+        settings = settings.replace(weights=str(weights))
+    return Detector(name, settings)

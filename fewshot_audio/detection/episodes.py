@@ -61,7 +61,7 @@ def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; pass a folder of recordings with annotation CSVs beside them, or "
-                        "recordings with --examples TABLE")
+                        "recordings with examples=TABLE")
     audio = {p.with_suffix(""): p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS}
     tables = {p.with_suffix(""): p for p in sorted(root.rglob("*.csv"))}
     found = Found([], [])
@@ -70,7 +70,7 @@ def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
             raven = sorted(rec.parent.glob(f"{stem.name}*.txt"))
             if raven:
                 found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it, but a selection table "
-                                      f"{raven[0].name}: pass the recording with --examples {raven[0]}")
+                                      f"{raven[0].name}: pass the recording with examples={raven[0]}")
                 continue
             found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it; annotate its first {first} events "
                                   "or move it out of the dataset")

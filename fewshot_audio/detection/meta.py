@@ -16,6 +16,7 @@ only its five examples (and the unlabelled audio) of a test recording.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +39,13 @@ from fewshot_audio.detection.network import PATCH, padded_for_patches
 from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.dataset import DeviceData
 from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
-from fewshot_audio.fewshot.harness import meta_train
+from fewshot_audio.fewshot.harness import TrainingPlan, train_best
 from fewshot_audio.fewshot.strategies.prototypical import Prototypical
 from fewshot_audio.models.backbones.frame_tcn import EVENT_FRAMES, FrameTCN
 from fewshot_audio.models.checkpoints import load_checkpoint, save_checkpoint
-from fewshot_audio.util.progress import log, warn
+
+logger = logging.getLogger(__name__)
+
 
 STORED = PATCH + 2  # stored with one frame more on either side: the training crop jitters the onset by a frame
 SHOTS, QUERIES = 5, 15
@@ -97,7 +100,7 @@ def training_patches(root: str | Path, *, negatives: int = 300, min_events: int 
     for table in tables:
         recording = next((p for p in sorted(table.parent.glob(table.stem + ".*")) if p.suffix != ".csv"), None)
         if recording is None:
-            warn(f"{table}: no recording of the same name beside it; skipped")
+            logger.warning(f"{table}: no recording of the same name beside it; skipped")
             continue
         for ann in read_dcase(table):
             events = ann.positives()
@@ -114,7 +117,7 @@ def training_patches(root: str | Path, *, negatives: int = 300, min_events: int 
         raise DataError(f"{root}: no recording with at least {min_events} annotated events of a class; annotate every "
                         "event of the training recordings")
     if not quiet:
-        log(f"{len(groups)} annotated recordings (groups), {sum(len(x) for x in xs)} patches")
+        logger.info(f"{len(groups)} annotated recordings (groups), {sum(len(x) for x in xs)} patches")
     return Patches(np.concatenate(xs).astype(np.float32), np.concatenate(labels), groups)
 
 
@@ -143,13 +146,14 @@ def train_detector(root: str | Path, out: str | Path, *, episodes: int = 2000, m
     held = DetectionEpisodeSampler(labels=labels, groups=val, group_names=patches.groups, n_shot=SHOTS,
                                    n_query=QUERIES, seed=seed + 1).sample(val_episodes)
     data = DeviceData(patches.x, device=dev, crop=PATCH, seed=seed)
-    history = meta_train(strategy, data=data, sampler=sampler, val_episodes=held, episodes=episodes,
-                         meta_batch=meta_batch, val_every=val_every, run_dir=out, resume=resume, amp=False, quiet=quiet)
+    plan = TrainingPlan(episodes=episodes, meta_batch=meta_batch, val_every=val_every, amp=False)
+    history = train_best(strategy, data=data, sampler=sampler, val_episodes=held, plan=plan, run_dir=out,
+                         resume=resume, quiet=quiet)
     best = load_checkpoint(out / "best.pt")
     target = out / "detector.pt"
     save_checkpoint(target, {"backbone": best["strategy"]["backbone"], "step": best["step"],
                              "val_accuracy": history.best_val, "groups": len(patches.groups),
                              "train_groups": len(train), "patch": PATCH})
     if not quiet:
-        log(f"best validation accuracy {history.best_val:.3f} at step {history.best_step} -> {target}")
+        logger.info(f"best validation accuracy {history.best_val:.3f} at step {history.best_step} -> {target}")
     return target

@@ -33,8 +33,8 @@ def load_detector_network(path: str | Path) -> FrameTCN:
     path = Path(path).resolve()
     if path not in _LOADED:
         if not path.is_file():
-            raise DataError(f"no detector network at {path}; pass --weights DIR/detector.pt from 'fewshot-audio "
-                            "train-detector' (or reinstall fewshot-audio for the shipped one)")
+            raise DataError(f"no detector network at {path}; pass weights=DIR/detector.pt from "
+                            "'fewshot-audio train-detector' (or reinstall fewshot-audio for the shipped one)")
         if file_kind(path) == "safetensors":
             raise DataError(f"{path} is a tagger file (safetensors), not a detector network; pass the detector.pt "
                             "'fewshot-audio train-detector' wrote")
@@ -48,11 +48,11 @@ def load_detector_network(path: str | Path) -> FrameTCN:
 
 
 def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarray, window: int, *, steps: int,
-              lr: float = 1e-4, shots: int = 3, seed: int = 0) -> FrameTCN:
+              lr: float = 1e-4, shots: int = 3, seed: int = 0, device: torch.device | None = None) -> FrameTCN:
     """A copy of ``net`` fine-tuned on one recording's examples: prototypical steps in which a random ``shots`` of
     the windows starting at ``pos`` (frames of ``frames (t, 64)``, band-referenced) make the event prototype and the
     others are its queries, against as many windows starting at ``neg``; each window read with a random jitter of
-    one frame. Batch norm keeps the meta-trained statistics (eval mode)."""
+    one frame. Batch norm keeps the meta-trained statistics (eval mode). Runs on ``device`` (default: the CPU)."""
     import copy
 
     tuned = copy.deepcopy(net).eval()  # Prototypical leaves the mode alone: batch norm keeps its statistics
@@ -64,16 +64,17 @@ def fine_tune(net: FrameTCN, frames: np.ndarray, pos: np.ndarray, neg: np.ndarra
     query = len(pos) - shots
     if query < 1 or len(neg) < shots + query:
         return tuned
-    strategy = Prototypical(backbone=tuned, device=torch.device("cpu"), lr=lr, n_way=2, seed=seed)
+    device = device or torch.device("cpu")
+    strategy = Prototypical(backbone=tuned, device=device, lr=lr, n_way=2, seed=seed)
 
     def patches(starts: np.ndarray) -> torch.Tensor:
         k = starts + rng.integers(-1, 2, len(starts)) + 1
-        return torch.from_numpy(np.stack([padded[i : i + stored - 2].T for i in k])[:, None])
+        return torch.from_numpy(np.stack([padded[i : i + stored - 2].T for i in k])[:, None]).to(device)
 
     for _ in range(steps):
         p = rng.permutation(pos)
         n = rng.choice(neg, shots + query, replace=False)
         support = torch.stack([patches(p[:shots]), patches(n[:shots])])[None]
         q = torch.stack([patches(p[shots:]), patches(n[shots:])])[None]
-        strategy.train_step(support, q, torch.zeros(1, 2, dtype=torch.long))
+        strategy.train_step(support, q, torch.zeros(1, 2, dtype=torch.long, device=device))
     return tuned

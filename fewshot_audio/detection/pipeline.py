@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
-from fewshot_audio.detection.detectors import Detector, decode_events, make_detector
+from fewshot_audio.detection.detectors import Detector, DetectorSettings, make_detector
 from fewshot_audio.detection.frames import NEGATIVE_IOU, max_iou
 from fewshot_audio.detection.metric import iou_hits
-from fewshot_audio.detection.sources import EmbeddingSource, LogMelSource, make_source
+from fewshot_audio.detection.sources import DescriptorSource, make_source
 from fewshot_audio.errors import DataError
 
 MAX_NEGATIVES = 30_000
@@ -47,7 +47,7 @@ class Fitted:
     """A detector fitted on one episode, with its descriptor source and the examples' lengths."""
 
     detector: Detector
-    source: LogMelSource | EmbeddingSource
+    source: DescriptorSource
     length: float  # the examples' mean length (s): the length of a peak's event
     min_length: float
     pos: np.ndarray  # the descriptors it was fitted on
@@ -60,12 +60,13 @@ class Detections:
     scores: np.ndarray  # (m,)
 
 
-def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Fitted:
+def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None,
+        settings: DetectorSettings | None = None, device: str = "cpu") -> Fitted:
     """The detector fitted on ``episode``: its examples (shifted by up to the detector's ``shift``) against the
     descriptors of the annotated part whose events do not overlap them. ``weights``: a meta-trained network's, for a
-    detector that uses one."""
-    det = make_detector(detector, weights=weights)
-    src = make_source(det, episode.examples)
+    detector that uses one; ``settings``: instead of the registered detector's; ``device``: where networks run."""
+    det = make_detector(detector, weights=weights, settings=settings)
+    src = make_source(det.settings, episode.examples, device=device)
     src.adapt(episode.recording, episode.examples)
     need = int(np.ceil(episode.known_until * src.fps)) + 1
     parts, have = [], 0
@@ -76,7 +77,7 @@ def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None =
             break
     x = np.concatenate(parts)
     onsets = np.round(episode.examples[:, 0] * src.fps - src.offset).astype(np.int64)
-    shift = int(round(det.shift * src.window))
+    shift = int(round(det.settings.shift * src.window))
     pos = np.unique((onsets[:, None] + np.arange(-shift, shift + 1)[None, :]).ravel())
     pos = pos[(pos >= 0) & (pos < len(x))]
     before = np.arange(len(x))
@@ -89,7 +90,7 @@ def fit(episode: Episode, detector: str, *, seed: int = 0, weights: str | None =
     if len(neg) > MAX_NEGATIVES:
         neg = np.sort(np.random.default_rng(seed).choice(neg, MAX_NEGATIVES, replace=False))
     lengths = episode.examples[:, 1] - episode.examples[:, 0]
-    if det.threshold_folds:
+    if det.settings.threshold_folds:
         det.threshold = _folded_threshold(det, src, x, pos, neg, before, episode.examples, lengths, seed)
     det.fit(x[pos], x[neg], seed=seed)
     return Fitted(det, src, float(lengths.mean()), float(lengths.min()), x[pos], x[neg])
@@ -99,8 +100,6 @@ def _folded_threshold(det: Detector, src, x: np.ndarray, pos: np.ndarray, neg: n
                       examples: np.ndarray, lengths: np.ndarray, seed: int) -> float:
     """The threshold that maximises F over the annotated part, each example held out in turn: the windows nearest
     it (in time) are scored by a detector fitted on the other examples and their negatives."""
-    import copy
-
     centre = (before + src.offset + src.window / 2) / src.fps
     fold = np.argmin(np.abs(centre[:, None] - examples.mean(axis=1)[None, :]), axis=1)  # nearest example
     pos_fold = np.argmin(np.abs((pos[:, None] + src.offset) / src.fps - examples[None, :, 0]), axis=1)
@@ -108,14 +107,14 @@ def _folded_threshold(det: Detector, src, x: np.ndarray, pos: np.ndarray, neg: n
     grid = np.round(np.arange(0.5, 0.99, 0.02), 2)
     tp, fp, fn = np.zeros(len(grid)), np.zeros(len(grid)), np.zeros(len(grid))
     for i in range(len(examples)):
-        held = copy.copy(det)
+        held = Detector(det.name, det.settings)
         held.fit(x[pos[pos_fold != i]], x[neg[neg_fold != i]], seed=seed)
         k = before[fold == i]
         s = held.scores(x[k])
         for g, t in enumerate(grid):
             held.threshold = t
-            ev, _ = decode_events(s, k + src.offset, held, fps=src.fps, window=src.window, length=float(lengths.mean()),
-                                  min_length=float(lengths.min()))
+            ev, _ = held.decode(s, k + src.offset, fps=src.fps, window_frames=src.window,
+                                length_s=float(lengths.mean()), min_length_s=float(lengths.min()))
             hit = bool(iou_hits(examples[i : i + 1], ev))  # the metric's IoU > 0.3
             tp[g] += hit
             fn[g] += not hit
@@ -127,7 +126,7 @@ def _folded_threshold(det: Detector, src, x: np.ndarray, pos: np.ndarray, neg: n
 def window_scores(fitted: Fitted, recording: Path) -> tuple[np.ndarray, np.ndarray]:
     """The detector's score of every descriptor it scores (every ``stride``), and the descriptors' indices."""
     det, src = fitted.detector, fitted.source
-    stride = max(1, int(round(det.stride * src.window))) if det.stride else 1
+    stride = max(1, int(round(det.settings.stride * src.window))) if det.settings.stride else 1
     scores, starts = [], []
     for first, x in src.blocks(recording):
         idx = np.arange(len(x))
@@ -144,8 +143,8 @@ NO_EVENTS = np.zeros((0, 2))
 
 def _decode(fitted: Fitted, s: np.ndarray, k: np.ndarray, after: float, known: np.ndarray) -> Detections:
     src = fitted.source
-    events, ev_scores = decode_events(s, k + src.offset, fitted.detector, fps=src.fps, window=src.window,
-                                      length=fitted.length, min_length=fitted.min_length)
+    events, ev_scores = fitted.detector.decode(s, k + src.offset, fps=src.fps, window_frames=src.window,
+                                               length_s=fitted.length, min_length_s=fitted.min_length)
     keep = (events[:, 1] > after) & ~overlaps_any(events, known)
     return Detections(events[keep], ev_scores[keep])
 
@@ -171,10 +170,10 @@ def self_train(fitted: Fitted, recording: Path, *, after: float, known: np.ndarr
     det, src = fitted.detector, fitted.source
     s, k = window_scores(fitted, recording)
     rng = np.random.default_rng(seed)
-    for _ in range(det.self_training):
+    for _ in range(det.settings.self_training):
         found = _decode(fitted, s, k, after, known)
-        onsets = np.round(found.events[found.scores >= det.confident, 0] * src.fps - src.offset).astype(np.int64)
-        low = k[(s < 1 - det.confident) & (k / src.fps >= after)]
+        onsets = np.round(found.events[found.scores >= det.settings.confident, 0] * src.fps - src.offset).astype(np.int64)
+        low = k[(s < 1 - det.settings.confident) & (k / src.fps >= after)]
         low = np.sort(rng.choice(low, min(len(low), MAX_NEGATIVES), replace=False)) if len(low) else low
         if not len(onsets):
             break
@@ -198,15 +197,17 @@ def find(fitted: Fitted, recording: Path, *, after: float = 0.0, known: np.ndarr
     """The events of ``recording`` ending after ``after`` and overlapping none of ``known`` (the examples, in
     their own recording): :func:`detect`, or :func:`self_train` for a detector that adapts to the unlabelled
     recording."""
-    if fitted.detector.self_training:
+    if fitted.detector.settings.self_training:
         return self_train(fitted, recording, after=after, known=known, seed=seed)
     return detect(fitted, recording, after=after, known=known)
 
 
-def run_episode(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None) -> Detections:
+def run_episode(episode: Episode, detector: str, *, seed: int = 0, weights: str | None = None,
+                settings: DetectorSettings | None = None, device: str = "cpu") -> Detections:
     """Fit on the episode's examples, find the later events in the rest of its recording."""
     duration = audio_duration(episode.recording)
     if duration <= 0:
         raise DataError(f"{episode.recording} is empty; remove it or its annotation")
-    return find(fit(episode, detector, seed=seed, weights=weights), episode.recording, after=episode.known_until,
+    fitted = fit(episode, detector, seed=seed, weights=weights, settings=settings, device=device)
+    return find(fitted, episode.recording, after=episode.known_until,
                 known=episode.examples, seed=seed)

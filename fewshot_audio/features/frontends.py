@@ -1,14 +1,19 @@
-"""Front ends: waveforms become model inputs. Log-mel (matching librosa), raw waveforms, and each
-pretrained model's own front end from the registry (:mod:`fewshot_audio.specs`, ``features.kind``)."""
+"""Front ends: waveforms become model inputs. Each implements :class:`FrontEnd` and is registered in
+:data:`FRONT_ENDS` by its ``features.kind``: log-mel (matching librosa), raw waveforms, and each pretrained model's
+own front end from the model registry (:mod:`fewshot_audio.specs`)."""
 
 from __future__ import annotations
+
+import abc
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from fewshot_audio.config import FEATURE_KINDS, FeatureConfig
+from fewshot_audio.config import FeatureConfig
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.specs import FrontEnd, front_ends
+from fewshot_audio.specs import FrontEndSpec, PatchFraming, front_ends
+from fewshot_audio.util.registry import Registry
 
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this is silent
 
@@ -42,30 +47,38 @@ class LogMel(torch.nn.Module):
         return db.unsqueeze(1)
 
 
-class FeatureKind:
+class FrontEnd(abc.ABC):
     """What one ``features.kind`` is: the per-window shape it stores, the module that computes it from
     waveforms ``(batch, samples)``, the training crop along its last axis, and how the original code frames
     a long file (``framing``: a :class:`~fewshot_audio.specs.PatchFraming`, or ``None`` for waveform
     windows cut by the clip policy)."""
 
-    name = ""
-    channels_last = True  # 2-D inputs run fastest channels-last on CPUs
-    framing = None
+    name: ClassVar[str] = ""
+    channels_last: ClassVar[bool] = True  # 2-D inputs run fastest channels-last on CPUs
+    framing: PatchFraming | None = None
 
     def shape(self, config: FeatureConfig) -> tuple[int, ...]:
+        """The stored per-window shape: ``(1, n_mels, frames)`` unless the front end says otherwise."""
         return (1, config.n_mels, config.n_frames)
 
+    @abc.abstractmethod
     def module(self, config: FeatureConfig) -> torch.nn.Module:
-        raise NotImplementedError
+        """The module mapping waveforms ``(batch, samples)`` to features ``(batch, *shape(config))``."""
 
     def crop_size(self, config: FeatureConfig) -> int:
+        """The training crop's length along the last axis (frames)."""
         full = self.shape(config)[-1]
         if config.crop is None:
             return full
         return min(full, 1 + int(round(config.crop * config.sample_rate)) // config.hop_length)
 
 
-class LogMelKind(FeatureKind):
+FRONT_ENDS: Registry[type[FrontEnd]] = Registry("front end (features.kind)", base=FrontEnd)
+"""The built-in front ends by ``features.kind``; a pretrained model's own front end is found through its spec."""
+
+
+@FRONT_ENDS.register()
+class LogMelFrontEnd(FrontEnd):
     """Log-mel spectrograms in dB, ``(1, n_mels, frames)``."""
 
     name = "logmel"
@@ -79,7 +92,8 @@ class _Channel(torch.nn.Module):
         return wave.unsqueeze(1)
 
 
-class WaveformKind(FeatureKind):
+@FRONT_ENDS.register()
+class WaveformFrontEnd(FrontEnd):
     """The samples themselves, ``(1, samples)`` (end-to-end models such as SampleCNN)."""
 
     name = "waveform"
@@ -92,32 +106,39 @@ class WaveformKind(FeatureKind):
         return _Channel()
 
     def crop_size(self, config):
+        """The training crop's length in samples."""
         full = config.n_samples
         return full if config.crop is None else min(full, int(round(config.crop * config.sample_rate)))
 
 
-class PretrainedKind(FeatureKind):
-    """A registered pretrained model's own front end (:class:`~fewshot_audio.specs.FrontEnd`)."""
+class PretrainedFrontEnd(FrontEnd):
+    """A registered pretrained model's own front end (:class:`~fewshot_audio.specs.FrontEndSpec`)."""
 
-    def __init__(self, spec: FrontEnd):
-        self.spec, self.name, self.framing = spec, spec.kind, spec.framing
+    def __init__(self, spec: FrontEndSpec):
+        self.spec, self.kind, self.framing = spec, spec.kind, spec.framing
 
     def module(self, config):
         return self.spec.build()
 
 
-KINDS: dict[str, FeatureKind] = {k.name: k for k in (LogMelKind(), WaveformKind())}
-assert set(KINDS) == set(FEATURE_KINDS), "every built-in feature kind of the config has a FeatureKind"
+def feature_kinds() -> list[str]:
+    """Every valid ``features.kind``: the built-in front ends and each registered model's own."""
+    return [*FRONT_ENDS, *front_ends()]
 
 
-def feature_kind(config: FeatureConfig) -> FeatureKind:
-    """The :class:`FeatureKind` that ``config.kind`` names (built in, or a registered model's front end)."""
-    if config.kind in KINDS:
-        return KINDS[config.kind]
+def feature_kind(config: FeatureConfig) -> FrontEnd:
+    """The :class:`FrontEnd` that ``config.kind`` names (built in, or a registered model's front end).
+
+    Examples
+    --------
+    >>> feature_kind(FeatureConfig(kind="waveform")).shape(FeatureConfig(kind="waveform", duration=1.0))
+    (1, 16000)
+    """
+    if config.kind in FRONT_ENDS:
+        return FRONT_ENDS.get(config.kind)()
     if config.kind in front_ends():
-        return PretrainedKind(front_ends()[config.kind])
-    raise ConfigError(f"features.kind {config.kind!r} is not valid; use one of "
-                      f"{', '.join([*KINDS, *front_ends()])}")
+        return PretrainedFrontEnd(front_ends()[config.kind])
+    raise ConfigError(f"features.kind {config.kind!r} is not valid; use one of {', '.join(feature_kinds())}")
 
 
 def feature_shape(config: FeatureConfig) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,9 @@ from fewshot_audio.data.manifest import Manifest
 from fewshot_audio.errors import DataError
 from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_shape
 from fewshot_audio.util.io import atomic_write, atomic_write_json
-from fewshot_audio.util.progress import log, progress, warn
+from fewshot_audio.util.progress import progress
+
+logger = logging.getLogger(__name__)
 
 STORE_VERSION = 2
 
@@ -61,7 +64,7 @@ def build_lock(path: Path):
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting for another process that is building {path.stem}")
+            logger.info(f"waiting for another process that is building {path.stem}")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -128,7 +131,7 @@ class FeatureStore:
             if isinstance(store, cls):
                 return store
             if store is not None:
-                warn(f"feature store {npy} is incomplete or corrupt ({store}); rebuilding it")
+                logger.warning(f"feature store {npy} is incomplete or corrupt ({store}); rebuilding it")
             cls._build(manifest, config, npy, batch_size=batch_size, quiet=quiet)
         store = cls._open(npy, manifest)
         if not isinstance(store, cls):
@@ -160,7 +163,7 @@ class FeatureStore:
         counts = np.zeros(n, dtype=np.int64)
         energy: list[np.ndarray] = []
         silent, failed = [], []
-        log(f"building feature store {npy.name} ({n} clips, {config.kind}, {config.duration:g} s windows)")
+        logger.info(f"building feature store {npy.name} ({n} clips, {config.kind}, {config.duration:g} s windows)")
         with tempfile.NamedTemporaryFile(dir=npy.parent, prefix=f".{npy.stem}.", suffix=".raw") as raw, \
                 ThreadPoolExecutor(max_workers=4) as pool:
             starts = range(0, n, batch_size)

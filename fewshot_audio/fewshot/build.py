@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from fewshot_audio.config import TrainConfig
@@ -9,7 +11,9 @@ from fewshot_audio.features.frontends import feature_kind
 from fewshot_audio.fewshot.strategies import strategy_class
 from fewshot_audio.models.backbones import build_backbone
 from fewshot_audio.models.compose import check_backbone, input_shape, model_record
-from fewshot_audio.util.progress import warn
+
+logger = logging.getLogger(__name__)
+
 
 
 def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str | None = None,
@@ -27,7 +31,7 @@ def build_strategy(config: TrainConfig, device: torch.device, *, backbone: str |
         model = model.to(memory_format=torch.channels_last)
     if config.compile:
         if torch.device(device).type == "cpu" and backbone is None:
-            warn("compile: true on the CPU: torch.compile made meta-training slower than eager on a small CPU after "
+            logger.warning("compile: true on the CPU: torch.compile made meta-training slower than eager on a small CPU after "
                  "a long compile (docs/results.md); it is meant for GPUs")
         model.compile()  # in place: parameter names, and so checkpoints, stay the same
     built = cls(backbone=model, device=device, lr=config.lr, weight_decay=config.weight_decay, n_classes=n_classes,

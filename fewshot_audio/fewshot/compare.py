@@ -16,8 +16,8 @@ stopped; trained models are checkpointed under ``models/``.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -44,7 +44,7 @@ from fewshot_audio.fewshot.dataset import (
     load_labelled_features,
     resolve_split,
 )
-from fewshot_audio.fewshot.harness import evaluate, evaluate_tasks, meta_train, metric_name
+from fewshot_audio.fewshot.harness import TrainingPlan, evaluate, evaluate_tasks, metric_name, train_best
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.fewshot.strategies import parse_strategies, strategy_class
 from fewshot_audio.fewshot.training import EVAL_SEED, check_episode_sizes, frozen_episodes
@@ -53,18 +53,18 @@ from fewshot_audio.models.compose import check_backbone
 from fewshot_audio.models.pretrained.weights import cached
 from fewshot_audio.specs import ModelSpec, is_pretrained, models
 from fewshot_audio.util.io import atomic_write_json
-from fewshot_audio.util.progress import log, warn
 from fewshot_audio.util.runtime import pick_device, seed_everything, tune_cpu
 
+logger = logging.getLogger(__name__)
+
 PROTOCOLS = ("episodic", "low-data")
+
+
 def compare_hash(config: TrainConfig, *, protocol: str, draws: int, source: str | None, test_fold: str | None) -> str:
-    keep = config.to_dict()
-    for k in ("strategy", "out", "device", "episodes_dir", "strict"):
-        keep.pop(k, None)
-    if not keep["multi_label"]:  # comparisons from before the option keep their hash
-        keep.pop("multi_label")
-    keep.update(protocol=protocol, draws=draws if protocol == "low-data" else None, source=source, test_fold=test_fold)
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+    """The configuration hash of a comparison (its rows' strategies aside): :meth:`TrainConfig.fingerprint` with
+    the protocol, the draws, the source and the test fold."""
+    return config.fingerprint(without=("strategy",), protocol=protocol, draws=draws if protocol == "low-data" else None,
+                              source=source, test_fold=test_fold)
 
 
 def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceData, split: dict, *, device,
@@ -88,12 +88,12 @@ def _trained(row: str, config: TrainConfig, data: LabelledFeatures, dev: DeviceD
         sampler = data.sampler(base, n_way=n_way, n_shot=config.shots, n_query=config.train_queries or config.queries,
                                seed=config.seed, training=True)
         folder.mkdir(parents=True, exist_ok=True)
-        history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
-                             meta_batch=config.meta_batch, val_every=config.val_every, run_dir=folder,
-                             resume=(folder / "checkpoint.pt").exists(), amp=config.amp, quiet=quiet)
+        history = train_best(strategy, data=dev, sampler=sampler, val_episodes=val_eps, plan=TrainingPlan.of(config),
+                             run_dir=folder, resume=(folder / "checkpoint.pt").exists(), quiet=quiet)
         atomic_write_json(done, {"seconds": round(history.seconds, 1), "best_step": history.best_step,
-                                 "best_val_accuracy": history.best_val})
-    strategy.load_state_dict(load_checkpoint(folder / "best.pt")["strategy"], with_optimizer=False)
+                                 f"best_val_{metric_name(val_eps)}": history.best_val})
+    else:
+        strategy.load_state_dict(load_checkpoint(folder / "best.pt")["strategy"], with_optimizer=False)
     return strategy, json.loads(done.read_text())["seconds"]
 
 
@@ -237,14 +237,14 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     """Run every (strategy, shots) cell not already in ``out/results.csv``; return all rows."""
     config.validate()
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol {protocol!r} is not valid; use {' or '.join(PROTOCOLS)}")
+        raise ConfigError(f"protocol={protocol!r} is not valid; use {' or '.join(PROTOCOLS)}", param="protocol")
     if not shots or any(k <= 0 for k in shots):
-        raise ConfigError(f"--shots must be positive integers, got {shots}")
+        raise ConfigError(f"shots={shots}: must be positive integers", param="shots")
     if draws <= 0:
-        raise ConfigError(f"--draws must be a positive integer, got {draws}")
+        raise ConfigError(f"draws={draws}: must be a positive integer", param="draws")
     if config.multi_label and protocol != "episodic":
-        raise ConfigError(f"--multi-label works with the episodic protocol only (the {protocol} protocol scores "
-                          "single-label classes); drop --multi-label or use --protocol episodic")
+        raise ConfigError(f"multi_label=True works with the episodic protocol only (the {protocol} protocol scores "
+                          "single-label classes); drop multi_label=True or use protocol=episodic", param="multi_label")
     for name in strategies:
         cfg = row_config(config, name)
         check_backbone(cfg, strategy_class(cfg.strategy).backbone_name or cfg.backbone)
@@ -257,7 +257,7 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
         if previous.get("config_hash") != chash and (out / "results.csv").exists():
             if not overwrite:
                 raise ConfigError(f"{out} holds results of another configuration (config {previous.get('config_hash')}, "
-                                  f"now {chash}); choose another --out or pass --overwrite to replace them")
+                                  f"now {chash}); choose another out= or pass overwrite=True to replace them")
             for name in ("results.csv", "results.md", "accuracy_vs_shots.png", "compare.json"):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "models", ignore_errors=True)
@@ -269,7 +269,7 @@ def compare(config: TrainConfig, *, strategies: list[str], shots: list[int], out
     todo = [(s, [k for k in shots if (s, k) not in done]) for s in strategies]
     todo = [(s, ks) for s, ks in todo if ks]
     if not todo:
-        log(f"all {len(strategies) * len(shots)} cells already in {out / 'results.csv'}")
+        logger.info(f"all {len(strategies) * len(shots)} cells already in {out / 'results.csv'}")
     tune_cpu()
     seed_everything(config.seed)
     device = pick_device(config.device)
@@ -303,7 +303,7 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
     check_episode_sizes(data, split, ways=config.ways, needs=needs)
     n_novel = len(data.classes_of(split["novel"]))
     if n_novel <= config.ways:
-        warn(same_classes_note(n_novel, config.ways))
+        logger.warning(same_classes_note(n_novel, config.ways))
 
     def episodes_of(view: LabelledFeatures, k: int):
         # frozen files are keyed by dataset, split and clip ids: every view of the dataset reads the same ones
@@ -328,7 +328,7 @@ def _episodic(config, data, todo, rows, *, out, device, chash, quiet, **_):
             rows.append(_row(cfg, strategy, name, "episodic", config.ways, k, accs, train_s,
                              time.perf_counter() - t0, chash, metric=metric_name(eps), test_classes=n_novel))
             write_results(out, rows)
-            log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
+            logger.info(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
 
 
 def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, source_format, test_fold, quiet):
@@ -342,7 +342,7 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
         short = [c for c, n in counts.items() if n < k]
         if short:
             raise ConfigError(f"class {data.class_names[short[0]]!r} has {counts[short[0]]} training clips but "
-                              f"--shots {k} needs {k}; lower --shots")
+                              f"shots={k} needs {k}; lower shots=", param="shots")
     views = _Views(config, data, device=device, quiet=quiet, source=source, source_format=source_format)
     # a strategy that learns nothing from the source (MFCC statistics, a frozen embedding) needs no source: it is
     # prepared on the target's training pool (its audio, not its labels; the test split is left out)
@@ -356,9 +356,9 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
             fixed[name] = strategy
     learners = [name for name, _ in todo if name not in fixed]
     if learners and (source or BUILTIN) == (config.dataset or BUILTIN):
-        raise ConfigError(f"the low-data protocol meta-trains {', '.join(learners)} on a --source dataset other than "
-                          "the target; pass --source PATH (the built-in dataset is the default source for any other "
-                          "--dataset), or compare only strategies that learn nothing from a source")
+        raise ConfigError(f"the low-data protocol meta-trains {', '.join(learners)} on a source dataset other than "
+                          "the target; pass source=PATH (the built-in dataset is the default source for any other "
+                          "dataset=), or compare only strategies that learn nothing from a source", param="source")
     # support draws and the test split are drawn on the first view and matched to each row's view by clip id
     for name, shot_list in todo:
         cfg = row_config(config, name)
@@ -383,4 +383,4 @@ def _low_data(config, data, todo, rows, *, out, device, chash, draws, source, so
             rows.append(_row(cfg, strategy, name, "low-data", n_way, k, accs, train_s,
                              time.perf_counter() - t0, chash))
             write_results(out, rows)
-            log(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")
+            logger.info(f"{name} {k}-shot: {100 * float(rows[-1]['accuracy']):.2f}% ± {100 * float(rows[-1]['ci95']):.2f}")

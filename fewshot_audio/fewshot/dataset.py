@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,8 +18,9 @@ from fewshot_audio.errors import DataError, EpisodeError
 from fewshot_audio.features.frontends import crop_size
 from fewshot_audio.features.store import FeatureStore
 from fewshot_audio.fewshot.episodes import EpisodeSampler, MultiLabelEpisodeSampler, load_split, make_split
-from fewshot_audio.util.progress import log, warn
 from fewshot_audio.util.runtime import cache_dir
+
+logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin-synthetic"
 
@@ -102,18 +104,18 @@ class LabelledFeatures:
 
 
 def resolve_manifest(dataset: str | None, *, format: str | None = None, label: str | None = None,
-                     strict: bool = False, quiet: bool = False, flag: str = "--dataset") -> Manifest:
-    """The validated manifest of ``dataset`` (a path, given with ``flag``), or of the built-in synthetic dataset
+                     strict: bool = False, quiet: bool = False, param: str = "dataset") -> Manifest:
+    """The validated manifest of ``dataset`` (a path, the parameter ``param``), or of the built-in synthetic dataset
     when ``None``."""
     if dataset in (None, "", BUILTIN):
         root = ensure_synthetic(cache_dir(), quiet=quiet)
         manifest = build_manifest(root, format="folder")
         manifest.name = BUILTIN
     else:
-        manifest = build_manifest(dataset, format=format, label=label, flag=flag)
+        manifest = build_manifest(dataset, format=format, label=label, param=param)
     manifest = validate_manifest(manifest, strict=strict)
     if manifest.problems:
-        warn(f"skipped {len(manifest.problems)} unreadable clip(s): " + "; ".join(manifest.problems))
+        logger.warning(f"skipped {len(manifest.problems)} unreadable clip(s): " + "; ".join(manifest.problems))
     return manifest
 
 
@@ -121,7 +123,7 @@ def resolve_features(features: FeatureConfig, manifest: Manifest) -> FeatureConf
     """``features`` with ``duration: auto`` fitted to the manifest's clip durations (the built-in dataset: 1 s)."""
     resolved = features.resolved([c.duration for c in manifest.clips])
     if features.duration == "auto":
-        log(f"features.duration auto: {resolved.duration:g} s windows for {manifest.name}")
+        logger.info(f"features.duration auto: {resolved.duration:g} s windows for {manifest.name}")
     return resolved
 
 
@@ -137,8 +139,8 @@ def load_labelled_features(dataset: str | None, *, features: FeatureConfig, form
     summary = store.skipped_summary()
     if summary:  # on every run that uses the store, not only the one that built it
         if strict:
-            raise DataError(f"{summary}; remove or fix those files, or drop --strict to skip them")
-        warn(summary)
+            raise DataError(f"{summary}; remove or fix those files, or drop strict=True to skip them", param="strict")
+        logger.warning(summary)
     targets = None
     if multi_label:
         class_names = manifest.classes
@@ -158,7 +160,7 @@ def load_labelled_features(dataset: str | None, *, features: FeatureConfig, form
         small = np.nonzero(data.clip_counts() < min_clips)[0]
         if len(small):
             kind = "tag(s)" if multi_label else "class(es)"
-            log(f"--min-clips {min_clips}: dropping {len(small)} {kind}: {', '.join(class_names[c] for c in small)}")
+            logger.info(f"min_clips={min_clips}: dropping {len(small)} {kind}: {', '.join(class_names[c] for c in small)}")
             data.drop_classes(small)
     return data
 
@@ -188,7 +190,7 @@ def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, spl
     for name in ("base", "novel"):
         if len(split[name]) < 2:
             raise EpisodeError(f"the {name} split has {len(split[name])} class(es) of {len(present)}; "
-                               "a few-shot dataset needs more classes or other --split ratios")
+                               "a few-shot dataset needs more classes or other split= ratios")
     return split
 
 
@@ -228,7 +230,7 @@ class DeviceData:
             in_ram = array.dtype == np.float32 and array.flags.writeable and not isinstance(array, np.memmap)
             self.x = torch.from_numpy(array if in_ram else np.array(array, dtype=np.float32)).to(device)
         else:
-            warn(f"features ({array.nbytes / 2**30:.1f} GiB) do not fit in {device} memory: reading episodes from "
+            logger.warning(f"features ({array.nbytes / 2**30:.1f} GiB) do not fit in {device} memory: reading episodes from "
                 "the memory-mapped store instead, prefetching the next batch")
             self.x = array
         self.full = self.x.shape[-1]

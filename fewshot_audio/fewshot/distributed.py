@@ -41,7 +41,7 @@ def setup(device_name: str) -> torch.device | None:
         n_gpus = torch.cuda.device_count()
         if local >= n_gpus:
             raise ConfigError(f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', '?')} processes on this node but it "
-                              f"has {n_gpus} GPU(s); use --nproc-per-node {max(1, n_gpus)} or --device cpu")
+                              f"has {n_gpus} GPU(s); start {max(1, n_gpus)} process(es) per node or use device=cpu")
         torch.cuda.set_device(local)
         device, backend = torch.device(f"cuda:{local}"), "nccl"
     else:
@@ -113,7 +113,7 @@ def peers_failing_stop_cleanly(run_dir: Path):
     def stop(reason: str) -> DistributedError:
         ckpt = run_dir / "checkpoint.pt"
         last = f"the last checkpoint ({ckpt}) is intact" if ckpt.exists() else "no checkpoint was written yet"
-        return DistributedError(f"rank {rank} stopped: {reason}; {last}: rerun the same torchrun command with --resume")
+        return DistributedError(f"rank {rank} stopped: {reason}; {last}: rerun the same torchrun command with resume=True")
 
     def on_sigterm(signum, frame):
         raise stop("torchrun stopped it (another process of the run failed, or the run was interrupted)")

@@ -137,10 +137,10 @@ class EpisodeSampler:
                  n_shot: int, n_query: int, seed: int = 0):
         for name, value in (("ways", n_way), ("shots", n_shot), ("queries", n_query)):
             if int(value) <= 0:
-                raise EpisodeError(f"--{name} must be a positive integer, got {value}")
+                raise EpisodeError(f"{name}={value}: must be a positive integer", param=name)
         if n_way > len(classes):
             raise EpisodeError(f"{n_way}-way episodes need {n_way} classes but this split has {len(classes)}; "
-                               "lower --ways or change the split ratios")
+                               "lower ways= or change the split ratios", param="ways")
         labels = torch.as_tensor(labels, dtype=torch.long)
         need = n_shot + n_query
         members = [torch.nonzero(labels == c).flatten() for c in classes]
@@ -148,7 +148,7 @@ class EpisodeSampler:
             if len(m) < need:
                 raise EpisodeError(
                     f"class {class_names[c]!r} has {len(m)} clips but {n_shot}-shot {n_query}-query episodes need "
-                    f"{need}; lower --queries or drop the class with --min-clips {need}")
+                    f"{need}; lower queries= or drop the class with min_clips={need}", param="queries")
         self.n_way, self.n_shot, self.n_query = n_way, n_shot, n_query
         self.classes = torch.as_tensor(classes, dtype=torch.long)
         self.counts = torch.tensor([len(m) for m in members])
@@ -254,10 +254,10 @@ class MultiLabelEpisodeSampler:
             members = torch.nonzero(self.targets[:, t]).flatten()
             if len(members) < need:
                 raise EpisodeError(f"tag {tag_names[t]!r} has {len(members)} clips{why} but {n_shot}-shot {n_query}-query "
-                                   f"episodes need {need}; lower --queries or drop the tag with --min-clips")
+                                   f"episodes need {need}; lower queries= or drop the tag with min_clips=", param="queries")
             self.per_tag.append(members)
         if n_way > len(tags):
-            raise EpisodeError(f"{n_way}-way episodes need {n_way} tags but {len(tags)} are available; lower --ways")
+            raise EpisodeError(f"{n_way}-way episodes need {n_way} tags but {len(tags)} are available; lower ways=", param="ways")
         self.tags = torch.as_tensor(tags)
         counts = torch.tensor([len(m) for m in self.per_tag])
         self.table = torch.full((len(tags), int(counts.max())), -1, dtype=torch.long)
@@ -337,7 +337,7 @@ def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class
     if data.get("manifest_hash") != manifest_hash:
         raise EpisodeError(
             f"episode file {path} was frozen from manifest {data.get('manifest_hash')} but this dataset's manifest is "
-            f"{manifest_hash}; use episodes frozen for this dataset (another --episodes-dir) or freeze new ones")
+            f"{manifest_hash}; use episodes frozen for this dataset (another episodes_dir=) or freeze new ones")
     index = {cid: i for i, cid in enumerate(ids)}
     cindex = {c: i for i, c in enumerate(class_names)}
     try:
@@ -352,8 +352,8 @@ def read_episodes(path: str | Path, *, manifest_hash: str, ids: list[str], class
     if bool(header.get("multi_label")) != (targets is not None):
         kind = "multi-label" if header.get("multi_label") else "single-label"
         raise EpisodeError(f"episode file {path} holds {kind} episodes; "
-                           + ("pass --multi-label" if header.get("multi_label") else "drop --multi-label")
-                           + " or use another --episodes-dir")
+                           + ("pass multi_label=True" if header.get("multi_label") else "drop multi_label=True")
+                           + " or use another episodes_dir=")
     if targets is not None:
         episodes.support_targets = restricted_targets(targets, episodes.support, episodes.classes)
         episodes.query_targets = restricted_targets(targets, episodes.query, episodes.classes)

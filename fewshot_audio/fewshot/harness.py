@@ -8,6 +8,7 @@ and crop RNG states are all restored).
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from fewshot_audio.fewshot.episodes import Episodes, EpisodeSampler
 from fewshot_audio.fewshot.metrics import episode_accuracies, episode_average_precision, mean_ci95
 from fewshot_audio.fewshot.strategies.base import Strategy
 from fewshot_audio.models.checkpoints import load_checkpoint, save_checkpoint
-from fewshot_audio.util.progress import log, progress
+from fewshot_audio.util.progress import progress
+
+logger = logging.getLogger(__name__)
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -93,6 +96,36 @@ class History:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How a strategy meta-trains: ``episodes`` steps of ``meta_batch`` episodes each, validated every
+    ``val_every`` steps, with mixed precision where the device has it (``amp``)."""
+
+    episodes: int
+    meta_batch: int = 1
+    val_every: int = 100
+    amp: bool = True
+
+    @classmethod
+    def of(cls, config) -> TrainingPlan:
+        """The plan of a :class:`~fewshot_audio.config.TrainConfig`."""
+        return cls(config.episodes, config.meta_batch, config.val_every, config.amp)
+
+
+def train_best(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler, val_episodes: Episodes,
+               plan: TrainingPlan, run_dir: Path, resume: bool = False, quiet: bool = False,
+               on_step: Callable[[int], None] | None = None) -> History:
+    """The one meta-training set-up of ``train``, ``compare`` and ``train-detector``: :func:`meta_train` by ``plan``,
+    then (on the main process) the best validation state loaded back into ``strategy``, which is what every caller
+    evaluates or saves."""
+    history = meta_train(strategy, data=data, sampler=sampler, val_episodes=val_episodes, episodes=plan.episodes,
+                         meta_batch=plan.meta_batch, val_every=plan.val_every, run_dir=run_dir, resume=resume,
+                         amp=plan.amp, quiet=quiet, on_step=on_step)
+    if distributed.world()[0] == 0:
+        strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
+    return history
+
+
 def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler, val_episodes: Episodes,
                episodes: int, meta_batch: int = 1, val_every: int = 100, run_dir: Path, resume: bool = False,
                amp: bool = True, quiet: bool = False,
@@ -114,12 +147,12 @@ def meta_train(strategy: Strategy, *, data: DeviceData, sampler: EpisodeSampler,
         ranks = state.get("ranks")
         if ranks is not None and len(ranks) != world_size:
             raise CheckpointError(f"{ckpt_path} was written by {len(ranks)} processes; resume it with "
-                                  f"--nproc-per-node {len(ranks)} (now {world_size})")
+                                  f"{len(ranks)} processes per node in torchrun (now {world_size})")
         sampler.set_state(ranks[rank]["sampler_rng"] if ranks else state["sampler_rng"])
         data.generator.set_state(ranks[rank]["crop_rng"] if ranks else state["crop_rng"])
         history = History(**state["history"])
         start = state["step"]
-        log(f"resuming from step {start} of {episodes} ({ckpt_path})")
+        logger.info(f"resuming from step {start} of {episodes} ({ckpt_path})")
     if not strategy.trains:
         episodes = 0
     if world_size > 1 and strategy.trains:
@@ -183,7 +216,7 @@ def _validate_and_save(strategy, data, val_episodes, history, pending, *, done, 
     name = "mAP" if val_episodes.multi_label else "acc"
     elapsed = time.perf_counter() - t0
     eta = elapsed / done * (episodes - done) if done else 0.0
-    log(f"step {done}/{episodes}: train loss {sum(recent) / len(recent):.3f}, "
+    logger.info(f"step {done}/{episodes}: train loss {sum(recent) / len(recent):.3f}, "
         f"val {name} {val_mean:.3f} ± {val_ci:.3f} (best {history.best_val:.3f} at {history.best_step}); "
         f"{_duration(elapsed)} elapsed, about {_duration(eta)} to go")
 

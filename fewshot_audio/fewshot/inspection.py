@@ -10,7 +10,7 @@ from fewshot_audio.fewshot.dataset import resolve_manifest
 
 
 def inspect_dataset(path: str | None, *, format: str | None = None, label: str | None = None, quiet: bool = False) -> dict:
-    manifest = resolve_manifest(path, format=format, label=label, quiet=quiet, flag="dataset path")
+    manifest = resolve_manifest(path, format=format, label=label, quiet=quiet, param="path")
     counts = manifest.class_counts()
     durations = np.array([c.duration for c in manifest.clips if c.duration is not None])
     rates = Counter(c.sample_rate for c in manifest.clips if c.sample_rate)

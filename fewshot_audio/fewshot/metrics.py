@@ -92,22 +92,3 @@ def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float:
         return float("nan")
     ranks = rankdata(scores)
     return float((ranks[targets].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def multilabel_metrics(scores: np.ndarray, targets: np.ndarray, *, thresholds: np.ndarray | float = 0.5,
-                       tags: list[str] | None = None) -> dict:
-    """Per-tag AP and ROC-AUC, mAP, macro ROC-AUC, micro and macro F1 at ``thresholds``.
-
-    ``scores``, ``targets``: ``(n_clips, n_tags)``; tags without positives are left out of the means.
-    """
-    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets).astype(bool)
-    pred = scores >= np.asarray(thresholds)
-    ap = np.array([average_precision(scores[:, j], targets[:, j]) for j in range(targets.shape[1])])
-    auc = np.array([roc_auc(scores[:, j], targets[:, j]) for j in range(targets.shape[1])])
-    tp, fp, fn = (pred & targets).sum(0), (pred & ~targets).sum(0), (~pred & targets).sum(0)
-    f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
-    micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
-    names = tags or [str(j) for j in range(targets.shape[1])]
-    return {"mAP": float(np.nanmean(ap)), "roc_auc": float(np.nanmean(auc)), "micro_f1": float(micro),
-            "macro_f1": float(np.nanmean(f1)),
-            "per_tag": {n: {"ap": float(a), "roc_auc": float(r), "f1": float(f)} for n, a, r, f in zip(names, ap, auc, f1)}}

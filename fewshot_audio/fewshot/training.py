@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from fewshot_audio.fewshot.episodes import (
     save_split,
     split_id,
 )
-from fewshot_audio.fewshot.harness import episode_metric, episode_scores, meta_train, metric_name
+from fewshot_audio.fewshot.harness import TrainingPlan, episode_metric, episode_scores, metric_name, train_best
 from fewshot_audio.fewshot.metrics import best_threshold, episode_f1, mean_ci95, tag_probabilities
 from fewshot_audio.fewshot.report import plot_training_curve
 from fewshot_audio.fewshot.strategies import strategy_class
@@ -32,8 +33,9 @@ from fewshot_audio.models.backbones import backbone_input_kind
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import check_backbone
 from fewshot_audio.util.io import atomic_write_json, atomic_write_text
-from fewshot_audio.util.progress import log
 from fewshot_audio.util.runtime import make_deterministic, pick_device, run_environment, seed_everything, tune_cpu
+
+logger = logging.getLogger(__name__)
 
 EVAL_SEED = 0  # frozen evaluation episodes do not depend on the training seed
 
@@ -58,7 +60,7 @@ def frozen_episodes(data: LabelledFeatures, split: dict[str, list[str]], *, spli
         split_path = folder.with_suffix(".yaml")
         if not split_path.exists():
             save_split(split_path, split)
-        log(f"froze {n_episodes} {split_name} episodes to {path}")
+        logger.info(f"froze {n_episodes} {split_name} episodes to {path}")
     episodes, _ = read_episodes(path, manifest_hash=data.manifest.content_hash(), ids=data.ids,
                                 class_names=data.class_names,
                                 targets=None if data.targets is None else torch.from_numpy(data.targets))
@@ -90,13 +92,13 @@ def check_episode_sizes(data: LabelledFeatures, split: dict[str, list[str]], *, 
     queries = max(q for _, q in needs.values())
     hints = []
     if 2 <= min(n_classes) < ways:
-        hints.append(f"--ways {min(n_classes)}")
+        hints.append(f"ways={min(n_classes)}")
     if smallest < shots + queries:
         if smallest - shots >= 1:
-            hints.append(f"--queries {smallest - shots}")
+            hints.append(f"queries={smallest - shots}")
         elif smallest >= 2:
-            hints.append(f"--shots {max(1, smallest - queries)} --queries {min(queries, smallest - 1)}")
-    hints += ["--min-clips N to drop small classes", "or a split with more classes in val and novel (split: in a config)"]
+            hints.append(f"shots={max(1, smallest - queries)} queries={min(queries, smallest - 1)}")
+    hints += ["min_clips=N to drop small classes", "or a split with more classes in val and novel (split: in a config)"]
     raise EpisodeError("; ".join(problems) + "; settings that fit this dataset: " + ", ".join(hints))
 
 
@@ -138,11 +140,12 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     saved = run_dir / "config.yaml"
     if resume:
         if not config.out:
-            raise ConfigError("--resume needs --out RUN_DIR naming the interrupted run")
+            raise ConfigError("resume=True needs out=RUN_DIR naming the interrupted run", param="out")
         if not saved.exists():
-            raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without --resume")
+            raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without resume=True")
     elif (run_dir / "checkpoint.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise ConfigError(f"out={run_dir} already holds a run; pass resume=True to continue it or choose another out=",
+                          param="out")
     tune_cpu()
     seed_everything(config.seed)
     device = distributed.setup(config.device) or pick_device(config.device)
@@ -156,15 +159,15 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     if resume:
         previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
         if previous.fingerprint() != config.fingerprint():
-            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same flags "
-                              f"(see {saved}) or choose a new --out")
+            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same settings "
+                              f"(see {saved}) or choose a new out=")
     split = config_split(data, config)
     train_ways = config.train_ways or config.ways
     train_queries = config.train_queries or config.queries
     for name in ("val", "novel"):
         if len(split[name]) < config.ways:
             raise EpisodeError(f"{config.ways}-way episodes need {config.ways} {name} classes but the {name} split has "
-                               f"{len(split[name])}; lower --ways or change the split ratios")
+                               f"{len(split[name])}; lower ways= or change the split ratios", param="ways")
     episodes_kw = dict(n_way=config.ways, n_shot=config.shots, n_query=config.queries, episodes_dir=config.episodes_dir)
     val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **episodes_kw)
     test_eps, test_path = frozen_episodes(data, split, split_name="novel", n_episodes=config.test_episodes, **episodes_kw)
@@ -184,15 +187,13 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
         _write_model_record(run_dir, strategy, config)
     prepare_strategy(strategy, data, dev, base)
     kind = "tags" if data.multi_label else "classes"
-    log(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
+    logger.info(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
         f"{len(split['novel'])} novel {kind}; device {device}")
     with distributed.peers_failing_stop_cleanly(run_dir):
-        history = meta_train(strategy, data=dev, sampler=sampler, val_episodes=val_eps, episodes=config.episodes,
-                             meta_batch=config.meta_batch, val_every=config.val_every, run_dir=run_dir, resume=resume,
-                             amp=config.amp, quiet=quiet, on_step=on_step)
+        history = train_best(strategy, data=dev, sampler=sampler, val_episodes=val_eps, plan=TrainingPlan.of(config),
+                             run_dir=run_dir, resume=resume, quiet=quiet, on_step=on_step)
     if not main:
         return {"rank": rank}
-    strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
     metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp, calibration=val_eps)}
     metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
     if config.baseline and backbone_input_kind("mfcc") == config.features.kind:  # the MFCC floor reads these features
@@ -241,8 +242,6 @@ def evaluate_run(run_dir: str | Path, *, ways: int | None = None, shots: int | N
     dev = data.device_data(device=dev_name, seed=config.seed)
     strategy = build_strategy(config, dev_name, n_classes=len(data.class_names))
     strategy.load_state_dict(load_checkpoint(run_dir / "best.pt")["strategy"], with_optimizer=False)
-    if not (run_dir / "model.json").is_file():  # a run of an earlier version: what 'adapt --backbone RUN' reads
-        _write_model_record(run_dir, strategy, config)
     result = {**_test(strategy, dev, eps, amp=config.amp, calibration=val_eps), "strategy": config.strategy,
               "backbone": config.backbone, "episodes_file": str(path)}
     atomic_write_json(run_dir / f"evaluate-{result['ways']}way-{result['shots']}shot-{result['queries']}query.json",

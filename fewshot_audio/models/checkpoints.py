@@ -22,7 +22,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}; start without --resume") from None
+        raise CheckpointError(f"no checkpoint at {path}; start without resume=True") from None
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over") from None
     if not isinstance(state, dict) or "version" not in state:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 
@@ -18,7 +19,9 @@ from fewshot_audio.config import FeatureConfig, TrainConfig
 from fewshot_audio.errors import CheckpointError, ConfigError
 from fewshot_audio.features.frontends import crop_size, feature_shape
 from fewshot_audio.models.backbones import backbone_input_kind, build_backbone
-from fewshot_audio.util.progress import warn
+
+logger = logging.getLogger(__name__)
+
 
 RECORD_KEYS = ("backbone", "input_shape", "channels")
 
@@ -50,7 +53,7 @@ def feature_config(data: dict, *, where: str) -> FeatureConfig:
     known = {f.name for f in dataclasses.fields(FeatureConfig)}
     dropped = sorted(set(data) - known)
     if dropped:
-        warn(f"{where}: ignoring feature setting(s) this version no longer has: {', '.join(dropped)}")
+        logger.warning(f"{where}: ignoring feature setting(s) this version no longer has: {', '.join(dropped)}")
     return FeatureConfig(**{k: v for k, v in data.items() if k in known})
 
 

@@ -31,7 +31,7 @@ def add_reviewed(tagger: Tagger, labels_path: str | Path, *, tag: str | None = N
         raise DataError(f"{labels_path}: no positive or negative decision{f' of tag {tag!r}' if tag else ''} to add")
     added = {}
     for name in dict.fromkeys(tag or r["tag"] for r in rows):
-        tagger.column(name, hint=" (add it with add-tag, or give --tag)")
+        tagger.column(name, hint=" (add it with add-tag, or give tag=)")
         mine = [r for r in rows if (tag or r["tag"]) == name]
         with tempfile.TemporaryDirectory() as tmp:
             files = [_cut(r, Path(tmp) / f"{i}.wav") for i, r in enumerate(mine)]

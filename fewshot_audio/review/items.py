@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from fewshot_audio.detection.annotations import raven_selections
+from fewshot_audio.data.raven import raven_selections
 from fewshot_audio.detection.episodes import resolve_audio
 from fewshot_audio.errors import DataError
 from fewshot_audio.util.registry import Registry
@@ -51,7 +51,7 @@ class Layout(abc.ABC):
         """``(file, start, end, tag, score)`` rows."""
 
 
-LAYOUTS: Registry[type[Layout]] = Registry("review source layout")
+LAYOUTS: Registry[type[Layout]] = Registry("review source layout", base=Layout)
 
 
 @LAYOUTS.register("detect-json")
@@ -90,7 +90,8 @@ class Raven(Layout):
     """The toolkit's one Raven reader (:func:`~fewshot_audio.detection.annotations.raven_selections`)."""
 
     def recognises(self, head):
-        return "\t" in head.splitlines()[0] and "Begin Time (s)" in head.splitlines()[0]
+        first = (head.splitlines() or [""])[0]
+        return "\t" in first and "Begin Time (s)" in first
 
     def read(self, path):
         return [(s.file, s.start, s.end, s.label, s.score) for s in raven_selections(path)]
@@ -99,7 +100,7 @@ class Raven(Layout):
 @LAYOUTS.register("dcase-csv")
 class DetectCSV(Layout):
     def recognises(self, head):
-        return head.splitlines()[0].strip().startswith("Audiofilename")
+        return (head.splitlines() or [""])[0].strip().startswith("Audiofilename")
 
     def read(self, path):
         with open(path, newline="") as fh:
@@ -118,7 +119,7 @@ def read_items(source: str | Path, *, audio_root: str | Path | None = None) -> l
         raise DataError(f"review source {path} is empty")
     layout = next((LAYOUTS.get(n)() for n in LAYOUTS if LAYOUTS.get(n)().recognises(head)), None)
     if layout is None:
-        raise DataError(f"review source {path}: not a detect or tag output (detect/tag --json, a Raven selection "
+        raise DataError(f"review source {path}: not a detect or tag output (their JSON, a Raven selection "
                         "table, or the Audiofilename,Starttime,Endtime CSV)")
     try:
         rows = layout.read(path)

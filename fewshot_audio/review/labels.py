@@ -33,14 +33,14 @@ class Labels:
             reader = csv.DictReader(fh)
             if self.path.stat().st_size and not set(COLUMNS[:6]) <= set(reader.fieldnames or []):
                 raise DataError(f"{self.path} exists and is not a review labels file (columns {','.join(COLUMNS[:6])}); "
-                                "give another --out, or move that file away")
+                                "give another out=, or move that file away", param="out")
             for r in reader:
                 try:
                     end = None if r["end"] in ("", "None") else float(r["end"])
                     key = (r["path"], round(float(r["start"]), 4), None if end is None else round(end, 4), r["tag"])
                 except (KeyError, ValueError):
                     raise DataError(f"{self.path} is not a review labels file (path,start,end,tag,label,...); give "
-                                    "another --out") from None
+                                    "another out=", param="out") from None
                 if key in by_key and r["label"] in LABELS:
                     self.rows = [x for x in self.rows if x["item"] != by_key[key]]
                     self.rows.append({**r, "item": by_key[key]})

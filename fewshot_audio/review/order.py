@@ -27,7 +27,7 @@ class ReviewOrder(abc.ABC):
         return np.zeros(len(items), dtype=int)
 
 
-ORDERS: Registry[type[ReviewOrder]] = Registry("review order")
+ORDERS: Registry[type[ReviewOrder]] = Registry("review order", base=ReviewOrder)
 
 
 def scores_of(items: list[Item]) -> np.ndarray:

@@ -20,7 +20,6 @@ from fewshot_audio.util.registry import Registry
 
 MAPS = 3585  # feature maps per architecture, as in the paper
 N_MELS = 96
-ARCHITECTURES: Registry[type[ProbeArchitecture]] = Registry("probe architecture")
 
 
 class ProbeArchitecture(nn.Module, abc.ABC):
@@ -56,6 +55,8 @@ class ProbeArchitecture(nn.Module, abc.ABC):
         x = loop_to(x, self.min_length)
         return torch.cat([m.flatten(2).mean(-1)[0] for m in self.feature_maps(x)])
 
+
+ARCHITECTURES: Registry[type[ProbeArchitecture]] = Registry("probe architecture", base=ProbeArchitecture)
 
 def loop_to(x: torch.Tensor, length: int) -> torch.Tensor:
     """``x (..., t)`` repeated along its last axis to at least ``length``."""

@@ -10,8 +10,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fewshot_audio.util.registry import Registry
 
-CLASSIFIERS: Registry[type[ProbeClassifier]] = Registry("probe classifier")
-
 
 class ProbeClassifier(abc.ABC):
     """``estimator(seed)``: a scikit-learn pipeline; ``grid(n_features)``: its parameter grid (pipeline names)."""
@@ -24,6 +22,8 @@ class ProbeClassifier(abc.ABC):
     def grid(self, n_features: int) -> list[dict] | dict:
         ...
 
+
+CLASSIFIERS: Registry[type[ProbeClassifier]] = Registry("probe classifier", base=ProbeClassifier)
 
 def _pipeline(model):
     from sklearn.pipeline import make_pipeline  # optional at import time: heavy

@@ -51,7 +51,7 @@ class StudyModel(abc.ABC):
         """A fresh network ``(B, 1, ..., crop) -> (B, d)`` and its ``d``."""
 
 
-MODELS: Registry[type[StudyModel]] = Registry("data-size model")
+MODELS: Registry[type[StudyModel]] = Registry("data-size model", base=StudyModel)
 
 
 @MODELS.register("samplecnn")
@@ -84,7 +84,7 @@ class Preset:
     budget: Budget
 
 
-PRESETS: Registry[Preset] = Registry("data-size preset")
+PRESETS: Registry[Preset] = Registry("data-size preset", base=Preset)
 PRESETS.register("cpu")(Preset(sizes=(5, 10, 20, 50, 100, ALL), draws=3, channels=32,
                                budget=Budget(epochs=20, max_steps=500)))
 PRESETS.register("gpu")(Preset(sizes=(5, 10, 20, 50, 100, 200, 500, 1000, ALL), draws=5, channels=64,

@@ -14,7 +14,7 @@ def rank_for_labelling(scores: np.ndarray, threshold: float, *, method: str, k: 
     """Indices of the ``k`` candidates to label next for one tag, from their clip-level ``scores``:
     ``uncertain`` (closest to the tag's threshold), ``top`` (highest scores) or ``random``."""
     if method not in SUGGEST_METHODS:
-        raise ConfigError(f"--method {method!r} is not valid; use {', '.join(SUGGEST_METHODS)}")
+        raise ConfigError(f"method={method!r} is not valid; use {', '.join(SUGGEST_METHODS)}", param="method")
     scores = np.asarray(scores, dtype=np.float64)
     if method == "uncertain":
         order = np.argsort(np.abs(scores - threshold), kind="stable")

@@ -19,7 +19,7 @@ def checked_strictness(strictness: float | None) -> float:
     if strictness is None:
         return STRICTNESS
     if not strictness > 0:
-        raise ConfigError(f"--strictness must be > 0 (a false tag's cost, per vocabulary tag), got {strictness}")
+        raise ConfigError(f"strictness={strictness}: must be > 0 (a false tag's cost, per vocabulary tag)", param="strictness")
     return float(strictness)
 
 

@@ -1,7 +1,7 @@
 """Tagger files: one safetensors file (tensors plus JSON metadata) that loads without pickle.
 
-Version 3 stores the embedding model as a model record (:func:`~fewshot_audio.models.compose.model_record`);
-version 2 (a run's whole training configuration) is migrated when read.
+The file stores the embedding model as a model record (:func:`~fewshot_audio.models.compose.model_record`);
+one format version is read, :data:`FORMAT_VERSION`, and any other is refused with one line.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from fewshot_audio.config import FeatureConfig, config_from_dict
 from fewshot_audio.embedding import Backbone
 from fewshot_audio.errors import CheckpointError, ConfigError
-from fewshot_audio.features.frontends import feature_shape
-from fewshot_audio.fewshot.strategies import strategy_class
-from fewshot_audio.models.compose import build_model, feature_config, input_shape, model_record
+from fewshot_audio.models.compose import build_model, feature_config
 from fewshot_audio.specs import canonical_backbone
 from fewshot_audio.util.io import atomic_write
 from fewshot_audio.version import __version__
 
 FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
 
 
 def write_tagger(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict, model: torch.nn.Module) -> None:
@@ -52,32 +48,18 @@ def read_tagger(path: str | Path, *, device: torch.device,
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not a fewshot-audio tagger")
     meta = json.loads(raw)
-    if meta.get("format_version") not in READABLE_VERSIONS:
+    if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"tagger {path} has format version {meta.get('format_version')} (toolkit "
-                              f"{meta.get('toolkit_version')}); this toolkit reads versions "
-                              f"{', '.join(map(str, READABLE_VERSIONS))}: rebuild it with 'fewshot-audio adapt'")
-    if not meta.get("normalize", True):
-        raise CheckpointError(f"tagger {path} scores in the raw embedding space, which this toolkit no longer "
-                              "offers; rebuild it with 'fewshot-audio adapt'")
+                              f"{meta.get('toolkit_version')}); this toolkit reads version {FORMAT_VERSION}: rebuild it "
+                              "with 'fewshot-audio adapt'")
     if expect_backbone is not None and canonical_backbone(expect_backbone) != canonical_backbone(
             meta["backbone"].split("@")[0]):
         raise ConfigError(f"tagger {path} was built on backbone {meta['backbone']!r}, not {expect_backbone!r}; "
                           "use a tagger built on that backbone or adapt a new one")
     features = feature_config(meta["features"], where=str(path))
     state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-    record = meta.get("model") or _record_of_version_2(meta, features, where=str(path))
+    record = meta["model"]
     model = build_model(record, where=str(path))
     model.load_state_dict(state)
     backbone = Backbone(meta["backbone"], model.to(device).eval(), features, meta["window"], record)
     return backbone, {k: v for k, v in tensors.items() if not k.startswith("backbone.")}, meta
-
-
-def _record_of_version_2(meta: dict, features: FeatureConfig, *, where: str) -> dict:
-    """The model record of a version-2 tagger, which stored a run's whole training config (or nothing
-    for ``mfcc`` and pretrained backbones)."""
-    config = meta.get("backbone_config")
-    if config is None:
-        return model_record(meta["backbone"], feature_shape(features), 64)
-    cfg = config_from_dict(config, where=where)
-    return model_record(strategy_class(cfg.strategy).backbone_name or cfg.backbone, input_shape(cfg.features),
-                        cfg.channels)

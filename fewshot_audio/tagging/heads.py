@@ -1,50 +1,56 @@
 """Tagger heads: how one tag is fitted from its clip embeddings and how clips are scored against it.
 
-A head is a registered class (:func:`register_head`); the tagger and its files name it and never branch
+A head implements :class:`Head` and is registered in :data:`HEADS`; the tagger and its files name it and never branch
 on the name. Embeddings come in the tagger's space (centred on the support mean, L2-normalised).
 """
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar
+
 import torch
 
-from fewshot_audio.errors import ConfigError
 from fewshot_audio.fewshot.strategies.embedding import cosine_scores, logistic_regression
+from fewshot_audio.util.registry import Registry
 
 
-class Head:
+class Head(abc.ABC):
     """One tag's parameters ``(width(d),)`` from clip embeddings ``zs (n, d)`` and a positive mask ``(n,)``,
     and the scores ``(n, n_tags)`` of clips against stacked parameters ``(n_tags, width(d))``."""
 
-    name = ""
+    name: ClassVar[str] = ""
 
     @staticmethod
     def width(dim: int) -> int:
+        """The number of parameters per tag for embeddings of size ``dim``."""
         return dim
 
+    @abc.abstractmethod
     def fit(self, zs: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """One tag's parameters ``(width(d),)`` from embeddings ``zs (n, d)`` and a boolean mask ``(n,)``."""
 
+    @abc.abstractmethod
     def scores(self, zs: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Scores ``(n, n_tags)`` of embeddings ``zs (n, d)`` against parameters ``(n_tags, width(d))``."""
 
 
-HEADS: dict[str, type[Head]] = {}
-
-
-def register_head(cls: type[Head]) -> type[Head]:
-    HEADS[cls.name] = cls
-    return cls
+HEADS: Registry[type[Head]] = Registry("head", base=Head)
+"""Every tagger head by name (a tagger's ``head``)."""
 
 
 def get_head(name: str) -> Head:
-    """The head registered as ``name`` (one line listing the valid ones otherwise)."""
-    if name not in HEADS:
-        raise ConfigError(f"--head {name!r} is not valid; use {' or '.join(HEADS)}")
-    return HEADS[name]()
+    """A fresh head registered as ``name`` (one line listing the registered ones otherwise).
+
+    Examples
+    --------
+    >>> get_head("prototypes").name
+    'prototypes'
+    """
+    return HEADS.get(name)()
 
 
-@register_head
+@HEADS.register()
 class PrototypeHead(Head):
     """The mean of the tag's examples; a clip's score is its cosine to it."""
 
@@ -57,7 +63,7 @@ class PrototypeHead(Head):
         return cosine_scores(zs, params)
 
 
-@register_head
+@HEADS.register()
 class LinearHead(Head):
     """A one-vs-rest logistic regression (class-balanced, C = 10); a clip's score is its logit."""
 

@@ -16,6 +16,7 @@ The :class:`Choice` says which rule decided. The winner's embeddings are kept, s
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.models.pretrained.weights import cached
 from fewshot_audio.specs import ModelSpec, get, models
-from fewshot_audio.util.progress import log, progress
+from fewshot_audio.util.progress import progress
+
+logger = logging.getLogger(__name__)
 
 AUTO = "auto"
 SIGNIFICANCE = 0.05  # the sign test's level for taking the leader over the domain default
@@ -214,6 +217,6 @@ def choose_backbone(paths: list[Path], targets: torch.Tensor, *, durations: list
     bb, emb = kept[spec]
     short = sum(0 < d < bb.window for d in durations)
     if short and not quiet:  # said of the chosen model's window, not of a candidate's
-        log(f"{short} example(s) shorter than {spec}'s {bb.window:.3g} s window were "
+        logger.info(f"{short} example(s) shorter than {spec}'s {bb.window:.3g} s window were "
             f"{'looped' if bb.features.short == 'loop' else 'zero-padded'}")
     return Choice(spec, estimates, time.perf_counter() - t0, reason), bb, emb

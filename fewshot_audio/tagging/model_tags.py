@@ -26,8 +26,8 @@ def tag_with_model(files: list[Path], *, model: str, device: str | None = None, 
 
     registered = get(model)
     if registered.tags_layer is None:
-        raise ConfigError(f"--model {model} has no tags of its own; models with tags: {', '.join(taggable())}; "
-                          f"use it as an embedding instead: fewshot-audio adapt --backbone {model}")
+        raise ConfigError(f"model={model} has no tags of its own; models with tags: {', '.join(taggable())}; "
+                          f"use it as an embedding instead (backbone={model})", param="model")
     dev = pick_device(device or "auto")
     backbone = load_backbone(f"{model}:{registered.tags_layer}", device=dev)
     labels = backbone.model.meta["labels"]

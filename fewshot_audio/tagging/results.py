@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fewshot_audio.data.audio import audio_duration
+from fewshot_audio.data.raven import RavenRow
+from fewshot_audio.data.raven import raven_table as write_raven
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.util.io import check_new_output, check_writable
 
@@ -45,17 +47,17 @@ def taggram_paths(target: str | Path, files: list[str | Path], *, overwrite: boo
     target = Path(target)
     if target.suffix.lower() == ".png":
         if len(files) != 1:
-            raise ConfigError(f"--taggram {target} names one PNG but {len(files)} files are tagged; give a folder, "
-                              f"e.g. --taggram {target.with_suffix('')}")
+            raise ConfigError(f"taggram={target} names one PNG but {len(files)} files are tagged; give a folder, "
+                              f"e.g. taggram={target.with_suffix('')}", param="taggram")
         _check_taggram(target, overwrite=overwrite)
         return [target]
     if target.exists() and not target.is_dir():
-        raise ConfigError(f"--taggram {target} is an existing file, not a folder; give a folder or a .png path")
+        raise ConfigError(f"taggram={target} is an existing file, not a folder; give a folder or a .png path", param="taggram")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--taggram {target}: cannot create the folder ({exc.strerror}); choose another path") from None
-    check_writable(target / "x.png", flag="--taggram")
+        raise ConfigError(f"taggram={target}: cannot create the folder ({exc.strerror}); choose another path", param="taggram") from None
+    check_writable(target / "x.png", param="taggram")
     seen: dict[str, int] = {}
     out = []
     for f in files:
@@ -69,32 +71,22 @@ def taggram_paths(target: str | Path, files: list[str | Path], *, overwrite: boo
 
 def _check_taggram(png: Path, *, overwrite: bool) -> None:
     """A taggram is a PNG and a CSV beside it: neither replaced without ``overwrite``."""
-    check_new_output(png, kind="png", overwrite=overwrite, flag="--taggram")
-    check_new_output(png.with_suffix(".csv"), kind="text", overwrite=overwrite, flag="--taggram")
-
-
-RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
-                 "Begin Path", "File Offset (s)", "Tag", "Score", "Threshold"]
+    check_new_output(png, kind="png", overwrite=overwrite, param="taggram")
+    check_new_output(png.with_suffix(".csv"), kind="text", overwrite=overwrite, param="taggram")
 
 
 def raven_table(results, tags: list[str], *, window: float, high_freq: float) -> str:
-    """A Raven selection table (tab-separated) of every window whose score reaches its tag's threshold:
-    one row per (window, tag), in file and time order. Begin/End Time run on across files, as in a
-    Raven table of several files; ``Begin Path`` and ``File Offset (s)`` place each row in its file."""
-    lines = ["\t".join(RAVEN_COLUMNS)]
-    offset, n = 0.0, 0
+    """A Raven selection table (:func:`fewshot_audio.data.raven.raven_table`) of every window whose score reaches
+    its tag's threshold: one row per (window, tag), in file and time order."""
+    rows, durations = [], {}
     for r in results:
         if r.error is not None:
             continue
         # a format soundfile cannot read: the windows' extent
         duration = audio_duration(r.path) or (float(r.times[-1] + window) if len(r.times) else 0.0)
+        durations[r.path] = duration
         for start, row in zip(r.times, r.taggram):
             end = min(float(start) + window, duration) if duration else float(start) + window
-            for j, tag in enumerate(tags):
-                if row[j] >= r.thresholds[tag]:
-                    n += 1
-                    lines.append("\t".join([str(n), "Spectrogram 1", "1", f"{offset + start:.3f}", f"{offset + end:.3f}",
-                                            "0", f"{high_freq:.0f}", r.path, f"{start:.3f}", tag, f"{row[j]:.5f}",
-                                            f"{r.thresholds[tag]:.5f}"]))
-        offset += duration
-    return "\n".join(lines) + "\n"
+            rows += [RavenRow(r.path, float(start), end, tag, float(row[j]), float(r.thresholds[tag]))
+                     for j, tag in enumerate(tags) if row[j] >= r.thresholds[tag]]
+    return write_raven(rows, durations=durations, high_freq_hz=high_freq)

@@ -10,6 +10,7 @@ safetensors file (:mod:`fewshot_audio.tagging.files`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from fewshot_audio.tagging.files import read_tagger, write_tagger
 from fewshot_audio.tagging.heads import get_head
 from fewshot_audio.tagging.model_choice import AUTO, choose_backbone
 from fewshot_audio.tagging.results import TagResult
-from fewshot_audio.util.progress import warn
 from fewshot_audio.util.runtime import pick_device
+
+logger = logging.getLogger(__name__)
 
 # adapt's backbone when none is given: the support set chooses (tagging/model_choice.py; docs/results.md)
 DEFAULT_BACKBONE = AUTO
@@ -37,7 +39,7 @@ MIN_EXAMPLES = 3  # fewer examples per tag than this: a warning that its thresho
 
 def one_tag_needs_negatives(tag: str) -> str:
     return (f"a vocabulary of one tag ({tag!r}) has nothing to calibrate its threshold against: pass "
-            f"--negatives FOLDER_OR_FILES with clips that are not {tag!r}")
+            f"negatives=FOLDER_OR_FILES with clips that are not {tag!r}")
 
 
 class Tagger:
@@ -129,7 +131,7 @@ class Tagger:
         get_head(head)  # an unknown head is an error before any work
         strictness = checked_strictness(strictness)  # before the support set is embedded
         dev = pick_device(device)
-        manifest = build_manifest(support, format=format, flag="--support")
+        manifest = build_manifest(support, format=format, param="support")
         tags = manifest.classes
         root = Path(support)
         if root.is_dir() and (format or "folder") == "folder":
@@ -138,11 +140,11 @@ class Tagger:
             if empty:
                 raise DataError(f"tag {empty[0]!r} has no examples (folder {root / empty[0]} holds no audio); "
                                 "add a few recordings or remove the folder")
-        negative_files = audio_files(list(negatives), flag="--negatives") if negatives else []
+        negative_files = audio_files(list(negatives), param="negatives") if negatives else []
         both = {Path(f).resolve() for f in negative_files} & {Path(c.path).resolve() for c in manifest.clips}
         if both:
             raise DataError(f"{sorted(both)[0]} is both an example of a tag and a negative ({len(both)} file(s) are); "
-                            "a negative must carry none of the tags: remove it from --negatives or from the examples")
+                            "a negative must carry none of the tags: remove it from negatives= or from the examples")
         if len(tags) == 1 and not negative_files:
             raise DataError(one_tag_needs_negatives(tags[0]))
         checked = validate_manifest(manifest)
@@ -190,10 +192,10 @@ class Tagger:
             tagger._add(tag, mask, n_tags=len(vocabulary))
         few = {t: int(n) for t, n in zip(tagger.tags, tagger.support_targets.sum(0).tolist()) if n < MIN_EXAMPLES}
         if few:
-            warn(f"{len(few)} tag(s) have fewer than {MIN_EXAMPLES} examples ("
+            logger.warning(f"{len(few)} tag(s) have fewer than {MIN_EXAMPLES} examples ("
                  + ", ".join(f"{t}: {n}" for t, n in list(few.items())[:5]) + "): their thresholds are calibrated on "
                  "too few leave-one-out scores and will miss many clips of the tag (see 'fewshot-audio tagger info' "
-                 "for each tag's leave-one-out recall); add examples or lower --strictness")
+                 "for each tag's leave-one-out recall); add examples or lower strictness=")
         return tagger
 
     def loo_recall(self) -> list[float | None]:

@@ -50,31 +50,31 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def check_writable(path: str | Path, *, flag: str) -> None:
+def check_writable(path: str | Path, *, param: str) -> None:
     """A one-line :class:`ConfigError` naming ``flag`` unless a file can be created beside ``path`` (in an
     existing folder), checked before the work whose result goes there."""
     folder = Path(path).parent
     if not folder.is_dir():
-        raise ConfigError(f"{flag} {path}: folder {folder} does not exist; create it or choose another path")
+        raise ConfigError(f"{param}={path}: folder {folder} does not exist; create it or choose another path")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc}); choose another path") from None
+        raise ConfigError(f"{param}={path}: cannot write in {folder} ({exc.strerror or exc}); choose another path") from None
 
 
-def check_folder_creatable(path: str | Path, *, flag: str) -> None:
+def check_folder_creatable(path: str | Path, *, param: str) -> None:
     """A one-line :class:`ConfigError` naming ``flag`` unless ``path`` is a folder, or one can be made, where
     files can be written; nothing is created."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path} is a file, not a folder; choose another path")
+        raise ConfigError(f"{param}={path} is a file, not a folder; choose another path")
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
-    check_writable(existing / "x", flag=flag)
+        raise ConfigError(f"{param}={path}: {existing} is a file, not a folder; choose another path")
+    check_writable(existing / "x", param=param)
 
 
 FILE_KINDS = ("png", "safetensors", "zip", "sqlite", "text", "binary")
@@ -103,7 +103,7 @@ def file_kind(path: str | Path) -> str:
     return "text"
 
 
-def check_new_output(path: str | Path, *, kind: str, overwrite: bool, flag: str) -> None:
+def check_new_output(path: str | Path, *, kind: str, overwrite: bool, param: str) -> None:
     """A one-line :class:`ConfigError` naming ``flag`` unless a ``kind`` file (one of :data:`FILE_KINDS`) can be
     written at ``path``: its folder exists and is writable, and ``path`` is either absent or, with ``overwrite``,
     an existing file of the same kind. Checked before the work whose result goes there."""
@@ -111,13 +111,13 @@ def check_new_output(path: str | Path, *, kind: str, overwrite: bool, flag: str)
         raise ValueError(f"kind {kind!r} is not one of {FILE_KINDS}")
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; give a file path")
-    check_writable(path, flag=flag)
+        raise ConfigError(f"{param}={path} is a folder; give a file path")
+    check_writable(path, param=param)
     if not path.exists():
         return
     found = file_kind(path)
     if found != kind:
-        raise ConfigError(f"{flag} {path} exists and is a {found} file; this writes a {kind} file and never "
+        raise ConfigError(f"{param}={path} exists and is a {found} file; this writes a {kind} file and never "
                           "replaces a file of another kind: choose another path")
     if not overwrite:
-        raise ConfigError(f"{flag} {path} exists; choose another path or pass --overwrite to replace it")
+        raise ConfigError(f"{param}={path} exists; choose another path or pass overwrite=True to replace it")

@@ -29,10 +29,10 @@ def pick_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+            raise ConfigError(f"device={name} was asked for but no CUDA GPU is available; use device=cpu or auto", param="device")
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) present")
+            raise ConfigError(f"device={name}: only {torch.cuda.device_count()} GPU(s) present", param="device")
     device = torch.device(name)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed episode shapes: let cuDNN pick the fastest kernels

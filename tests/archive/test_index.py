@@ -18,6 +18,7 @@ from fewshot_audio.archive.search import search
 from fewshot_audio.archive.store import ArchiveStore
 from fewshot_audio.archive.tag_from_index import tag_index
 from fewshot_audio.cli import main
+from fewshot_audio.errors import DataError
 
 SR = 8000
 F0 = {"low": 220.0, "mid": 660.0, "high": 1800.0}
@@ -341,24 +342,18 @@ def test_torchrun_ranks_build_one_index(tmp_path, setup):
     assert r.returncode != 0 and len(errors) == 1 and "already holds an index" in errors[0]
 
 
-def test_an_index_built_before_levels_were_kept_still_tags(tmp_path, setup):
-    """Shards of (start, end) rows only: every window is pooled, as such an index was tagged when it was built."""
+def test_an_index_of_another_layout_version_is_refused_in_one_line(tmp_path, setup):
+    """One layout version is read; an index written by another (levels missing, ...) is never half-read."""
     import shutil
+    import sqlite3
 
     root, _, _ = setup
     old = tmp_path / "old"
     shutil.copytree(root / "idx", old)
-    for win in (old / "shards").glob("*.win.npy"):
-        np.save(win, np.load(win)[:, :2])
-    index = ArchiveStore.open(old)
-    assert index.clip_windows()[3] is None
-    results, tags = tag_index(old, tagger=root / "t.safetensors")
-    current, _ = tag_index(root / "idx", tagger=root / "t.safetensors")
-    assert [r.path for r in results] == [r.path for r in current]
-    assert [r.error is None for r in results] == [r.error is None for r in current] and len(results) == 19
-    for r, c in zip(results, current):
-        if r.error is None and len(r.times) == 1:  # one window: nothing to leave out, the same scores
-            assert r.scores == pytest.approx(c.scores)
+    with sqlite3.connect(old / "index.sqlite") as db:
+        db.execute("update meta set value = '0' where key = 'format'")
+    with pytest.raises(DataError, match=r"index .*old has layout version 0; this toolkit reads version 1"):
+        ArchiveStore.open(old)
 
 
 def test_one_model_has_one_name_for_taggers_and_indexes(monkeypatch):

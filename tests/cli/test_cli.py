@@ -69,7 +69,7 @@ def test_datasets_inspect_and_episode_freeze(tiny_dataset, tiny_config, tmp_path
     (["--ways", "4"], "4-way episodes need 4"),
     (["--shots", "5", "--queries", "5"],
      "has 8 clips but 5-shot 5-query episodes need 10; lower --queries or drop the class with --min-clips 10"),
-    (["--backbone", "resnet"], "unknown backbone 'resnet'; valid backbones: conv4"),
+    (["--backbone", "resnet"], "unknown backbone 'resnet'; registered: conv4"),
     (["--backbone", "samplecnn"], "backbone 'samplecnn' needs waveform inputs"),
     (["--device", "cuda:7"], "cuda"),
     (["--resume"], "holds no run to resume"),
@@ -87,7 +87,7 @@ def test_bad_dataset_and_config_errors(tmp_path, tiny_dataset):
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "empty").mkdir()
     r = run_cli("train", "--dataset", tmp_path / "empty", "--quiet")
-    assert r.returncode == 2 and "is empty" in r.stderr
+    assert r.returncode == 2 and "is an empty folder" in r.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("shots: 5\nshotz: 3\n")
     r = run_cli("train", "--config", bad, "--quiet")

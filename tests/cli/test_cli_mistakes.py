@@ -19,7 +19,7 @@ def test_episodes_freeze_checks_its_flags(argv, message, capsys, tmp_path):
 def test_inspect_names_its_path_argument(tmp_path, capsys):
     assert main(["datasets", "inspect", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert "dataset path" in err and "nowhere does not exist" in err and "--dataset" not in err
+    assert f"path {tmp_path / 'nowhere'} does not exist" in err and "--dataset" not in err
 
 
 def test_empty_csv_and_a_csv_of_missing_files(tmp_path, capsys):
@@ -53,10 +53,10 @@ def test_an_out_folder_that_cannot_be_made(argv, tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["evaluate", "--run", "{tmp}/nowhere"], "nowhere is not a run folder"),
-    (["compare", "--shots", "0", "--out", "{tmp}/o"], "--shots must be positive integers, got [0]"),
+    (["compare", "--shots", "0", "--out", "{tmp}/o"], "--shots [0]: must be positive integers"),
     (["compare", "--strategies", "nope", "--out", "{tmp}/o"], "unknown strategy 'nope'"),
-    (["tag", "{tmp}/x.wav", "--model", "nope"], "no pretrained model named 'nope'"),
-    (["weights", "fetch", "nope"], "no pretrained weights named 'nope'"),
+    (["tag", "{tmp}/x.wav", "--model", "nope"], "unknown pretrained model 'nope'"),
+    (["weights", "fetch", "nope"], "unknown pretrained weights 'nope'"),
     (["tagger", "info", "{tmp}/missing.safetensors"], "missing.safetensors does not exist"),
     (["tagger", "info", "{tmp}/bad.csv"], "bad.csv is not a readable tagger file"),
     (["train", "--config", "{tmp}/nope.yaml", "--out", "{tmp}/o"], "nope.yaml does not exist"),

@@ -70,7 +70,7 @@ def test_folder_adapter_and_validation(tmp_path):
     assert len(v) == 6 and len(v.problems) == 2
     assert any("broken.wav" in p for p in v.problems) and any("empty.wav" in p for p in v.problems)
     assert all(c.duration == pytest.approx(0.3) for c in v.clips)
-    with pytest.raises(DataError, match="broken.wav.*drop --strict"):
+    with pytest.raises(DataError, match="broken.wav.*drop strict=True"):
         validate_manifest(m, strict=True)
 
 
@@ -120,7 +120,7 @@ def test_esc50_urbansound_fsdd_nsynth_adapters(tmp_path):
     assert [c.labels[0] for c in build_manifest(fsdd).clips] == ["3", "3", "7"]
     assert [c.labels[0] for c in build_manifest(fsdd, label="speaker").clips] == ["jackson", "nicolas", "jackson"]
     assert build_manifest(fsdd, label="digit-speaker").clips[0].labels == ("3-jackson",)
-    with pytest.raises(DataError, match="--label 'accent' is not valid for format fsdd"):
+    with pytest.raises(DataError, match="label 'accent' is not valid for format fsdd"):
         build_manifest(fsdd, label="accent")
 
     ns = tmp_path / "nsynth"
@@ -136,11 +136,11 @@ def test_dataset_path_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         build_manifest(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="is empty"):
+    with pytest.raises(DataError, match="is an empty folder"):
         build_manifest(tmp_path / "empty")
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match="cannot tell the layout.*--format"):
+    with pytest.raises(DataError, match="cannot tell the layout.*name one with format= "):
         build_manifest(tmp_path / "odd")
     with pytest.raises(DataError, match="unknown dataset format 'zip'"):
         build_manifest(tmp_path / "odd", format="zip")

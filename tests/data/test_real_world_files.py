@@ -152,6 +152,7 @@ def test_two_processes_build_one_store_without_corrupting_it(tmp_path):
     root = _folder(tmp_path / "d", {c: [tone(0.2 + 0.05 * j, 8000) for j in range(20)] for c in "abcd"})
     script = (
         "import sys, numpy as np\n"
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
         "from fewshot_audio.config import FeatureConfig\n"
         "from fewshot_audio.data import build_manifest, validate_manifest\n"
         "from fewshot_audio.features.store import FeatureStore\n"

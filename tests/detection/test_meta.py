@@ -10,10 +10,11 @@ import soundfile as sf
 import torch
 
 from fewshot_audio.cli import main
-from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, SHIPPED_WEIGHTS, make_detector
+from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, make_detector
 from fewshot_audio.detection.meta import training_patches
 from fewshot_audio.detection.metric import evaluate, read_predictions, read_references
 from fewshot_audio.detection.network import PATCH, fine_tune, load_detector_network
+from fewshot_audio.detection.settings import SHIPPED_WEIGHTS
 from fewshot_audio.detection.sources import NetworkSource
 from fewshot_audio.fewshot.episodes import DetectionEpisodeSampler
 from fewshot_audio.models.backbones.frame_tcn import CONTEXT, FrameTCN
@@ -68,7 +69,7 @@ def test_the_network_embeds_a_long_recording_as_it_embeds_each_windows_patch(tmp
     y = 0.05 * np.random.default_rng(0).standard_normal(70 * 16000).astype(np.float32)  # 70 s: two 60 s blocks
     sf.write(tmp_path / "long.wav", y, 16000)
     examples = np.array([[1.0, 1.1], [2.0, 2.1]])
-    src = NetworkSource(make_detector("protonet", weights=str(out / "detector.pt")), examples)
+    src = NetworkSource(make_detector("protonet", weights=str(out / "detector.pt")).settings, examples)
     starts, rows = [], []
     for first, x in src.blocks(tmp_path / "long.wav"):
         starts.append(first)
@@ -147,7 +148,8 @@ def test_the_shipped_network_is_the_one_its_notice_describes():
     assert "85.8% at step 1,200" in notice and "117 of them" in notice and "CC BY-SA 4.0" in notice
     net = load_detector_network(SHIPPED_WEIGHTS)
     assert sum(p.numel() for p in net.parameters()) == 99_136 and "99,136 parameters" in notice
-    assert make_detector(DEFAULT_DETECTOR).network and make_detector("protonet").weights == str(SHIPPED_WEIGHTS)
+    assert make_detector(DEFAULT_DETECTOR).settings.source == "network"
+    assert NetworkSource.uses_weights and make_detector("protonet").settings.weights is None  # the shipped network
 
 
 def test_weights_mistakes_are_one_line(trained, tmp_path, capsys):

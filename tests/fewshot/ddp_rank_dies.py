@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-import fewshot_audio.fewshot.training as api
+import fewshot_audio.fewshot.harness as api
 from fewshot_audio.cli import main
 
 _meta_train = api.meta_train

@@ -9,6 +9,7 @@ import torch
 
 from fewshot_audio.cli import main
 from fewshot_audio.fewshot import compare as compare_mod
+from fewshot_audio.fewshot import harness as harness_mod
 from fewshot_audio.fewshot.compare_results import COLUMNS
 from tests.conftest import write_tiny_dataset
 
@@ -42,7 +43,7 @@ def test_compare_episodic_resume_and_refusal(tiny_dataset, tiny_config, tmp_path
 
     # resume: finished cells are kept, nothing is retrained or re-evaluated
     calls = []
-    monkeypatch.setattr(compare_mod, "meta_train", lambda *a, **k: calls.append("train"))
+    monkeypatch.setattr(harness_mod, "meta_train", lambda *a, **k: calls.append("train"))
     monkeypatch.setattr(compare_mod, "evaluate", lambda *a, **k: calls.append("eval"))
     assert main(args) == 0
     assert calls == [] and rows_of(out / "results.csv") == rows
@@ -64,9 +65,9 @@ def test_compare_episodic_resume_and_refusal(tiny_dataset, tiny_config, tmp_path
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--strategies", "prototypical,nope"], "unknown strategy 'nope'; valid strategies: prototypical"),
+    (["--strategies", "prototypical,nope"], "unknown strategy 'nope'; registered: prototypical"),
     (["--shots", "1,x"], "--shots '1,x' must be comma-separated integers"),
-    (["--shots", "0"], "--shots must be positive integers"),
+    (["--shots", "0"], "--shots [0]: must be positive integers"),
     (["--shots", "9"], "class(es) have fewer clips than the 12 that 9-shot 3-query episodes need"),
     (["--protocol", "fancy"], "--protocol 'fancy' is not valid"),
 ])

@@ -48,4 +48,4 @@ def test_low_data_rows_that_learn_nothing_need_no_source(tmp_path, tiny_config, 
     assert main(["compare", "--dataset", str(target), "--source", str(target), "--config", str(tiny_config),
                  "--protocol", "low-data", "--strategies", "mfcc-1nn,prototypical", "--shots", "1",
                  "--out", str(tmp_path / "low2"), "--quiet"]) == 2
-    assert "meta-trains prototypical on a --source dataset other than the target" in capsys.readouterr().err
+    assert "meta-trains prototypical on a source dataset other than the target" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_more_gpus_asked_for_than_exist_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     for k, v in {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4", "LOCAL_RANK": "3"}.items():
         monkeypatch.setenv(k, v)
-    with pytest.raises(ConfigError, match=r"started 4 processes on this node but it has 2 GPU\(s\); use --nproc-per-node 2"):
+    with pytest.raises(ConfigError, match=r"started 4 processes on this node but it has 2 GPU\(s\); start 2 process\(es\) per node"):
         distributed.setup("auto")
-    with pytest.raises(ConfigError, match=r"--device cuda:3: only 2 GPU\(s\) present"):
+    with pytest.raises(ConfigError, match=r"device=cuda:3: only 2 GPU\(s\) present"):
         pick_device("cuda:3")

@@ -50,10 +50,10 @@ def test_sampler_state_roundtrip():
 
 @pytest.mark.parametrize("kw,msg", [
     (dict(n_way=11), "11-way episodes need 11 classes"),
-    (dict(n_shot=0), "--shots must be a positive integer"),
-    (dict(n_query=-1), "--queries must be a positive integer"),
-    (dict(n_shot=5, n_query=8), "class 'c0' has 10 clips but 5-shot 8-query episodes need 13; lower --queries or drop "
-                                "the class with --min-clips 13"),
+    (dict(n_shot=0), "shots=0: must be a positive integer"),
+    (dict(n_query=-1), "queries=-1: must be a positive integer"),
+    (dict(n_shot=5, n_query=8), "class 'c0' has 10 clips but 5-shot 8-query episodes need 13; lower queries= or drop "
+                                "the class with min_clips=13"),
 ])
 def test_sampler_errors(kw, msg):
     with pytest.raises(EpisodeError, match=msg.replace("(", r"\(")):
@@ -208,9 +208,9 @@ def test_multilabel_episodes_freeze_and_read_back_with_their_targets(tmp_path):
                  (back.support_targets, ep.support_targets), (back.query_targets, ep.query_targets)):
         assert torch.equal(a, b)
     assert torch.equal(back[2:4].query_targets, ep.query_targets[2:4])
-    with pytest.raises(EpisodeError, match="holds multi-label episodes; pass --multi-label"):
+    with pytest.raises(EpisodeError, match="holds multi-label episodes; pass multi_label=True"):
         read_episodes(path, manifest_hash="abc", ids=ids, class_names=names)
     single = tmp_path / "single.json"
     freeze_episodes(single, episodes=ep, ids=ids, class_names=names, header={"manifest_hash": "abc"})
-    with pytest.raises(EpisodeError, match="holds single-label episodes; drop --multi-label"):
+    with pytest.raises(EpisodeError, match="holds single-label episodes; drop multi_label=True"):
         read_episodes(single, manifest_hash="abc", ids=ids, class_names=names, targets=targets)

@@ -6,8 +6,8 @@ replaced scored 21.1 / 45.1 against the recipe's 26.5 / 53.7 (1 / 5 shots)."""
 import numpy as np
 import pytest
 
+from benchmarks.common import whole_clip_mfcc
 from fewshot_audio.config import TrainConfig
-from fewshot_audio.fewshot.baselines import whole_clip_mfcc
 from fewshot_audio.fewshot.compare import compare, low_data_split, low_data_support
 from fewshot_audio.fewshot.dataset import load_config_data
 from tests.conftest import FSDD

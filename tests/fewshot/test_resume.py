@@ -79,7 +79,7 @@ def test_two_process_data_parallel_training_with_gloo(tiny_dataset, tiny_config,
     # resuming with another number of processes is refused with the fix
     r = subprocess.run([sys.executable, "-m", "fewshot_audio", "train", "--dataset", str(tiny_dataset), "--config",
                         str(tiny_config), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
-    assert r.returncode == 2 and "resume it with --nproc-per-node 2" in r.stderr
+    assert r.returncode == 2 and "resume it with 2 processes per node in torchrun" in r.stderr
 
 
 def test_features_that_do_not_fit_train_from_the_memory_mapped_store_with_prefetch(tiny_dataset, tiny_config,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.common import musicnn_original
 from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.models.pretrained import musicnn as mn
 from fewshot_audio.models.pretrained.tf_checkpoint import crc32c, read_checkpoint, read_index
@@ -117,7 +118,7 @@ def test_reader_on_the_real_wheel(unpacked, tmp_path):
 @pytest.mark.parametrize("name", list(mn.MODELS))
 def test_ports_equal_the_original_tensorflow_models(converted, name, monkeypatch):
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
-    model, meta = mn.load_original(name)
+    model, meta = musicnn_original(name)
     ref = np.load(FIXTURES / "musicnn_reference.npz")
     for sig, x in signals().items():
         p, _ = mn.patches(mn.musicnn_logmel(x))

@@ -200,7 +200,7 @@ def test_wheel_problems_are_named(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(args, 1, "", "no network")
 
     monkeypatch.setattr(weights.subprocess, "run", offline)
-    with pytest.raises(DataError, match=r"could not download aisfx==0.1.2 .*weights fetch aisfx --from PATH"):
+    with pytest.raises(DataError, match=r"could not download aisfx==0.1.2 .*weights fetch aisfx, source=PATH"):
         weights.fetch(src)
 
 
@@ -248,12 +248,11 @@ def toy(tmp_path, monkeypatch):
         return {"toy": (Net().state_dict(), {"model": "toy"})}
 
     source = registry.WeightsSource(name="toy", package="toy", version="1.0", licence="MIT", convert=convert)
-    front = registry.FrontEnd(kind="toy", sample_rate=8000, n_bins=40, window_samples=4000,
+    front = registry.FrontEndSpec(kind="toy", sample_rate=8000, n_bins=40, window_samples=4000,
                               build=lambda: LogMel(FeatureConfig(sample_rate=8000, n_mels=40, n_fft=256, hop_length=128)),
                               frames=lambda n: 1 + n // 128, fixed={"n_fft": 256, "hop_length": 128})
-    monkeypatch.setattr(registry, "MODELS", dict(registry.models()))
-    monkeypatch.setattr(registry, "SOURCES", dict(registry.SOURCES))
-    monkeypatch.setattr(registry, "FRONT_ENDS", dict(registry.FRONT_ENDS))
+    for name in ("MODELS", "WEIGHTS_SOURCES", "MODEL_FRONT_ENDS"):
+        monkeypatch.setattr(registry, name, getattr(registry, name).copy())
     registry.register(registry.PretrainedModel(name="toy", description="a toy", front_end=front, source=source,
                                                weights_file="toy", build=Net, layers={"clip": 8, "frames": 16},
                                                default_layer="clip"))
@@ -312,7 +311,7 @@ def test_compare_puts_rows_on_pretrained_models(tmp_path, toy, tiny_config):
 def test_speech_embedding_tags_spoken_digits_far_above_the_mfcc_floor(cache, monkeypatch, tmp_path):
     """Real data (FSDD, skipped where absent): 3 examples per digit, adapt + tag on the speech embedding, against
     whole-clip MFCC statistics with a nearest centroid on the same split (README: 82.1% vs 43.8% over 10 splits)."""
-    from fewshot_audio.fewshot.baselines import nearest_centroid, whole_clip_mfcc
+    from benchmarks.common import nearest_centroid, whole_clip_mfcc
     from fewshot_audio.tagging.tagger import Tagger
     from tests.conftest import FSDD
 

@@ -1,5 +1,6 @@
 """adapt --backbone auto: the examples choose the model by leave-one-out accuracy; the tagger keeps the choice."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,11 @@ def _blind(tmp_path, monkeypatch, *, noncommercial: bool):
 
     source = registry.WeightsSource(name="blind", package="blind", version="1.0", licence="CC BY-NC 4.0 (test)",
                                     noncommercial=noncommercial, convert=lambda root: {"blind": (Net().state_dict(), {"model": "blind"})})
-    front = registry.FrontEnd(kind="blind", sample_rate=SR, n_bins=40, window_samples=4000,
+    front = registry.FrontEndSpec(kind="blind", sample_rate=SR, n_bins=40, window_samples=4000,
                               build=lambda: LogMel(FeatureConfig(sample_rate=SR, n_mels=40, n_fft=256, hop_length=128)),
                               frames=lambda n: 1 + n // 128, fixed={"n_fft": 256, "hop_length": 128})
-    monkeypatch.setattr(registry, "MODELS", dict(registry.models()))
-    monkeypatch.setattr(registry, "SOURCES", dict(registry.SOURCES))
-    monkeypatch.setattr(registry, "FRONT_ENDS", dict(registry.FRONT_ENDS))
+    for name in ("MODELS", "WEIGHTS_SOURCES", "MODEL_FRONT_ENDS"):
+        monkeypatch.setattr(registry, name, getattr(registry, name).copy())
     registry.register(registry.PretrainedModel(name="blind", description="hears nothing", front_end=front, source=source,
                                                weights_file="blind", build=Net, layers={"clip": 8},
                                                default_layer="clip", auto_layers=("clip",)))
@@ -193,7 +193,7 @@ def test_the_same_clip_as_example_and_negative_is_refused(tmp_path, capsys):
     assert err.count("\n") == 1 and "is both an example of a tag and a negative (3 file(s) are)" in err
 
 
-def test_the_short_examples_line_names_the_chosen_models_window(blind, tmp_path, monkeypatch, capsys):
+def test_the_short_examples_line_names_the_chosen_models_window(blind, tmp_path, monkeypatch, caplog):
     """Issue 28: "shorter than one 5 s window were looped" named a candidate's window, not the chosen model's."""
     import soundfile as sf
 
@@ -204,6 +204,7 @@ def test_the_short_examples_line_names_the_chosen_models_window(blind, tmp_path,
                                                        "sweep": ("chirp", 3)}, range(3), sr=SR, seconds=1.0)
     for tag, (family, index) in {"bell": ("struck", 1), "hiss": ("noise", 2), "sweep": ("chirp", 3)}.items():
         sf.write(support / tag / "short.wav", synthetic_clip(family, index, 7, seconds=0.2, sr=SR), SR)
-    tagger = Tagger.adapt(support, backbone="auto")
-    lines = [line for line in capsys.readouterr().err.splitlines() if "shorter than" in line]
+    with caplog.at_level(logging.INFO, logger="fewshot_audio"):
+        tagger = Tagger.adapt(support, backbone="auto")
+    lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
     assert len(lines) == 1 and f"shorter than {tagger.backbone.name}'s" in lines[0], lines

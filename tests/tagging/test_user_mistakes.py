@@ -54,7 +54,7 @@ def run(capsys, *argv):
 def test_bad_hop_is_one_line_before_any_work(audio, tagger, capsys, tmp_path, hop):
     rc, out, err = run(capsys, "tag", str(audio / "long.wav"), "--tagger", str(tagger), "--hop", hop,
                        "--taggram", str(tmp_path / "g.png"), "--quiet")
-    assert rc == 2 and err.strip().count("\n") == 0 and "--hop must be a positive number of seconds" in err
+    assert rc == 2 and err.strip().count("\n") == 0 and f"--hop {float(hop)}: must be a positive number of seconds" in err
     assert out == "" and not (tmp_path / "g.png").exists()
 
 

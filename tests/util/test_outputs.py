@@ -49,13 +49,13 @@ def test_file_kinds_are_told_apart(tmp_path):
 
 def test_an_existing_output_needs_overwrite_and_the_same_kind(tmp_path):
     target = tmp_path / "o.csv"
-    check_new_output(target, kind="text", overwrite=False, flag="--out")  # absent: fine
+    check_new_output(target, kind="text", overwrite=False, param="out")  # absent: fine
     target.write_text("old\n")
-    with pytest.raises(ConfigError, match=r"--out .*o.csv exists; choose another path or pass --overwrite"):
-        check_new_output(target, kind="text", overwrite=False, flag="--out")
-    check_new_output(target, kind="text", overwrite=True, flag="--out")
+    with pytest.raises(ConfigError, match=r"out=.*o.csv exists; choose another path or pass overwrite=True"):
+        check_new_output(target, kind="text", overwrite=False, param="out")
+    check_new_output(target, kind="text", overwrite=True, param="out")
     with pytest.raises(ConfigError, match=r"exists and is a text file; this writes a png file"):
-        check_new_output(target, kind="png", overwrite=True, flag="--out")
+        check_new_output(target, kind="png", overwrite=True, param="out")
 
 
 def test_detect_refuses_to_replace_a_tagger_and_adapt_a_text_file(support, tmp_path, capsys):

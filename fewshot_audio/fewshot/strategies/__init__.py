@@ -1,57 +1,67 @@
-"""Strategies: every one implements :class:`Strategy`; a registry maps names to classes."""
+"""Strategies: every one implements :class:`Strategy` and is registered in :data:`STRATEGIES` by its module.
+
+The modules are imported in the order ``compare --strategies all`` runs them.
+"""
 
 from __future__ import annotations
 
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.fewshot.strategies.base import Strategy
-from fewshot_audio.fewshot.strategies.maml import ANIL, FOMAML, MAML
-from fewshot_audio.fewshot.strategies.prototypical import Prototypical
-from fewshot_audio.fewshot.strategies.regularized import (
-    MFCCSVM,
-    MFCCNearestNeighbour,
-    RegularizedSBCNN,
-    RegularizedTimbral,
-    RegularizedVGG,
-)
-from fewshot_audio.fewshot.strategies.transfer import (
+
+from fewshot_audio.fewshot.strategies.prototypical import Prototypical  # isort: skip  (the order of 'all')
+from fewshot_audio.fewshot.strategies.transfer import (  # isort: skip
     FinetuneTransfer,
     LogisticTransfer,
     Pretrained,
     ProtoTransfer,
     SimpleShot,
 )
+from fewshot_audio.fewshot.strategies.regularized import (  # isort: skip
+    MFCCSVM,
+    MFCCNearestNeighbour,
+    RegularizedSBCNN,
+    RegularizedTimbral,
+    RegularizedVGG,
+)
+from fewshot_audio.fewshot.strategies.maml import ANIL, FOMAML, MAML  # isort: skip
+from fewshot_audio.fewshot.strategies.base import STRATEGIES, Strategy  # isort: skip
 from fewshot_audio.models.backbones import backbone_input_kind
-
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (
-    Prototypical,
-    Pretrained, SimpleShot, LogisticTransfer, FinetuneTransfer,
-    ProtoTransfer,
-    RegularizedTimbral, RegularizedSBCNN, RegularizedVGG, MFCCSVM, MFCCNearestNeighbour,
-    MAML, FOMAML, ANIL,
-)}
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
+    """The strategy class registered as ``name``.
+
+    Examples
+    --------
+    >>> strategy_class("prototypical").__name__
+    'Prototypical'
+    """
+    return STRATEGIES.get(name)
 
 
 def parse_strategies(text: str) -> list[str]:
-    """``"all"`` or a comma-separated list of registered names, each optionally ``@BACKBONE`` (each checked)."""
-    names = list(STRATEGIES) if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    """``"all"`` or a comma-separated list of registered names, each optionally ``@BACKBONE`` (each checked).
+
+    Examples
+    --------
+    >>> parse_strategies("prototypical, mfcc-svm@mfcc")
+    ['prototypical', 'mfcc-svm@mfcc']
+    """
+    names = STRATEGIES.names() if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
     for name in names:
         strategy, _, backbone = name.partition("@")  # STRATEGY@BACKBONE: a row on another backbone
         strategy_class(strategy)
         if backbone:
             backbone_input_kind(backbone)
     if not names:
-        raise ConfigError("--strategies is empty; give 'all' or names separated by commas")
+        raise ConfigError(f"strategies={text!r} is empty; give 'all' or names separated by commas")
     return names
 
 
 def describe_strategies() -> dict[str, str]:
-    return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in STRATEGIES.items()}
+    """Each strategy's name and the first line of its docstring."""
+    return STRATEGIES.describe()
 
 
-__all__ = ["STRATEGIES", "Strategy", "describe_strategies", "parse_strategies", "strategy_class"]
+__all__ = ["ANIL", "FOMAML", "MAML", "MFCCSVM", "STRATEGIES", "FinetuneTransfer", "LogisticTransfer", "MFCCNearestNeighbour",
+           "Pretrained", "ProtoTransfer", "Prototypical", "RegularizedSBCNN", "RegularizedTimbral", "RegularizedVGG",
+           "SimpleShot", "Strategy", "describe_strategies", "parse_strategies", "strategy_class"]

@@ -11,10 +11,15 @@ through :func:`classification_loss`, which takes either kind of target.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+
+from fewshot_audio.models.backbones.base import Backbone
+from fewshot_audio.util.registry import Registry
 
 InputsFn = Callable[[torch.Tensor], torch.Tensor]
 """Maps clip indices ``(...,)`` to model inputs ``(..., *x)`` (one window per clip) on the strategy's device.
@@ -22,8 +27,8 @@ The harness passes a :class:`fewshot_audio.fewshot.dataset.DeviceData`, whose ``
 embeddings of every window of each clip; strategies with an embedding use that for clip embeddings."""
 
 
-class Strategy:
-    """Base class. Subclasses implement ``fit``/``predict`` and may override the rest.
+class Strategy(abc.ABC):
+    """The interface of every strategy; subclasses implement ``fit``/``predict`` and may override the rest.
 
     * ``prepare(train_inputs)``: once before training, with the training clips' inputs.
     * ``train_step(support, query, classes, targets=None) -> (loss, accuracy)``: one optimisation
@@ -33,14 +38,19 @@ class Strategy:
     * ``score_episodes(inputs, support, query) -> scores (E, n_way * n_query, n_way)``: the
       evaluation entry point; the default fits and predicts episode by episode, strategies with
       a frozen embedding override it to embed every clip once.
+
+    Declared: ``name`` (its registry name), ``trains``, ``backbone_name`` (a strategy tied to one backbone names
+    it; ``None``: the configured one), ``training_key`` (strategies with equal keys share one trained state;
+    ``None``: the name) and ``optimizer`` (saved with its state; ``None``: nothing to save).
     """
 
-    name = "base"
-    trains = True
-    backbone_name: str | None = None  # a strategy tied to one backbone names it; None: the configured one
-    training_key: str | None = None  # strategies with equal keys share one trained state (None: the name)
+    name: ClassVar[str] = "base"
+    trains: bool = True
+    backbone_name: ClassVar[str | None] = None
+    training_key: ClassVar[str | None] = None
+    optimizer: torch.optim.Optimizer | None = None
 
-    def __init__(self, *, backbone: torch.nn.Module, device: torch.device, lr: float = 1e-3,
+    def __init__(self, *, backbone: Backbone, device: torch.device, lr: float = 1e-3,
                  weight_decay: float = 0.0, n_classes: int = 0, n_way: int = 5, episodes: int = 0, seed: int = 0):
         self.backbone = backbone.to(device)
         self.device = device
@@ -49,25 +59,29 @@ class Strategy:
 
     # -- training ---------------------------------------------------------------------------
     def prepare(self, train_inputs: torch.Tensor) -> None:
-        prepare = getattr(self.backbone, "prepare", None)
-        if prepare is not None:
-            prepare(train_inputs)
+        """See the training clips' inputs ``(n, *x)`` once before training (default: the backbone's statistics)."""
+        self.backbone.prepare(train_inputs)
 
     def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor,
                    targets: tuple[torch.Tensor, torch.Tensor] | None = None):
-        raise NotImplementedError
+        """One optimisation step on an episode batch (strategies with ``trains = False`` are never stepped)."""
+        raise NotImplementedError(f"strategy {self.name!r} does not meta-train")
 
     def train_mode(self, training: bool) -> None:
+        """Switch training-time layers (batch norm, dropout) on or off."""
         self.backbone.train(training)
 
     # -- adaptation and inference -----------------------------------------------------------
+    @abc.abstractmethod
     def fit(self, support_x: torch.Tensor, support_y: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Adapt to one task: support inputs ``(n_way * n_shot, *x)`` and their way indices ``(n_way * n_shot,)``."""
 
+    @abc.abstractmethod
     def predict(self, query_x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Scores ``(n_query, n_way)`` of query inputs ``(n_query, *x)`` after :meth:`fit`."""
 
     def embed(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Embeddings ``(n, d)`` of inputs ``(n, *x)``, or ``None`` for a strategy without an embedding."""
         return None
 
     @torch.no_grad()
@@ -84,14 +98,16 @@ class Strategy:
 
     # -- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The weights (and optimiser state) a checkpoint saves."""
         state = {"backbone": self.backbone.state_dict()}
-        if getattr(self, "optimizer", None) is not None:
+        if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict, *, with_optimizer: bool = True) -> None:
+        """Restore :meth:`state_dict` (the optimiser too unless ``with_optimizer`` is false)."""
         self.backbone.load_state_dict(state["backbone"])
-        if with_optimizer and "optimizer" in state and getattr(self, "optimizer", None) is not None:
+        if with_optimizer and "optimizer" in state and self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
 
 
@@ -138,3 +154,7 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances ``(..., n, m)`` between ``a (..., n, d)`` and ``b (..., m, d)``, in float32."""
     a, b = a.float(), b.float()
     return (a.pow(2).sum(-1, keepdim=True) - 2 * a @ b.transpose(-1, -2) + b.pow(2).sum(-1).unsqueeze(-2)).clamp_min(0)
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", base=Strategy)
+"""Every strategy by name; each module registers its own with ``@STRATEGIES.register(NAME)``."""

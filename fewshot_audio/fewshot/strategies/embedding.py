@@ -19,6 +19,7 @@ from fewshot_audio.fewshot.strategies.base import (
     squared_distances,
     way_targets,
 )
+from fewshot_audio.util.logreg import fit_logistic
 
 
 def embed_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -90,12 +91,11 @@ def cosine_scores(zq: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
 
 def logistic_regression(x: np.ndarray, y: np.ndarray, *, C: float = 10.0, balanced: bool = False,
                         max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn logistic regression of labels ``y (n,)`` on ``x (n, d)``; returns ``(coef (k, d), intercept (k,))``
-    (``k = 1`` for two classes). The one logistic-regression head of the toolkit (strategies and tagger)."""
-    from sklearn.linear_model import LogisticRegression  # imported on use: heavy, only this path needs it
-
-    clf = LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=max_iter).fit(x, y)
-    return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+    """The toolkit's logistic regression (:func:`~fewshot_audio.util.logreg.fit_logistic`) of labels ``y (n,)`` on
+    ``x (n, d)``, as float32 ``(coef (k, d), intercept (k,))`` (``k = 1`` for two classes): the linear head of
+    strategies and taggers."""
+    model = fit_logistic(x, y, C=C, balanced=balanced, max_iter=max_iter)
+    return model.coef.astype(np.float32), model.intercept.astype(np.float32)
 
 
 def per_episode(zs: torch.Tensor, zq: torch.Tensor, fit_score) -> torch.Tensor:

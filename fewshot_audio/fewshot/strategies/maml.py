@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from fewshot_audio.errors import ConfigError
-from fewshot_audio.fewshot.strategies.base import Strategy, classification_loss, hit_rate, way_targets
+from fewshot_audio.fewshot.strategies.base import STRATEGIES, Strategy, classification_loss, hit_rate, way_targets
 
 
+@STRATEGIES.register()
 class MAML(Strategy):
     """MAML: meta-learned initialisation, second-order gradients through the inner SGD steps."""
 
@@ -67,7 +68,7 @@ class MAML(Strategy):
     def _check_ways(self, n_way: int) -> None:
         if n_way != self.n_way:
             raise ConfigError(f"{self.name} was meta-trained with a {self.n_way}-way head but the episodes are "
-                              f"{n_way}-way; evaluate with --ways {self.n_way} or retrain with --ways {n_way}")
+                              f"{n_way}-way; evaluate with ways={self.n_way} or retrain with ways={n_way}", param="ways")
 
     def train_step(self, support: torch.Tensor, query: torch.Tensor, classes: torch.Tensor, targets=None):
         n_ep, n_way, n_shot = support.shape[:3]
@@ -112,6 +113,7 @@ class MAML(Strategy):
         self.head.load_state_dict(state["head"])
 
 
+@STRATEGIES.register()
 class FOMAML(MAML):
     """First-order MAML: no second-order terms; the query gradient at the adapted weights updates the initialisation."""
 
@@ -119,6 +121,7 @@ class FOMAML(MAML):
     first_order = True
 
 
+@STRATEGIES.register()
 class ANIL(MAML):
     """ANIL: almost no inner loop; only the linear head adapts per task, the body is meta-learned."""
 

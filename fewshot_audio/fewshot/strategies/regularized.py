@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewshot_audio.fewshot.strategies.base import Strategy, full_precision, squared_distances
+from fewshot_audio.fewshot.strategies.base import STRATEGIES, Strategy, full_precision, squared_distances
 from fewshot_audio.fewshot.strategies.embedding import EmbeddingStrategy, per_episode
 
 
@@ -96,6 +96,7 @@ class Regularized(Strategy):
         pass
 
 
+@STRATEGIES.register()
 class RegularizedTimbral(Regularized):
     """One-layer timbral CNN trained on the support set alone (weight decay, dropout, augmentation)."""
 
@@ -103,6 +104,7 @@ class RegularizedTimbral(Regularized):
     backbone_name = "timbral"
 
 
+@STRATEGIES.register()
 class RegularizedSBCNN(Regularized):
     """Small SB-CNN-like net trained on the support set alone (weight decay, dropout, augmentation)."""
 
@@ -110,6 +112,7 @@ class RegularizedSBCNN(Regularized):
     backbone_name = "sbcnn"
 
 
+@STRATEGIES.register()
 class RegularizedVGG(Regularized):
     """VGG-style CNN with batch norm, dropout, weight decay, time shifts, SpecAugment and mixup, on the support set alone."""
 
@@ -118,6 +121,7 @@ class RegularizedVGG(Regularized):
     mixup_alpha = 0.4
 
 
+@STRATEGIES.register()
 class MFCCSVM(EmbeddingStrategy):
     """MFCC statistics + an RBF support vector machine fitted on each support set."""
 
@@ -138,6 +142,7 @@ class MFCCSVM(EmbeddingStrategy):
         return per_episode(zs, zq, fit_score)
 
 
+@STRATEGIES.register()
 class MFCCNearestNeighbour(EmbeddingStrategy):
     """MFCC statistics + 1-nearest-neighbour (score of a class: minus the Euclidean distance to its nearest support
     clip), every statistic standardised with the mean and standard deviation of the episode's labelled (support)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewshot_audio.fewshot.strategies.base import classification_loss, full_precision, hit_rate
+from fewshot_audio.fewshot.strategies.base import STRATEGIES, classification_loss, full_precision, hit_rate
 from fewshot_audio.fewshot.strategies.embedding import (
     EmbeddingStrategy,
     centred_l2,
@@ -22,6 +22,7 @@ from fewshot_audio.fewshot.strategies.embedding import (
 )
 
 
+@STRATEGIES.register()
 class Pretrained(EmbeddingStrategy):
     """Cross-entropy pretraining over all training classes; nearest prototype on the frozen embedding."""
 
@@ -34,7 +35,7 @@ class Pretrained(EmbeddingStrategy):
         self.head = torch.nn.Linear(dim, max(1, self.n_classes)).to(self.device)
         params = [p for p in self.backbone.parameters() if p.requires_grad] + list(self.head.parameters())
         self.optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        self.trains = not getattr(self.backbone, "frozen", False)  # a frozen pretrained embedding is used as is
+        self.trains = self.backbone.trainable  # a frozen embedding (pretrained, MFCC statistics) is used as is
         self.base_mean: torch.Tensor | None = None
         self._base_inputs: torch.Tensor | None = None
 
@@ -87,6 +88,7 @@ class Pretrained(EmbeddingStrategy):
         self.base_mean = None
 
 
+@STRATEGIES.register()
 class SimpleShot(Pretrained):
     """SimpleShot (Wang et al., 2019): pretrained embedding, centred-L2 normalised, nearest prototype."""
 
@@ -97,6 +99,7 @@ class SimpleShot(Pretrained):
         return prototype_scores(centred_l2(zs, mean), centred_l2(zq, mean))
 
 
+@STRATEGIES.register()
 class LogisticTransfer(Pretrained):
     """Pretrained embedding + scikit-learn logistic regression fitted on each support set (L2-normalised)."""
 
@@ -112,6 +115,7 @@ class LogisticTransfer(Pretrained):
         return per_episode(F.normalize(zs, dim=-1), F.normalize(zq, dim=-1), fit_score)
 
 
+@STRATEGIES.register()
 class FinetuneTransfer(Pretrained):
     """Pretrained embedding, then its last layer (a new linear classifier initialised from the prototypes) fine-tuned on the support set."""
 
@@ -140,6 +144,7 @@ class FinetuneTransfer(Pretrained):
         return (torch.einsum("emd,ewd->emw", zq, weight) + bias.unsqueeze(1)).detach()
 
 
+@STRATEGIES.register()
 class ProtoTransfer(Pretrained):
     """Prototypical meta-training initialised from the transfer backbone: cross-entropy first, then episodes."""
 

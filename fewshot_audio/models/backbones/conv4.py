@@ -5,13 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
+
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
                          nn.MaxPool2d(2))
 
 
-class Conv4(nn.Module):
+@BACKBONES.register("conv4")
+class Conv4(Backbone):
     """Conv4 (4 x [conv3x3-BN-ReLU-pool]) on log-mels; frequency kept, time mean-pooled.
 
     Input ``(n, 1, n_mels, frames)``; output ``(n, channels * (n_mels // 16))``. Pooling the

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
+
 CONTEXT = 3  # frames of context on either side of a frame (three valid convolutions of width 3)
 SEGMENTS = 4
 EVENT_FRAMES = 8
@@ -27,7 +29,8 @@ def segment_edges(length: int, segments: int = SEGMENTS) -> np.ndarray:
     return np.round(np.linspace(0, length, segments + 1)).astype(int)
 
 
-class FrameTCN(nn.Module):
+@BACKBONES.register("frame-tcn")
+class FrameTCN(Backbone):
     """Frame-level temporal CNN on band-referenced log-mel frames; window embedding = segment means."""
 
     input_kind = "logmel"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
@@ -17,7 +18,8 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
     return basis.float()
 
 
-class MFCCStats(nn.Module):
+@BACKBONES.register("mfcc")
+class MFCCStats(Backbone):
     """MFCC statistics (no learning): mean and std of 20 MFCCs and their deltas over time.
 
     Input ``(n, 1, n_mels, frames)`` dB log-mels; MFCCs are their DCT-II as in
@@ -26,7 +28,6 @@ class MFCCStats(nn.Module):
     """
 
     input_kind = "logmel"
-    trainable = False
     standardize = True  # statistics of unlike scales: a tagger z-scores them before its cosine space
 
     def __init__(self, *, input_shape: tuple[int, ...], channels: int = 64, n_mfcc: int = 20):

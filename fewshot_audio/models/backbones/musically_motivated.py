@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 from fewshot_audio.models.backbones.conv4 import InputNorm
 
 
-class MusicallyMotivatedCNN(nn.Module):
+@BACKBONES.register("musically-motivated")
+class MusicallyMotivatedCNN(Backbone):
     """Musically motivated CNN: vertical timbral + horizontal temporal filters (Pons' musicnn front end).
 
     Input ``(n, 1, n_mels, frames)``; output ``(n, 2 * channels)``.

@@ -11,9 +11,9 @@ features, one model input (window) per row; the clip policy makes the windows.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from fewshot_audio.errors import ConfigError
+from fewshot_audio.models.backbones.base import Backbone
 from fewshot_audio.models.pretrained.weights import load_model
 from fewshot_audio.specs import ModelSpec
 
@@ -26,7 +26,7 @@ def pool_output(z: torch.Tensor) -> torch.Tensor:
     return torch.cat([z.mean(axes), z.amax(axes)], dim=1)
 
 
-class PretrainedBackbone(nn.Module):
+class PretrainedBackbone(Backbone):
     """A registered pretrained model as a backbone; see the module docstring for the name syntax."""
 
     def __init__(self, *, input_shape: tuple[int, ...], channels: int = 64, spec: str):
@@ -40,13 +40,11 @@ class PretrainedBackbone(nn.Module):
         self.net, self.meta = load_model(parsed.model)
         self.embedding_dim = parsed.model.layers[self.layer]
         self.cpu_batch = parsed.model.cpu_batch
-        self.frozen = not parsed.finetune
-        self.trainable = parsed.finetune
         for p in self.net.parameters():
             p.requires_grad_(parsed.finetune)
 
     def train(self, mode: bool = True):
-        super().train(mode and not self.frozen)
+        super().train(mode and self.trainable)  # frozen: eval-mode batch norm
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

