@@ -68,6 +68,8 @@ class FeatureConfig:
 
     def validate(self) -> None:
         # which kinds exist is the front-end registry's to say (features.frontends.feature_kind)
+        """Raise a one-line :class:`ConfigError` naming the first setting out of range (a pretrained front end's fixed
+        settings included)."""
         if self.kind in front_ends():
             fe = front_ends()[self.kind]
             fixed = {"sample_rate": fe.sample_rate, "n_mels": fe.n_bins, **fe.fixed}
@@ -108,6 +110,7 @@ class FeatureConfig:
 
     @property
     def n_samples(self) -> int:
+        """Samples in one window (``duration`` at ``sample_rate``; ``duration`` must be resolved)."""
         if self.duration == "auto":
             raise ConfigError("features.duration is 'auto' and was not resolved against a dataset")
         return int(round(self.duration * self.sample_rate))
@@ -119,6 +122,7 @@ class FeatureConfig:
 
     @property
     def n_frames(self) -> int:
+        """Log-mel frames in one window (centred frames every ``hop_length`` samples)."""
         if self.kind in front_ends():
             return front_ends()[self.kind].frames(self.n_samples)
         return 1 + self.n_samples // self.hop_length
@@ -161,6 +165,7 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def validate(self) -> None:
+        """Raise a one-line :class:`ConfigError` naming the first setting out of range (its features included)."""
         self.features.validate()
         for name in ("ways", "shots", "queries", "episodes", "meta_batch", "val_every", "val_episodes",
                      "test_episodes", "channels"):
@@ -181,6 +186,7 @@ class TrainConfig:
             raise ConfigError(f"device {self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain values (nested dicts for the features), as ``config.yaml`` stores them."""
         return dataclasses.asdict(self)
 
     def fingerprint(self, *, without: tuple[str, ...] = (), **extra) -> str:
@@ -218,6 +224,8 @@ def _from_mapping(cls, data: dict[str, Any], where: str):
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
+    """The :class:`TrainConfig` of a mapping (a parsed ``config.yaml``); ``where`` names it in errors about unknown or
+    mistyped keys."""
     return _from_mapping(TrainConfig, data, where)
 
 

@@ -40,6 +40,7 @@ class FrontEndSpec:
 
     @property
     def window(self) -> float:
+        """One model input's length in seconds."""
         return self.window_samples / self.sample_rate
 
 
@@ -163,6 +164,8 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, spec: str) -> ModelSpec:
+        """The spec ``NAME[:LAYER][:finetune]`` checked against the registry (one line naming an unknown model or
+        layer)."""
         base, *opts = spec.split(":")
         model = get(base)
         finetune = "finetune" in opts
@@ -176,6 +179,7 @@ class ModelSpec:
 
 
 def is_pretrained(spec: str) -> bool:
+    """Whether ``spec`` names a registered pretrained model."""
     return spec.split(":")[0] in models()
 
 

@@ -30,6 +30,7 @@ CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 128
 
 
 def available() -> bool:
+    """Whether USearch (the approximate-search library, ``pip install 'fewshot-audio[archive]'``) can be imported."""
     try:
         import usearch.index  # noqa: F401 - optional dependency (the archive extra)
     except ImportError:

@@ -112,6 +112,7 @@ class ArchiveStore:
 
     @classmethod
     def exists(cls, root: str | Path) -> bool:
+        """Whether ``root`` holds an index database."""
         return (Path(root) / DB_NAME).is_file()
 
     @classmethod
@@ -143,6 +144,7 @@ class ArchiveStore:
     # ----------------------------------------------------------------------------------- meta
     @property
     def meta(self) -> dict:
+        """The index's settings (backbone, model record, features, window, hop, weights, format, ...) as a dict."""
         return {k: json.loads(v) for k, v in self._db.execute("select key, value from meta")}
 
     def set_up(self, meta: dict) -> None:
@@ -164,6 +166,7 @@ class ArchiveStore:
         return self.meta.get("ann")
 
     def set_ann_state(self, state: dict) -> None:
+        """Record the search graph's ``state`` (its generation and window count) in one transaction."""
         with self.transaction() as db:
             db.execute("insert or replace into meta values ('ann', ?)", (json.dumps(state),))
 
@@ -211,6 +214,7 @@ class ArchiveStore:
             self._next_generation(db)
 
     def shard_names(self) -> set[str]:
+        """The names of the shards the database records (files on disk not named here are orphans)."""
         return {n for (n,) in self._db.execute("select name from shards")}
 
     def remove_orphans(self) -> None:

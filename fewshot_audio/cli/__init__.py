@@ -21,6 +21,8 @@ GROUPS = (train, datasets, compare, probe, datasize, adapt, tag, detect, review,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``fewshot-audio`` argument parser: one subcommand group per module of :data:`GROUPS`, each command's options
+    mapped for :func:`~fewshot_audio.cli.flags.in_flags`."""
     parser = argparse.ArgumentParser(prog="fewshot-audio", description="Few-shot audio and music tagging.")
     parser.add_argument("--version", action="version", version=f"fewshot-audio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +51,8 @@ def configure_logging(*, quiet: bool, verbose: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``fewshot-audio`` with ``argv`` (default: the process's); returns the exit code: 0, 2 for a user mistake
+    (one ``error:`` line, no traceback), 130 when interrupted."""
     args = build_parser().parse_args(argv)
     set_quiet(bool(getattr(args, "quiet", False)))
     configure_logging(quiet=is_quiet(), verbose=bool(getattr(args, "verbose", False)))

@@ -14,6 +14,7 @@ from fewshot_audio.version import __version__
 
 
 def register(sub) -> None:
+    """Add ``adapt`` and the ``tagger`` commands (info, add-tag, add-examples, remove-tag, suggest) to ``sub``."""
     p = sub.add_parser("adapt", help="build a tagger for a new tag vocabulary from a few examples per tag")
     p.add_argument("--support", required=True, help="folder with one sub-folder per tag, or a CSV (path,labels with ;)")
     add_format(p)
@@ -68,6 +69,7 @@ def register(sub) -> None:
 
 
 def print_choice(tagger: Tagger) -> None:
+    """Print what ``--backbone auto`` chose and each candidate's leave-one-out estimate (nothing for a named backbone)."""
     if tagger.choice:
         ranked = sorted(tagger.choice["estimates"].items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1))
         shown = ", ".join(f"{name} {'n/a' if v is None else f'{100 * v:.1f}%'}" for name, v in ranked)
@@ -76,6 +78,7 @@ def print_choice(tagger: Tagger) -> None:
 
 
 def print_licence(tagger: Tagger) -> None:
+    """Print the licence line of the tagger's pretrained weights (a non-commercial licence said plainly)."""
     notice = tagger.weights_licence
     if notice:
         use = "NON-COMMERCIAL use only; " if notice["noncommercial"] else ""
@@ -84,6 +87,7 @@ def print_licence(tagger: Tagger) -> None:
 
 
 def print_tags(tagger: Tagger) -> None:
+    """Print each tag of ``tagger`` with its example count and threshold."""
     counts, recall = tagger.support_targets.sum(0).tolist(), tagger.loo_recall()
     for tag, n, th, r in zip(tagger.tags, counts, tagger.thresholds.tolist(), recall):
         shown = "n/a (one example)" if r is None else f"{100 * r:.0f}%"
@@ -94,6 +98,7 @@ def print_tags(tagger: Tagger) -> None:
 
 
 def run_adapt(args) -> int:
+    """``fewshot-audio adapt``: build a tagger from the support examples and save it at ``--out``."""
     check_new_output(args.out, kind="safetensors", overwrite=args.overwrite, param="out")
     tagger = Tagger.adapt(args.support, backbone=args.backbone, head=args.head, format=args.format,
                           negatives=args.negatives, device=args.device, strictness=args.strictness,
@@ -111,6 +116,7 @@ def run_adapt(args) -> int:
 
 
 def run_tagger(args) -> int:
+    """``fewshot-audio tagger ...``: inspect or edit a saved tagger (the subcommand in ``args.action``)."""
     tagger = Tagger.load(args.tagger)
     if args.tagger_command == "info":
         print(f"tagger {args.tagger}: backbone {tagger.backbone.name}, head {tagger.head}, window "

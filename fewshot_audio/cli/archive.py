@@ -17,6 +17,7 @@ from fewshot_audio.util.io import check_folder_creatable
 
 
 def register(sub) -> None:
+    """Add the ``index`` commands (build, search, tag, suggest) to ``sub``."""
     p = sub.add_parser("index", help="embed an archive once; search it by example and tag it from the index")
     isub = p.add_subparsers(dest="index_command", required=True)
     q = isub.add_parser("build", help="embed every audio file under ARCHIVE (resumable, incremental)")
@@ -65,6 +66,7 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
+    """``fewshot-audio index build``: embed an archive into an index (resumable) and print what changed."""
     if not Path(args.out).exists():  # an existing --out is checked by build_index (an index to resume, or not)
         check_folder_creatable(args.out, param="out")
     counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop=args.hop, workers=args.workers,
@@ -86,18 +88,21 @@ def _print(rows: list[dict], args, line) -> None:
 
 
 def run_search(args) -> int:
+    """``fewshot-audio index search``: the windows of the index nearest to the examples, one line (or JSON row) each."""
     hits = search(args.index, args.example, k=args.k, device=args.device, method=args.method, quiet=args.quiet)
     _print(hits, args, lambda h: f"{h['score']:.4f}  {h['path']}  {h['start']:.2f}-{h['end']:.2f} s")
     return 0
 
 
 def run_suggest(args) -> int:
+    """``fewshot-audio index suggest``: the indexed files worth labelling next for a tagger's tag."""
     picks = suggest(args.index, tagger=args.tagger, tag=args.tag, k=args.k, method=args.method)
     _print(picks, args, lambda s: f"{s['score']:.4f}  {s['path']}  (threshold {s['threshold']:.4f})")
     return 0
 
 
 def run_tag(args) -> int:
+    """``fewshot-audio index tag``: tag every indexed file with a tagger from its stored embeddings."""
     check_outputs(args, [])
     results, tags = tag_index(args.index, tagger=args.tagger, device=args.device)
     meta = ArchiveStore.open(args.index).meta

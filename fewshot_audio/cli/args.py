@@ -9,6 +9,7 @@ from fewshot_audio.errors import ConfigError
 
 
 def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
+    """Add ``--device`` (auto, cpu, cuda or cuda:N) to parser ``p``."""
     p.add_argument("--device", default=default, help=f"auto, cpu, cuda or cuda:N (default {default})")
 
 
@@ -20,15 +21,18 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
 
 
 def add_overwrite(p: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite`` (replace an existing output of the same kind) to parser ``p``."""
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never a file of another "
                    "kind)")
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
+    """Add ``--json`` (machine-readable output) to parser ``p``."""
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def add_dataset(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Add the dataset options (path, ``--format`` from the layout registry, ``--label``) to parser ``p``."""
     p.add_argument("--dataset", required=required, help="dataset folder or CSV (default: the built-in synthetic dataset)")
     add_format(p)
     p.add_argument("--label", help="which label to use where a layout has several (fsdd: digit|speaker|digit-speaker; "
@@ -36,26 +40,31 @@ def add_dataset(p: argparse.ArgumentParser, *, required: bool = False) -> None:
 
 
 def add_format(p: argparse.ArgumentParser, flag: str = "--format", dest: str | None = None) -> None:
+    """Add ``--format`` (a registered dataset layout) to parser ``p``."""
     p.add_argument(flag, dest=dest, help=f"dataset layout: {', '.join(FORMATS)} (default: detect)")
 
 
 def add_episode_shape(p: argparse.ArgumentParser) -> None:
+    """Add ``--ways``, ``--shots`` and ``--queries`` (the N-way K-shot Q-query episode shape) to parser ``p``."""
     p.add_argument("--ways", type=int, help="classes per episode (N)")
     p.add_argument("--shots", type=int, help="support clips per class (K)")
     p.add_argument("--queries", type=int, help="query clips per class (Q)")
 
 
 def add_episodes_dir(p: argparse.ArgumentParser) -> None:
+    """Add ``--episodes-dir`` (where frozen episode files are read and written) to parser ``p``."""
     p.add_argument("--episodes-dir", dest="episodes_dir", help="where frozen episode files live (default: episodes)")
 
 
 def add_multi_label(p: argparse.ArgumentParser) -> None:
+    """Add ``--multi-label`` (episodes over tags, scored by mAP and F1) to parser ``p``."""
     p.add_argument("--multi-label", action="store_true", default=None, dest="multi_label",
                    help="train and score on every tag of each clip (CSV 'labels' with ';', MTT): episodes over tags, "
                         "mAP and micro/macro F1")
 
 
 def add_config(p: argparse.ArgumentParser) -> None:
+    """Add ``--config`` (a YAML training configuration) to parser ``p``."""
     p.add_argument("--config", help="YAML preset (see configs/); flags override its values")
 
 

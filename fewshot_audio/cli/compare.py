@@ -25,6 +25,7 @@ KEYS = ("dataset", "format", "label", "ways", "queries", "episodes", "test_episo
 
 
 def register(sub) -> None:
+    """Add ``compare`` to ``sub``."""
     p = sub.add_parser("compare", help="every strategy on identical tasks: results.csv, results.md, accuracy_vs_shots.png")
     add_dataset(p)
     p.add_argument("--strategies", default="all", help="'all' or a comma-separated list (see 'fewshot-audio "
@@ -55,6 +56,7 @@ def register(sub) -> None:
 
 
 def run_compare(args) -> int:
+    """``fewshot-audio compare``: run every (strategy, shots) cell on identical tasks and print the table."""
     check_folder_creatable(args.out, param="out")
     config = load_config(args.config) if args.config else TrainConfig()
     config = apply_overrides(config, {k: getattr(args, k) for k in KEYS})

@@ -25,6 +25,7 @@ FREEZE_KEYS = ("dataset", "format", "label", "ways", "shots", "queries", "episod
 
 
 def register(sub) -> None:
+    """Add ``datasets`` (inspect, formats) and ``episodes freeze`` to ``sub``."""
     p = sub.add_parser("datasets", help="inspect datasets")
     dsub = p.add_subparsers(dest="datasets_command", required=True)
     q = dsub.add_parser("inspect", help="classes, clip counts, durations and every problem found")
@@ -53,17 +54,20 @@ def register(sub) -> None:
 
 
 def run_formats(args) -> int:
+    """``fewshot-audio datasets formats``: print the registered dataset layouts."""
     print("\n".join(FORMATS))
     return 0
 
 
 def run_inspect(args) -> int:
+    """``fewshot-audio datasets inspect``: classes, clip counts, durations and every problem found."""
     report = inspect_dataset(args.path, format=args.format, label=args.label, quiet=args.quiet)
     print(json.dumps(report, indent=2) if args.json else report["text"])
     return 0
 
 
 def run_freeze(args) -> int:
+    """``fewshot-audio episodes freeze``: write the frozen evaluation episodes of a dataset and configuration."""
     config = load_config(args.config) if args.config else TrainConfig()
     config = apply_overrides(config, {k: getattr(args, k) for k in FREEZE_KEYS})
     config.validate()  # ways >= 2, shots and queries > 0: one line each

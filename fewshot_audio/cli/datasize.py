@@ -10,6 +10,7 @@ from fewshot_audio.util.io import check_folder_creatable
 
 
 def register(sub) -> None:
+    """Add ``datasize`` (waveform against spectrogram by training size) to ``sub``."""
     from fewshot_audio.studies.datasize import MODELS, PRESETS
 
     p = sub.add_parser("datasize", help="train SampleCNN and the musically motivated CNN on growing training sets "
@@ -32,6 +33,7 @@ def register(sub) -> None:
 
 
 def run_datasize(args) -> int:
+    """``fewshot-audio datasize``: the data-size study on a dataset, resumable, with its table and plot."""
     from fewshot_audio.studies.datasize import MODELS, PRESETS, parse_sizes, run_datasize
     from fewshot_audio.studies.datasize_results import crossover, summarize
     from fewshot_audio.util.runtime import pick_device

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
+    """Add ``detect``, ``train-detector`` and ``evaluate-detection`` to ``sub``."""
     p = sub.add_parser("detect", help="find every later occurrence of a sound in long recordings from its first "
                        "examples (DCASE few-shot detection)")
     p.add_argument("inputs", nargs="+", help="a folder of recordings with annotation CSVs beside them (DCASE layout), "
@@ -99,6 +100,7 @@ def _rows(name: str, label: str, found: Detections, path: Path) -> list[Row]:
 
 
 def run_detect(args) -> int:
+    """``fewshot-audio detect``: fit the detector on each recording's first examples and write every later event found."""
     if args.first < 1:
         raise ConfigError(f"--first must be at least 1, got {args.first}")
     if args.detector not in DETECTORS:
@@ -162,6 +164,7 @@ def run_detect(args) -> int:
 
 
 def run_train_detector(args) -> int:
+    """``fewshot-audio train-detector``: meta-train the frame-level network on fully annotated recordings."""
     from fewshot_audio.detection.meta import train_detector  # the training harness: only for this command
     for flag, value in (("--episodes", args.episodes), ("--meta-batch", args.meta_batch), ("--val-every", args.val_every)):
         if value < 1:
@@ -177,6 +180,7 @@ def run_train_detector(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    """``fewshot-audio evaluate-detection``: the official DCASE metric of a prediction file against annotations."""
     report = evaluate(read_predictions(args.predictions), read_references(args.reference))
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0

@@ -10,6 +10,7 @@ from fewshot_audio.util.io import check_folder_creatable
 
 
 def register(sub) -> None:
+    """Add ``probe`` (the random-weight architecture probe) to ``sub``."""
     p = sub.add_parser("probe", help="rank CNN architectures by the features of their randomly weighted networks "
                        "(Pons & Serra 2019), with a classifier chosen inside the training folds")
     add_dataset(p)
@@ -33,6 +34,7 @@ def register(sub) -> None:
 
 
 def run_probe(args) -> int:
+    """``fewshot-audio probe``: random-weight features + SVM per architecture (and ``--trained`` rows), resumable."""
     from fewshot_audio.studies.probe import run_probe as probe  # scikit-learn and the networks: only for this command
 
     names = list(ARCHITECTURES) if args.architectures == "all" else [a.strip() for a in args.architectures.split(",")]

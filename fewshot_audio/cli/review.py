@@ -10,6 +10,7 @@ from fewshot_audio.errors import ConfigError
 
 
 def register(sub) -> None:
+    """Add ``review`` and ``review summary`` to ``sub``."""
     p = sub.add_parser("review", help="listen to a detect or tag output in the browser and label it (y/n/u/s/z); "
                        "'review summary LABELS.csv' estimates how many true items there are")
     p.add_argument("source", nargs="+", help="a detect output (CSV, --json, --raven) or tag --json / --raven output; "
@@ -32,6 +33,7 @@ def register(sub) -> None:
 
 
 def run_review(args) -> int:
+    """``fewshot-audio review``: serve the review page for a source's items on 127.0.0.1 until Ctrl-C."""
     if args.source[0] == "summary":
         if len(args.source) != 2:
             raise ConfigError("review summary takes one LABELS.csv: fewshot-audio review summary LABELS.csv")
@@ -76,6 +78,7 @@ def run_review(args) -> int:
 
 def run_summary(labels_path: str, *, source: str | None, precision: float | None, order: str, seed: int,
                 audio_root: str | None) -> int:
+    """``fewshot-audio review summary``: counts, precision against score and the stratified estimate of a labels file."""
     import numpy as np
 
     from fewshot_audio.review.density import precision_fit, stratified_estimate, threshold_for

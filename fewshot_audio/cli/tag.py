@@ -20,6 +20,7 @@ from fewshot_audio.util.io import atomic_write_text, check_new_output
 
 
 def register(sub) -> None:
+    """Add ``tag`` to ``sub``."""
     p = sub.add_parser("tag", help="tag audio files or folders with a tagger or a pretrained model's own tags")
     p.add_argument("inputs", nargs="+", help="audio files or folders")
     src = p.add_mutually_exclusive_group(required=True)
@@ -50,6 +51,8 @@ def add_output(p: argparse.ArgumentParser) -> None:
 
 
 def run_tag(args) -> int:
+    """``fewshot-audio tag``: tag files with a tagger (or a model's own tags), with taggrams and a Raven table on
+    request."""
     files = audio_files(args.inputs)
     checked_hop(args.hop)
     taggrams = check_outputs(args, files)  # before any work
@@ -86,6 +89,7 @@ def check_outputs(args, files: list[Path]) -> list[Path]:
 
 
 def write_raven(args, results: list[TagResult], tags: list[str], *, window: float, high_freq: float) -> None:
+    """Write the Raven selection table of ``results`` to ``--raven`` when it was given."""
     if getattr(args, "raven", None):
         atomic_write_text(args.raven, raven_table(results, tags, window=window, high_freq=high_freq))
 

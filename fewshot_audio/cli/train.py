@@ -25,6 +25,7 @@ TRAIN_KEYS = ("dataset", "format", "label", "ways", "shots", "queries", "episode
 
 
 def register(sub) -> None:
+    """Add ``train``, ``evaluate`` and ``strategies`` to ``sub``."""
     p = sub.add_parser("train", help="meta-train on base classes, test on frozen novel-class episodes")
     add_dataset(p)
     add_episode_shape(p)
@@ -78,6 +79,7 @@ def describe(result: dict) -> str:
 
 
 def run_train(args) -> int:
+    """``fewshot-audio train``: meta-train and test a strategy; prints accuracy with its 95% CI beside the MFCC floor."""
     config = train_config(args)
     if config.out:
         check_folder_creatable(config.out, param="out")
@@ -93,6 +95,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    """``fewshot-audio evaluate``: score a trained run's best checkpoint on frozen episodes of another shape."""
     result = evaluate_run(args.run_dir, ways=args.ways, shots=args.shots, queries=args.queries, episodes=args.episodes,
                           device=args.device, episodes_dir=args.episodes_dir, quiet=args.quiet)
     print(json.dumps(result, indent=2) if args.json else describe(result))
@@ -100,6 +103,7 @@ def run_evaluate(args) -> int:
 
 
 def run_strategies(args) -> int:
+    """``fewshot-audio strategies``: print every registered strategy with its one-line description."""
     print("strategies:")
     for name, text in describe_strategies().items():
         print(f"  {name:24s} {text}")

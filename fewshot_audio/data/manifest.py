@@ -40,9 +40,11 @@ class Manifest:
 
     @property
     def classes(self) -> list[str]:
+        """The distinct labels of the clips, sorted."""
         return sorted({label for clip in self.clips for label in clip.labels})
 
     def class_counts(self) -> Counter:
+        """Clips per label (a multi-label clip counts once for each of its labels)."""
         return Counter(label for clip in self.clips for label in clip.labels)
 
     def content_hash(self) -> str:
@@ -83,15 +85,18 @@ class Manifest:
         return out
 
     def subset(self, keep: list[int]) -> Manifest:
+        """A manifest of the clips at positions ``keep`` (its problems kept)."""
         return Manifest(self.name, self.root, [self.clips[i] for i in keep], list(self.problems))
 
     def save(self, path: str | Path) -> None:
+        """Write the manifest as JSON lines (a header, then one clip per line), atomically."""
         lines = [json.dumps({"name": self.name, "root": self.root})]
         lines += [json.dumps(asdict(c)) for c in self.clips]
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
+        """The manifest :meth:`save` wrote at ``path``."""
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
         head, body = rows[0], rows[1:]
         clips = [Clip(**{**r, "labels": tuple(r["labels"])}) for r in body]
@@ -99,6 +104,7 @@ class Manifest:
 
 
 def check_duplicates(clips: list[Clip]) -> None:
+    """Raise a one-line :class:`DataError` naming clip ids that appear more than once."""
     dup = [cid for cid, n in Counter(c.id for c in clips).items() if n > 1]
     if dup:
         raise DataError(f"clip id(s) {', '.join(dup[:5])} appear more than once in the dataset; ids must be unique")

@@ -44,7 +44,7 @@ def raven_table(rows: Iterable[RavenRow], *, durations: dict[str, float], high_f
     Examples
     --------
     >>> text = raven_table([RavenRow("a.wav", 1.0, 1.5, "bell", 0.9)], durations={"a.wav": 3.0}, high_freq_hz=8000)
-    >>> text.splitlines()[1].split("\t")[3:11]
+    >>> text.splitlines()[1].split(chr(9))[3:11]
     ['1.000', '1.500', '0', '8000', 'a.wav', '1.000', 'bell', '0.90000']
     """
     by_file: dict[str, list[RavenRow]] = {}

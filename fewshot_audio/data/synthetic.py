@@ -28,6 +28,7 @@ VERSION = "v1"
 
 
 def class_names() -> list[str]:
+    """The built-in synthetic dataset's class names, ``FAMILY-NN``, in order."""
     return [f"{family}-{i:02d}" for family in FAMILIES for i in range(CLASSES_PER_FAMILY)]
 
 
@@ -166,6 +167,7 @@ def synthesize_clip(family: str, params: dict, rng: np.random.Generator, sr: int
 
 
 def default_root(cache_dir: Path, seed: int = 0) -> Path:
+    """Where the built-in dataset of ``seed`` is generated under ``cache_dir``."""
     return Path(cache_dir) / "datasets" / f"synthetic-{VERSION}-seed{seed}"
 
 

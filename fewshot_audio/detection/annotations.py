@@ -37,6 +37,7 @@ class Annotation:
     labels: list[str] = field(default_factory=list)
 
     def positives(self) -> np.ndarray:
+        """The ``POS`` events ``(k, 2)`` seconds, in the table's order."""
         return self.events[[i for i, q in enumerate(self.labels) if q == POS]]
 
 

@@ -36,6 +36,7 @@ class FrameSpec:
 
     @property
     def fps(self) -> float:
+        """Frames per second."""
         return self.sample_rate / self.hop
 
     @classmethod
@@ -62,6 +63,8 @@ class LogMel(torch.nn.Module):
         self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        """Natural-log mel bands ``(frames, 64)`` of a mono signal ``(samples,)``, centred frames every ``hop``
+        samples."""
         frames = samples.unfold(0, self.spec.n_fft, self.spec.hop) * self.window
         power = torch.fft.rfft(frames).abs().square()
         return torch.log(power @ self.mel + LOG_FLOOR)

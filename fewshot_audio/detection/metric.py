@@ -166,6 +166,8 @@ def _after_shots(ref: Reference, *, shots: int = N_SHOTS) -> tuple[np.ndarray, l
 
 
 def counts(pred: np.ndarray, ref: Reference, *, min_iou: float = MIN_IOU) -> dict[str, int]:
+    """TP, FP and FN of predictions ``pred (m, 2)`` against one reference after its examples: bipartite matching at IoU
+    >= ``min_iou``, then a second round that drops predictions matching UNK events (the official rule)."""
     events, labels = _after_shots(ref)
     pos = events[[k for k, q in enumerate(labels) if q == "POS"]]
     unk = events[[k for k, q in enumerate(labels) if q == "UNK"]]
@@ -178,6 +180,7 @@ def counts(pred: np.ndarray, ref: Reference, *, min_iou: float = MIN_IOU) -> dic
 
 
 def scores(c: dict[str, int]) -> dict[str, float]:
+    """Precision, recall and F from TP/FP/FN counts, floored as the official evaluator floors them."""
     tp, fp, fn = c["TP"], c["FP"], c["FN"]
     precision = max(tp / (tp + fp) if tp + fp else MIN_EVAL_VALUE, MIN_EVAL_VALUE)
     recall = tp / (fn + tp) if tp else MIN_EVAL_VALUE
@@ -186,6 +189,7 @@ def scores(c: dict[str, int]) -> dict[str, float]:
 
 
 def hmean(values: list[float]) -> float:
+    """The harmonic mean of positive ``values`` (how the official metric combines subsets)."""
     return len(values) / sum(1.0 / v for v in values)
 
 

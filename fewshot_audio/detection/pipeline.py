@@ -35,10 +35,12 @@ class Episode:
 
     @property
     def audio_name(self) -> str:
+        """The file name predictions are written under (the annotated one, else the recording's)."""
         return self.name or Path(self.recording).name
 
     @property
     def known_until(self) -> float:
+        """Seconds up to which the recording counts as annotated: the end of the last example."""
         return float(self.examples[-1, 1])
 
 
@@ -56,6 +58,7 @@ class Fitted:
 
 @dataclass
 class Detections:
+    """Events found in one recording: ``events (m, 2)`` seconds and their ``scores (m,)``."""
     events: np.ndarray  # (m, 2) seconds
     scores: np.ndarray  # (m,)
 

@@ -37,6 +37,7 @@ class LogMel(torch.nn.Module):
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrograms ``(batch, 1, n_mels, frames)`` in dB of waveforms ``(batch, samples)``."""
         spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window, center=True,
                           pad_mode="constant", return_complex=True)
         power = spec.real**2 + spec.imag**2

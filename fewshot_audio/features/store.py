@@ -37,6 +37,7 @@ STORE_INDEPENDENT = ("pooling", "signal_db", "crop")  # clip-policy options appl
 
 
 def store_key(manifest: Manifest, config: FeatureConfig) -> str:
+    """The store's content key: a hash of the manifest's files and the feature settings that change the features."""
     features = {k: v for k, v in asdict(config).items() if k not in STORE_INDEPENDENT}
     payload = json.dumps({"files": manifest.files_hash(), "features": features, "v": STORE_VERSION}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -96,6 +97,7 @@ class FeatureStore:
 
     @property
     def meta_path(self) -> Path:
+        """The JSON file beside the array that describes it."""
         return self.path.with_suffix(".json")
 
     def skipped_summary(self) -> str | None:

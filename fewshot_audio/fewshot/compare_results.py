@@ -19,11 +19,14 @@ results written before that column: accuracy); ``test_classes``: the classes the
 
 
 def same_classes_note(n_classes: int, ways: int) -> str:
+    """The note a comparison carries when its test split has no more classes than ways (every episode tests the same
+    classes)."""
     return (f"the test (novel) split has {n_classes} classes, no more than the {ways} ways: every episode tests the "
             "same classes, so the scores say little about classes in general")
 
 
 def read_results(path: Path) -> list[dict]:
+    """The rows of a comparison's ``results.csv`` (none when it does not exist yet)."""
     if not path.exists():
         return []
     with open(path, newline="") as fh:
@@ -31,6 +34,7 @@ def read_results(path: Path) -> list[dict]:
 
 
 def write_results(out: Path, rows: list[dict]) -> None:
+    """Write ``results.csv`` and ``results.md`` of ``rows`` into ``out``, atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
@@ -95,6 +99,7 @@ def draw_results(rows: list[dict]):
 
 
 def plot_results(path: Path, rows: list[dict]) -> None:
+    """Draw the accuracy-against-shots plot of ``rows`` to the PNG ``path``, atomically."""
     import matplotlib.pyplot as plt  # imported on use: only plots need it
 
     fig = draw_results(rows)

@@ -42,6 +42,7 @@ class LabelledFeatures:
 
     @property
     def multi_label(self) -> bool:
+        """Whether clips carry several tags (multi-hot ``targets``) rather than one class each."""
         return self.targets is not None
 
     def clip_counts(self) -> np.ndarray:
@@ -92,13 +93,16 @@ class LabelledFeatures:
 
     @property
     def ids(self) -> list[str]:
+        """The clip ids, in store order."""
         return [c.id for c in self.manifest.clips]
 
     @property
     def name(self) -> str:
+        """The dataset's name (its manifest's)."""
         return self.manifest.name
 
     def classes_of(self, names: list[str]) -> list[int]:
+        """The class indices of ``names`` (names the dataset does not hold are skipped)."""
         index = {c: i for i, c in enumerate(self.class_names)}
         return [index[n] for n in names if n in index]
 
@@ -181,6 +185,8 @@ def config_split(data: LabelledFeatures, config) -> dict[str, list[str]]:
 
 
 def resolve_split(data: LabelledFeatures, *, ratios: list[float], seed: int, split_file: str | None) -> dict[str, list[str]]:
+    """The base/val/novel class split: read from ``split_file``, or drawn with ``seed`` by ``ratios`` over the classes
+    present; one line when a part is too small."""
     present = [data.class_names[c] for c in np.nonzero(data.clip_counts() > 0)[0]]
     if split_file:
         split = load_split(split_file, data.class_names)
@@ -311,6 +317,7 @@ class DeviceData:
         return self._window(x, idx, start)
 
     def eval_inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        """Evaluation inputs of clips ``idx`` (the clip's first window, no random crop)."""
         return self.inputs(idx, train=False)
 
     __call__ = eval_inputs

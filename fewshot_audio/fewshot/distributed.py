@@ -66,6 +66,7 @@ def teardown() -> None:
 
 
 def barrier() -> None:
+    """Wait for every process of a distributed run (nothing to wait for in a single process)."""
     if world()[1] > 1:
         dist.barrier()
 

@@ -38,6 +38,7 @@ def make_split(classes: list[str], *, ratios: list[float], seed: int) -> dict[st
 
 
 def split_id(split: dict[str, list[str]]) -> str:
+    """A short hash of a class split (frozen episode files are keyed by it)."""
     return hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -65,6 +66,7 @@ def load_split(path: str | Path, classes: list[str]) -> dict[str, list[str]]:
 
 
 def save_split(path: str | Path, split: dict[str, list[str]]) -> None:
+    """Write a class split as YAML (base, val, novel), atomically."""
     atomic_write_text(path, yaml.safe_dump({k: split[k] for k in SPLITS}, sort_keys=False))
 
 
@@ -99,10 +101,12 @@ class Episodes:
 
     @property
     def n_way(self) -> int:
+        """Ways per episode."""
         return self.support.shape[1]
 
     @property
     def multi_label(self) -> bool:
+        """Whether the episodes carry multi-label targets."""
         return self.query_targets is not None
 
     def targets(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -209,9 +213,11 @@ class EpisodeSampler:
         return out
 
     def state(self) -> torch.Tensor:
+        """The random generator's state (saved in checkpoints, so a resumed run draws the same episodes)."""
         return self.generator.get_state()
 
     def set_state(self, state: torch.Tensor) -> None:
+        """Restore a :meth:`state`."""
         self.generator.set_state(state)
 
 
@@ -276,6 +282,8 @@ class MultiLabelEpisodeSampler:
         return rows, torch.gather(self.table[rows], 1, pick)
 
     def sample(self, n_episodes: int = 1) -> Episodes:
+        """``n_episodes`` multi-label episodes: each way's support and query clips carry that tag, with their targets
+        among the episode's tags."""
         sup, qry, tags = [], [], []
         for _ in range(n_episodes):
             for _ in range(self.max_tries):
@@ -293,14 +301,17 @@ class MultiLabelEpisodeSampler:
                         restricted_targets(self.targets, qry_t, tag_t))
 
     def state(self) -> torch.Tensor:
+        """The random generator's state (saved in checkpoints)."""
         return self.generator.get_state()
 
     def set_state(self, state: torch.Tensor) -> None:
+        """Restore a :meth:`state`."""
         self.generator.set_state(state)
 
 
 # ----------------------------------------------------------------------------- frozen episode files
 def episode_file_name(split: str, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int) -> str:
+    """The file name of a frozen episode file of these parameters."""
     return f"{split}-{n_way}way-{n_shot}shot-{n_query}query-{n_episodes}ep-seed{seed}.json"
 
 

@@ -85,6 +85,8 @@ def evaluate_tasks(strategy: Strategy, data: DeviceData, *, support: torch.Tenso
 
 @dataclass
 class History:
+    """What meta-training records: training loss and accuracy per step, validation scores with their CI, the best step
+    and score, the seconds spent."""
     steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)

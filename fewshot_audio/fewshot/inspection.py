@@ -10,6 +10,8 @@ from fewshot_audio.fewshot.dataset import resolve_manifest
 
 
 def inspect_dataset(path: str | None, *, format: str | None = None, label: str | None = None, quiet: bool = False) -> dict:
+    """A summary of the dataset at ``path`` (the built-in one for ``None``): classes with clip counts, durations,
+    sample rates and every problem found."""
     manifest = resolve_manifest(path, format=format, label=label, quiet=quiet, param="path")
     counts = manifest.class_counts()
     durations = np.array([c.duration for c in manifest.clips if c.duration is not None])

@@ -56,6 +56,7 @@ LAYOUTS: Registry[type[Layout]] = Registry("review source layout", base=Layout)
 
 @LAYOUTS.register("detect-json")
 class DetectJSON(Layout):
+    """``detect --json``: a list of ``file, class, start, end, score`` objects."""
     def recognises(self, head):
         return head.lstrip().startswith("[") and '"start"' in head
 
@@ -66,6 +67,7 @@ class DetectJSON(Layout):
 
 @LAYOUTS.register("tag-json")
 class TagJSON(Layout):
+    """``tag --json``: one object per file with its ``scores`` per tag; each (file, tag) is a whole-file item."""
     def recognises(self, head):
         return head.lstrip().startswith("[") and '"scores"' in head
 
@@ -99,6 +101,7 @@ class Raven(Layout):
 
 @LAYOUTS.register("dcase-csv")
 class DetectCSV(Layout):
+    """The official prediction CSV ``Audiofilename,Starttime,Endtime`` (no scores; the class is the file's)."""
     def recognises(self, head):
         return (head.splitlines() or [""])[0].strip().startswith("Audiofilename")
 
@@ -138,4 +141,5 @@ def locate(file: str, beside: Path, audio_root: str | Path | None) -> str:
 
 
 def has_scores(items: list[Item]) -> bool:
+    """Whether any item has a finite score (orders and estimates that need scores check it)."""
     return any(math.isfinite(i.score) for i in items)

@@ -46,9 +46,12 @@ class Labels:
                     self.rows.append({**r, "item": by_key[key]})
 
     def label_of(self, n: int) -> str | None:
+        """The label decided for item ``n``, or ``None`` when it is not reviewed."""
         return next((r["label"] for r in self.rows if r["item"] == n), None)
 
     def decide(self, n: int, label: str) -> None:
+        """Record ``label`` (positive, negative or uncertain) for item ``n``, replacing an earlier decision, and
+        rewrite the file atomically."""
         if label not in LABELS:
             raise DataError(f"label {label!r}: give one of {', '.join(LABELS)}")
         it = self.items[n]
@@ -68,6 +71,7 @@ class Labels:
         return n
 
     def counts(self) -> dict[str, int]:
+        """How many items carry each label."""
         return {label: sum(r["label"] == label for r in self.rows) for label in LABELS}
 
     def _write(self) -> None:

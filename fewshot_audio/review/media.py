@@ -17,6 +17,8 @@ _FRONT_ENDS: dict[str, LogMel] = {}  # by repr(config): one filterbank per confi
 
 def spectrogram_png(y: np.ndarray, config: FeatureConfig, *, offset_s: float, span: tuple[float, float],
                     title: str) -> bytes:
+    """A PNG of the toolkit's log-mel spectrogram of ``y`` (starting at ``offset_s`` in its file), Hz and time axes,
+    ``span`` (seconds in the file) shaded, titled ``title``."""
     import librosa  # the mel band centres for the frequency axis
     import matplotlib  # imported on use: heavy
 

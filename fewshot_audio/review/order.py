@@ -18,6 +18,7 @@ BINS = 4  # score bins of the stratified order
 
 
 class ReviewOrder(abc.ABC):
+    """The order items are reviewed in, and the strata a stratified estimate counts."""
     @abc.abstractmethod
     def order(self, items: list[Item], *, seed: int) -> np.ndarray:
         """A permutation of ``range(len(items))``."""
@@ -31,24 +32,29 @@ ORDERS: Registry[type[ReviewOrder]] = Registry("review order", base=ReviewOrder)
 
 
 def scores_of(items: list[Item]) -> np.ndarray:
+    """The items' scores ``(n,)``, items without a finite score last (minus infinity)."""
     s = np.array([i.score for i in items], dtype=float)
     return np.where(np.isfinite(s), s, -np.inf)
 
 
 @ORDERS.register("score")
 class ByScore(ReviewOrder):
+    """Highest score first (ties in file order)."""
     def order(self, items, *, seed):
         return np.argsort(-scores_of(items), kind="stable")
 
 
 @ORDERS.register("random")
 class Random(ReviewOrder):
+    """A seeded random order."""
     def order(self, items, *, seed):
         return np.random.default_rng(seed).permutation(len(items))
 
 
 @ORDERS.register("stratified")
 class Stratified(ReviewOrder):
+    """Score quartiles as strata, reviewed in turns across them (a seeded random order within each), so any prefix of
+    the review samples every stratum."""
     def strata(self, items):
         s = scores_of(items)
         finite = s[np.isfinite(s)]

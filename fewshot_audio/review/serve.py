@@ -15,6 +15,8 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(session: Session, *, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str], None]) -> None:
+    """Serve ``session``'s page with uvicorn on ``host:port`` (0: a free port) until interrupted; ``on_ready(url)``
+    gets the URL with its token once listening."""
     import uvicorn  # imported on use: only the review server needs it
 
     if host not in LOCAL:

@@ -22,6 +22,7 @@ PAGES = {"review.js": "text/javascript", "review.css": "text/css"}
 
 
 def make_token() -> str:
+    """A fresh random token for the page's URL (every request must carry it)."""
     return secrets.token_urlsafe(18)
 
 

@@ -22,6 +22,7 @@ MAX_SEGMENT_S = 30.0  # an item longer than this (a whole file) is shown and pla
 
 
 class Session:
+    """One review: the items, their order and strata, the labels file, and the audio and images of each item."""
     def __init__(self, items: list[Item], labels_path: str | Path, *, order: str = "score", context_s: float = 1.0,
                  seed: int = 0):
         if not items:
@@ -36,6 +37,7 @@ class Session:
         self.labels = Labels(labels_path, items, self.strata)
 
     def state(self) -> dict:
+        """The progress the page shows: totals, counts per label, the first unreviewed item in the order."""
         decided = {r["item"]: r["label"] for r in self.labels.rows}
         current = next((i for i, n in enumerate(self.order) if n not in decided), len(self.order))
         return {"total": len(self.items), "reviewed": len(decided), "counts": self.labels.counts(),
@@ -43,6 +45,8 @@ class Session:
                 "last": self.labels.rows[-1]["item"] if self.labels.rows else None}
 
     def describe(self, n: int) -> dict:
+        """What the page shows of item ``n``: file, tag, score, span, its label, whether its audio is missing, its
+        stratum."""
         it = self.items[n]
         return {"item": n, "file": Path(it.path).name, "path": it.path, "tag": it.tag,
                 "score": None if not math.isfinite(it.score) else it.score, "start": it.start, "end": it.end,
@@ -60,12 +64,14 @@ class Session:
         return y, lo, it.start, min(end, hi)
 
     def audio_wav(self, n: int) -> bytes:
+        """A WAV of item ``n`` with its context."""
         from fewshot_audio.review.media import wav_bytes
 
         y, *_ = self.segment(n)
         return wav_bytes(y, SPECTROGRAM.sample_rate)
 
     def spectrogram_png(self, n: int) -> bytes:
+        """The spectrogram PNG of item ``n`` with its context, its span shaded."""
         from fewshot_audio.review.media import spectrogram_png
 
         y, lo, start, end = self.segment(n)

@@ -52,6 +52,7 @@ class ProbeArchitecture(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-map means ``(n_features,)`` of one input ``(1, 1, ...)``, looped to ``min_length`` first."""
         x = loop_to(x, self.min_length)
         return torch.cat([m.flatten(2).mean(-1)[0] for m in self.feature_maps(x)])
 
@@ -107,11 +108,13 @@ class OneLayer(ProbeArchitecture):
 
 @ARCHITECTURES.register("7x96")
 class OneLayer96(OneLayer):
+    """The paper's 96x7 one-layer network: filters as tall as the 96-band spectrogram, 7 frames wide."""
     height = 96
 
 
 @ARCHITECTURES.register("7x86")
 class OneLayer86(OneLayer):
+    """The paper's 86x7 one-layer network: filters 86 bands tall, 7 frames wide (some room to slide in frequency)."""
     height = 86
 
 
@@ -228,6 +231,7 @@ class MFCCStatistics(ProbeArchitecture):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The 120 MFCC statistics of one log-mel input."""
         import librosa  # imported on use: its first import costs seconds
 
         m = (self.dct @ loop_to(x, self.min_length)[0, 0]).numpy()  # (20, frames)

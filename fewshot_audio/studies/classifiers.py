@@ -16,10 +16,12 @@ class ProbeClassifier(abc.ABC):
 
     @abc.abstractmethod
     def estimator(self, seed: int):
+        """A fresh scikit-learn pipeline (standardisation, the classifier) seeded with ``seed``."""
         ...
 
     @abc.abstractmethod
     def grid(self, n_features: int) -> list[dict] | dict:
+        """The hyperparameter grid searched by cross-validation for ``n_features`` features (pipeline parameter names)."""
         ...
 
 
@@ -72,6 +74,7 @@ class ExtremeLearningMachine(ClassifierMixin, BaseEstimator):
         return np.tanh(x @ self.w_ + self.b_)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> ExtremeLearningMachine:
+        """Fit the random hidden layer's output weights to ``x (n, d)`` and labels ``y (n,)`` by ridge regression."""
         rng = np.random.default_rng(self.random_state)
         self.classes_ = np.unique(y)
         self.w_ = rng.standard_normal((x.shape[1], self.hidden)) / np.sqrt(x.shape[1])
@@ -85,6 +88,7 @@ class ExtremeLearningMachine(ClassifierMixin, BaseEstimator):
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The labels of ``x (n, d)``."""
         return self.classes_[(self._hidden(x) @ self.beta_).argmax(1)]
 
 

@@ -106,6 +106,7 @@ def parse_sizes(text: str) -> tuple[int, ...]:
 
 
 def size_name(size: int) -> str:
+    """``all`` for the whole pool, else the clips per class as text."""
     return "all" if size == ALL else str(size)
 
 

@@ -50,6 +50,8 @@ def crossover(summary: list[dict], *, waveform: str = "samplecnn", spectrogram: 
 
 
 def write_results(out: Path, rows: list[dict], *, title: str) -> None:
+    """Write the study's ``results.csv``, ``results.md`` (with the crossover sentence) and ``results.png`` into
+    ``out``."""
     summary = summarize(rows)
     write_table(out / "results.csv", summary, COLUMNS)
     lines = [f"{title}; accuracy % ± 95% CI over draws.", "", crossover(summary) + ".", "",

@@ -86,6 +86,7 @@ def clip_input(path: str | Path, *, kind: str, logmel: LogMel) -> torch.Tensor:
 
 
 def features_key(manifest: Manifest, architecture: str, seed: int, maps: int) -> str:
+    """The cache key of one architecture's probe features (dataset content, architecture, seed, maps, front end)."""
     blob = json.dumps([manifest.content_hash(), architecture, seed, maps, asdict(FRONT_END), DB_SCALE,
                        FEATURES_VERSION])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -23,6 +23,7 @@ def write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def write_results(out: Path, rows: list[dict], *, title: str) -> None:
+    """Write the probe's ``results.csv``, ``results.md`` and the accuracy chart into ``out``."""
     write_table(out / "results.csv", rows, COLUMNS)
     lines = [f"{title}; accuracy % ± 95% CI over seeds x folds (nested: hyperparameters chosen inside the training "
              "folds); the paper's best cross-validation score beside it.", "",

@@ -105,5 +105,6 @@ class Classifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, n_classes)`` of inputs ``(B, 1, ...)``."""
         return self.head(self.body(x))
 

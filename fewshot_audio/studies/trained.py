@@ -46,6 +46,7 @@ class MapMeans(nn.Module):
         self.norm = nn.BatchNorm1d(net.maps_total)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The architecture's per-map means ``(B, n_features)`` of a batch, with gradients."""
         x = loop_to(x, self.net.min_length)
         return self.norm(torch.cat([m.flatten(2).mean(-1) for m in self.net.feature_maps(x)], dim=1))
 

@@ -86,6 +86,7 @@ class Outcomes:
 
     @property
     def estimate(self) -> float:
+        """The leave-one-out estimate: the mean over tags of each tag's mean score."""
         return float(np.mean([self.scores[self.tags == t].mean() for t in np.unique(self.tags)]))
 
 

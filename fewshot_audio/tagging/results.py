@@ -35,6 +35,7 @@ class TagResult:
         return cls(str(path), [], {}, {}, np.zeros((0, n_tags)), np.zeros(0), error)
 
     def to_dict(self) -> dict:
+        """The result as ``tag --json`` writes it (path, tags, scores, thresholds, error)."""
         return {"path": self.path, "tags": self.tags, "scores": self.scores, "thresholds": self.thresholds,
                 "error": self.error}
 

@@ -38,6 +38,7 @@ MIN_EXAMPLES = 3  # fewer examples per tag than this: a warning that its thresho
 
 
 def one_tag_needs_negatives(tag: str) -> str:
+    """The message for a vocabulary of one tag without negatives (nothing to calibrate its threshold against)."""
     return (f"a vocabulary of one tag ({tag!r}) has nothing to calibrate its threshold against: pass "
             f"negatives=FOLDER_OR_FILES with clips that are not {tag!r}")
 
@@ -81,6 +82,7 @@ class Tagger:
 
     @property
     def pooling(self) -> str:
+        """How window embeddings are pooled into a clip's (the backbone's features' ``pooling``)."""
         return self.backbone.features.pooling
 
     # ------------------------------------------------------------------------------ embedding
@@ -278,6 +280,7 @@ class Tagger:
                                                          levels=levels, margin=self.backbone.features.signal_db)))
 
     def remove_tag(self, tag: str) -> None:
+        """Drop ``tag`` with its examples, head and threshold."""
         j = self.column(tag)
         keep = [k for k in range(len(self.tags)) if k != j]
         self.tags.pop(j)
@@ -311,6 +314,7 @@ class Tagger:
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
+        """Write the tagger to ``path`` (one safetensors file, no pickle), atomically."""
         tensors = {"support_windows": self.support_windows, "support_clip": self.support_clip,
                    "support_targets": self.support_targets.to(torch.uint8), "thresholds": self.thresholds,
                    "params": self.params, "centre": self.centre}
@@ -333,6 +337,7 @@ class Tagger:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", expect_backbone: str | None = None) -> Tagger:
+        """The tagger saved at ``path``, its backbone on ``device``."""
         dev = pick_device(device)
         bb, tensors, meta = read_tagger(path, device=dev, expect_backbone=expect_backbone)
         tagger = cls(backbone=bb, tags=meta["tags"], head=meta["head"], support_windows=tensors["support_windows"],

@@ -40,6 +40,7 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old file or the new one."""
     def write(tmp: str) -> None:
         Path(tmp).write_text(text)
 
@@ -47,6 +48,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path``, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 

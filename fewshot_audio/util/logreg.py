@@ -41,7 +41,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, C: float = 10.0, balanced: boo
     --------
     >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
     >>> model = fit_logistic(x, np.array([0, 0, 1, 1]))
-    >>> model.probability(np.array([[3.0]]))[0, 1] > 0.5
+    >>> bool(model.probability(np.array([[3.0]]))[0, 1] > 0.5)
     True
     """
     from sklearn.linear_model import LogisticRegression  # imported on use: heavy, only fitting needs it

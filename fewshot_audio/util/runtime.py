@@ -25,6 +25,7 @@ def cache_dir() -> Path:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """The torch device ``name`` names (``auto``: CUDA when there is one), or a one-line error when it is not present."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -40,6 +41,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

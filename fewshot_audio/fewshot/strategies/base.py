@@ -86,6 +86,8 @@ class Strategy(abc.ABC):
 
     @torch.no_grad()
     def score_episodes(self, inputs: InputsFn, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """Scores ``(E, n_way * n_query, n_way)`` of every episode: the support clips ``support (E, n_way, n_shot)``
+        (indices) fitted, then the queries ``query (E, n_way, n_query)`` predicted, episode by episode."""
         n_ep, n_way, n_shot = support.shape
         y = torch.arange(n_way, device=self.device).repeat_interleave(n_shot)
         out = []

@@ -23,6 +23,7 @@ from fewshot_audio.util.logreg import fit_logistic
 
 
 def embed_in_batches(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Embeddings ``(n, d)`` float32 of inputs ``x (n, *x)``, ``batch`` at a time."""
     return torch.cat([model(chunk) for chunk in x.split(batch)]).float()
 
 

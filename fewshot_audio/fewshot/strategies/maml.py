@@ -40,16 +40,20 @@ class MAML(Strategy):
 
     # -- the functional model -------------------------------------------------------------------
     def parameters_dict(self) -> dict[str, torch.Tensor]:
+        """The backbone's and head's parameters by name (``backbone.*``, ``head.*``): the weights the inner loop
+        adapts."""
         params = {f"backbone.{k}": v for k, v in self.backbone.named_parameters()}
         params.update({f"head.{k}": v for k, v in self.head.named_parameters()})
         return params
 
     def features(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(n, d)`` of inputs ``x`` with the backbone's weights taken from ``params``."""
         backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
         return functional_call(self.backbone, backbone, (x,)).float()
 
     @staticmethod
     def logits(params: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """The head's logits ``(n, n_way)`` of embeddings ``z`` with the head's weights from ``params``."""
         return F.linear(z, params["head.weight"], params["head.bias"])
 
     def adapt(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, steps: int,

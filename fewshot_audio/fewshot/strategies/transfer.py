@@ -73,6 +73,8 @@ class Pretrained(EmbeddingStrategy):
         return self.ce_step(support, query, classes, targets)
 
     def mean_base_embedding(self) -> torch.Tensor:
+        """The mean embedding ``(d,)`` of the training clips (SimpleShot centres on it), computed once per trained
+        state."""
         if self.base_mean is None:
             if self._base_inputs is None:
                 raise RuntimeError("prepare() was not called with the training clips")

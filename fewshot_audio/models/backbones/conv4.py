@@ -9,6 +9,7 @@ from fewshot_audio.models.backbones.base import BACKBONES, Backbone
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """One Conv4 block: 3x3 convolution, batch norm, ReLU, 2x2 max-pool."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
                          nn.MaxPool2d(2))
 
@@ -41,6 +42,7 @@ class InputNorm(nn.Module):
     """Per-clip standardisation of dB log-mels: removes gain, keeps spectral shape."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs standardised per clip (zero mean, unit variance over all their values)."""
         mean = x.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
         std = x.std(dim=tuple(range(1, x.ndim)), keepdim=True)
         return (x - mean) / (std + 1e-5)

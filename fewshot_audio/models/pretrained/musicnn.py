@@ -61,6 +61,7 @@ class MusicnnLogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """musicnn's input representation ``(batch, frames, 96)`` of waveforms ``(batch, samples)`` at 16 kHz."""
         spec = torch.stft(wave, n_fft=N_FFT, hop_length=HOP, window=self.window, center=True, pad_mode="constant",
                           return_complex=True)
         mel = torch.matmul(self.mel, spec.real**2 + spec.imag**2)
@@ -170,6 +171,7 @@ class MusicnnVGG(nn.Module):
         self.out = nn.Linear(2 * 1 * filters, n_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named outputs (``taggram``, ``penultimate``, ``pool1``-``pool5``) of patches ``(n, 187, 96)``."""
         h = self.bn_input(x.unsqueeze(1))
         outs = {}
         for i, (conv, bn, (size, stride)) in enumerate(zip(self.convs, self.bns, self.pools)):
@@ -181,6 +183,8 @@ class MusicnnVGG(nn.Module):
 
 
 def build_model(name: str) -> nn.Module:
+    """A fresh network (random weights) for musicnn model file ``name``: :class:`MusicnnVGG` for the ``*_vgg`` models,
+    else :class:`Musicnn`."""
     return MusicnnVGG() if name.endswith("vgg") else Musicnn()
 
 
@@ -196,6 +200,7 @@ class MusicnnVGGOnFeatures(MusicnnVGG):
     """:class:`MusicnnVGG` on ``(n, 1, 96, frames)``: it needs exactly 187 frames (zero-padded or cut)."""
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The VGG's named outputs for features ``(n, 1, 96, frames)``, each window padded or cut to 187 frames."""
         rep = x[:, 0].transpose(1, 2)[:, :N_FRAMES]
         return super().forward(F.pad(rep, (0, 0, 0, N_FRAMES - rep.shape[1])))
 

