@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from common import SETS, load_set, whole_clip_mfcc
 
-from fewshot_audio.embedding import default_hop, embed_files, load_backbone
+from fewshot_audio.embedding import default_hop_s, embed_files, load_backbone
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.tagging.model_choice import candidates, clip_space, decide, domain_default, domain_probabilities, loo_outcomes
 from fewshot_audio.tagging.tagger import Tagger
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         embedded = {}
         for spec in specs:
             bb = load_backbone(spec, device=device, durations=durations)
-            embedded[spec] = (bb, embed_files(bb, paths, device=device, hop=default_hop(bb), quiet=True))
+            embedded[spec] = (bb, embed_files(bb, paths, device=device, hop_s=default_hop_s(bb), quiet=True))
         yam = domain_probabilities(paths, device=device)
         recipe = np.stack([whole_clip_mfcc(str(x), frame_samples=512, hop_samples=160) for x in paths])
         results[name] = {}

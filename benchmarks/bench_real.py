@@ -221,7 +221,7 @@ def main(argv=None) -> int:
                 bb = dataclasses.replace(bb0, features=dataclasses.replace(bb0.features, short=short))
                 t0 = time.perf_counter()
                 hop = args.hop_fraction * bb.window if args.hop_fraction else None
-                emb = embed_files(bb, [Path(p) for p in paths], device=device, hop=hop, quiet=True)
+                emb = embed_files(bb, [Path(p) for p in paths], device=device, hop_s=hop, quiet=True)
                 seconds = time.perf_counter() - t0
                 windows, levels = [torch.from_numpy(e) for e in emb.windows], [torch.from_numpy(v) for v in emb.levels]
                 default_db = bb.features.signal_db

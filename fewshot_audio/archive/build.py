@@ -10,7 +10,7 @@ the database does not name and goes on with the files it has not recorded. On a 
 are gone.
 
 Files become windows by the same framing as ``tag`` (:func:`~fewshot_audio.embedding.embed_files`, read
-block by block, so memory stays bounded whatever a file's length), ``--hop`` seconds apart (default: half a
+block by block, so memory stays bounded whatever a file's length), ``hop_s`` seconds apart (default: half a
 window, as ``tag``), so ``index tag`` gives what ``tag`` gives, up to float16 storage.
 """
 
@@ -28,7 +28,7 @@ import torch
 from fewshot_audio.archive import ann as approx
 from fewshot_audio.archive.store import FORMAT_VERSION, ArchiveStore, NewFile, model_fingerprint
 from fewshot_audio.data.audio import audio_duration, audio_files
-from fewshot_audio.embedding import Embedded, checked_hop, embed_files, load_backbone
+from fewshot_audio.embedding import Embedded, checked_hop_s, embed_files, load_backbone
 from fewshot_audio.errors import CollectiveError, ConfigError, DataError
 from fewshot_audio.fewshot import distributed
 from fewshot_audio.util.progress import progress, set_quiet
@@ -41,7 +41,7 @@ SHARD_SECONDS = 30.0  # a shard is committed at least this often, so that an int
 INDEX_BACKBONE = "aisfx"  # index build's default: a general sound-effects embedding (docs/models.md)
 
 
-def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop: float | None = None,
+def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, hop_s: float | None = None,
                 workers: int = 1, resume: bool = False, files_per_shard: int = 256, shard_s: float = SHARD_SECONDS,
                 device: str = "cpu", ann: str = "auto", quiet: bool = False) -> dict:
     """Embed every audio file under ``archive`` into the index folder ``out`` (see the module docstring).
@@ -52,7 +52,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     out = Path(out)
     if workers < 1:
         raise ConfigError(f"workers={workers}: must be >= 1", param="workers")
-    hop = checked_hop(hop)
+    hop_s = checked_hop_s(hop_s)
     if ann not in ANN_CHOICES:
         raise ConfigError(f"ann={ann!r} is not valid; use {', '.join(ANN_CHOICES)}", param="ann")
     files = sorted({p.resolve() for p in audio_files(list(archive))})
@@ -61,9 +61,9 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     quiet = quiet or rank > 0
     _on_rank_0(lambda: _check_out(out, resume))
     bb = load_backbone(backbone, device=dev)
-    step = hop if hop is not None else bb.window / 2
+    step_s = hop_s if hop_s is not None else bb.window / 2
     meta = {"backbone": backbone, "model": bb.record, "features": asdict(bb.features), "window": bb.window,
-            "hop": step, "weights": model_fingerprint(bb.model), "format": FORMAT_VERSION}
+            "hop": step_s, "weights": model_fingerprint(bb.model), "format": FORMAT_VERSION}  # hop: seconds
     _on_rank_0(lambda: _set_up(out, meta))  # sets the index up (or checks it) and removes what a killed build left
     index = ArchiveStore(out)
     known = index.known_files()
@@ -80,7 +80,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     if not quiet and (unchanged or gone):
         logger.info(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
     mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
-    embedder = _Embedder(bb, backbone=backbone, device=dev, hop=step, workers=workers)
+    embedder = _Embedder(bb, backbone=backbone, device=dev, hop_s=step_s, workers=workers)
     n_windows = n_bad = 0
     pending: list[NewFile] = []
     last_commit = time.monotonic()
@@ -181,8 +181,8 @@ class _Embedder:
     """Window embeddings of a group of files: in this process (``workers=1``, files batched together) or
     in ``workers`` processes, each decoding and embedding its share with one thread."""
 
-    def __init__(self, bb, *, backbone: str, device: torch.device, hop: float, workers: int):
-        self.bb, self.device, self.hop, self.pool = bb, device, hop, None
+    def __init__(self, bb, *, backbone: str, device: torch.device, hop_s: float, workers: int):
+        self.bb, self.device, self.hop_s, self.pool = bb, device, hop_s, None
         if workers > 1:
             self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                             initargs=(backbone, str(device)))
@@ -190,9 +190,9 @@ class _Embedder:
 
     def __call__(self, files: list[Path], *, quiet: bool):
         if self.pool is None:
-            return embed_files(self.bb, files, device=self.device, hop=self.hop, quiet=quiet)
+            return embed_files(self.bb, files, device=self.device, hop_s=self.hop_s, quiet=quiet)
         parts = [files[i :: self.workers] for i in range(self.workers)]
-        results = list(self.pool.map(_worker_embed, parts, [self.hop] * len(parts)))
+        results = list(self.pool.map(_worker_embed, parts, [self.hop_s] * len(parts)))
         merged = Embedded(*([None] * len(files) for _ in Embedded._fields))
         for w, part in enumerate(results):
             for field, values in zip(merged, part):
@@ -214,7 +214,7 @@ def _worker_init(backbone: str, device: str) -> None:
     _WORKER["bb"] = load_backbone(backbone, device=_WORKER["device"])
 
 
-def _worker_embed(files: list[Path], hop: float):
+def _worker_embed(files: list[Path], hop_s: float):
     if not files:
         return Embedded([], [], [], [])
-    return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop=hop, quiet=True)
+    return embed_files(_WORKER["bb"], files, device=_WORKER["device"], hop_s=hop_s, quiet=True)

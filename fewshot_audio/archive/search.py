@@ -47,7 +47,7 @@ def search(index_dir: str | Path, examples: list[str | Path], *, k: int = 10, de
         raise ConfigError(f"index {index_dir} cannot be searched approximately: {why}; or use method=exact", param="method")
     dev = pick_device(device)
     bb = index_backbone(index, device=dev)
-    emb = embed_examples(bb, audio_files(list(examples)), device=dev, hop=index.meta["hop"], quiet=quiet)
+    emb = embed_examples(bb, audio_files(list(examples)), device=dev, hop_s=index.meta["hop"], quiet=quiet)
     clips = torch.cat([pool_by_owner(torch.from_numpy(z), torch.zeros(len(z), dtype=torch.long), 1,
                                      pooling=bb.features.pooling, levels=torch.from_numpy(lv),
                                      margin=bb.features.signal_db)

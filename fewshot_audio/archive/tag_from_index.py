@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewshot_audio.archive.store import ArchiveStore, model_difference
-from fewshot_audio.embedding import default_hop, embed_examples
+from fewshot_audio.embedding import default_hop_s, embed_examples
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.tagging.active import rank_for_labelling
 from fewshot_audio.tagging.results import TagResult
@@ -70,6 +70,6 @@ def add_examples(tagger: Tagger, tag: str, *, positive: list[str | Path], negati
         windows, levels = store.windows_of(paths)
     else:
         windows, _, levels, _ = embed_examples(tagger.backbone, paths, device=tagger.device,
-                                               hop=default_hop(tagger.backbone), quiet=quiet)
+                                               hop_s=default_hop_s(tagger.backbone), quiet=quiet)
     tagger.add_examples(tag, windows, [str(p) for p in paths], [True] * len(positive) + [False] * len(negative),
                         levels=levels)

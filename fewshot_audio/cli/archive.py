@@ -26,7 +26,7 @@ def register(sub) -> None:
     q.add_argument("--backbone", default=INDEX_BACKBONE,
                    help=f"a pretrained model ({', '.join(models())}), mfcc, or a run folder written by 'train' "
                         f"(default {INDEX_BACKBONE}: general sound effects)")
-    q.add_argument("--hop", type=float, help="seconds between windows (default: half a window, as 'tag')")
+    q.add_argument("--hop", dest="hop_s", type=float, help="seconds between windows (default: half a window, as 'tag')")
     q.add_argument("--workers", type=int, default=1, help="processes decoding and embedding files (default 1)")
     q.add_argument("--files-per-shard", type=int, default=256, dest="files_per_shard",
                    help="files committed together (a killed build loses at most one shard's work)")
@@ -69,7 +69,7 @@ def run_build(args) -> int:
     """``fewshot-audio index build``: embed an archive into an index (resumable) and print what changed."""
     if not Path(args.out).exists():  # an existing --out is checked by build_index (an index to resume, or not)
         check_folder_creatable(args.out, param="out")
-    counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop=args.hop, workers=args.workers,
+    counts = build_index(args.archive, backbone=args.backbone, out=args.out, hop_s=args.hop_s, workers=args.workers,
                          resume=args.resume, files_per_shard=args.files_per_shard, device=args.device, ann=args.ann,
                          quiet=args.quiet)
     if counts["rank"]:

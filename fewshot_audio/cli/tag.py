@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
 from fewshot_audio.data.audio import audio_files
-from fewshot_audio.embedding import checked_hop
+from fewshot_audio.embedding import checked_hop_s
 from fewshot_audio.errors import ConfigError
 from fewshot_audio.specs import get as get_model
 from fewshot_audio.tagging.model_tags import tag_with_model, taggable
@@ -27,7 +27,7 @@ def register(sub) -> None:
     src.add_argument("--tagger", help="tagger file written by 'adapt'")
     src.add_argument("--model", help=f"a pretrained model with its own tags: {', '.join(taggable())}")
     p.add_argument("--backbone", help="refuse a tagger built on another backbone")
-    p.add_argument("--hop", type=float, help="seconds between analysis windows (default: half a window with a tagger; "
+    p.add_argument("--hop", dest="hop_s", type=float, help="seconds between analysis windows (default: half a window with a tagger; "
                    "the original's patches with --model)")
     p.add_argument("--taggram", help="PNG (+ CSV beside it) for one file, or a folder for several: the file's "
                    "spectrogram above its best tags' window scores")
@@ -54,17 +54,17 @@ def run_tag(args) -> int:
     """``fewshot-audio tag``: tag files with a tagger (or a model's own tags), with taggrams and a Raven table on
     request."""
     files = audio_files(args.inputs)
-    checked_hop(args.hop)
+    checked_hop_s(args.hop_s)
     taggrams = check_outputs(args, files)  # before any work
     if args.model:
-        results, tags = tag_with_model(files, model=args.model, device=args.device, hop=args.hop, quiet=args.quiet)
+        results, tags = tag_with_model(files, model=args.model, device=args.device, hop_s=args.hop_s, quiet=args.quiet)
         for r in results:  # a pretrained tagger has no calibrated thresholds: show its top-k
             r.tags = r.tags[: args.top_k]
         front = get_model(args.model).front_end
         window, high_freq = front.window, front.sample_rate / 2
     else:
         tagger = Tagger.load(args.tagger, device=args.device, expect_backbone=args.backbone)
-        results, tags = tagger.tag(files, hop=args.hop, quiet=args.quiet), tagger.tags
+        results, tags = tagger.tag(files, hop_s=args.hop_s, quiet=args.quiet), tagger.tags
         window, high_freq = tagger.backbone.window, tagger.backbone.features.sample_rate / 2
     write_raven(args, results, tags, window=window, high_freq=high_freq)
     return print_results(results, tags, args, taggrams=taggrams, window=window)

@@ -109,24 +109,51 @@ def load_span(path: str | Path, *, sample_rate: int, start_s: float, duration_s:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def window_starts(n_samples: int, *, length: int, hop: int | None = None, max_windows: int | None = None) -> np.ndarray:
-    """Start samples of the windows that cover a clip of ``n_samples``.
-
-    Windows start every ``hop`` samples (default ``length``); the last one ends at the clip's end,
-    so nothing is cut off and nothing is padded. A clip no longer than ``length`` has one window
-    starting at 0. With ``max_windows``, that many evenly spaced windows are kept.
+def last_window_start(total: int | float, length: int | float) -> int | float:
+    """Where the last window of a signal ``total`` long starts: it ends at the signal's end (nothing cut off,
+    nothing padded), or starts at 0 when the signal is shorter than a window. The toolkit's one rule for the last
+    window (samples, frames or seconds alike).
 
     Examples
     --------
-    >>> window_starts(25, length=10, hop=10).tolist()
+    >>> last_window_start(25, 10), last_window_start(4, 10)
+    (15, 0)
+    """
+    return max(0, total - length)
+
+
+def with_last_window(starts: np.ndarray, *, total: int, length: int) -> np.ndarray:
+    """``starts (k,)`` with the last window (:func:`last_window_start`) appended when the last of them ends before
+    ``total``, so that the windows cover the whole signal.
+
+    Examples
+    --------
+    >>> with_last_window(np.array([0, 10]), total=25, length=10).tolist()
     [0, 10, 15]
     """
-    hop = hop or length
+    if not len(starts) or starts[-1] + length < total:
+        return np.append(starts, last_window_start(total, length)).astype(np.int64)
+    return starts
+
+
+def window_starts(n_samples: int, *, length: int, hop_samples: int | None = None,
+                  max_windows: int | None = None) -> np.ndarray:
+    """Start samples of the windows that cover a clip of ``n_samples``.
+
+    Windows ``length`` samples long start every ``hop_samples`` (default ``length``); the last one ends at the
+    clip's end (:func:`with_last_window`), so nothing is cut off and nothing is padded. A clip no longer than
+    ``length`` has one window starting at 0. With ``max_windows``, that many evenly spaced windows are kept.
+
+    Examples
+    --------
+    >>> window_starts(25, length=10, hop_samples=10).tolist()
+    [0, 10, 15]
+    """
+    hop_samples = hop_samples or length
     if n_samples <= length:
         return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_samples - length + 1, hop, dtype=np.int64)
-    if starts[-1] != n_samples - length:
-        starts = np.append(starts, n_samples - length)
+    starts = with_last_window(np.arange(0, n_samples - length + 1, hop_samples, dtype=np.int64), total=n_samples,
+                              length=length)
     if max_windows is not None and len(starts) > max_windows:
         starts = starts[np.round(np.linspace(0, len(starts) - 1, max_windows)).astype(np.int64)]
     return starts
@@ -145,22 +172,22 @@ def fit_short(audio: np.ndarray, *, length: int, short: str = "loop") -> np.ndar
     raise ValueError(f"short={short!r} is not a clip policy; use one of {SHORT_POLICIES}")
 
 
-def clip_windows(audio: np.ndarray, *, length: int, hop: int | None = None, short: str = "loop",
+def clip_windows(audio: np.ndarray, *, length: int, hop_samples: int | None = None, short: str = "loop",
                  max_windows: int | None = None) -> np.ndarray:
-    """The clip policy: a clip of any length as windows ``(n_windows, length)``.
+    """The clip policy: a clip of any length as windows ``(n_windows, length)`` (samples).
 
     Short clips become one window (looped or padded, see :func:`fit_short`); long clips are covered
-    by windows every ``hop`` samples, the last one ending at the clip's end (:func:`window_starts`).
+    by windows every ``hop_samples``, the last one ending at the clip's end (:func:`window_starts`).
 
     Examples
     --------
     >>> clip_windows(np.arange(4, dtype=np.float32), length=6).tolist()
     [[0.0, 1.0, 2.0, 3.0, 0.0, 1.0]]
-    >>> clip_windows(np.arange(5, dtype=np.float32), length=2, hop=2)[:, 0].tolist()
+    >>> clip_windows(np.arange(5, dtype=np.float32), length=2, hop_samples=2)[:, 0].tolist()
     [0.0, 2.0, 3.0]
     """
     audio = fit_short(audio, length=length, short=short)
-    starts = window_starts(audio.shape[-1], length=length, hop=hop, max_windows=max_windows)
+    starts = window_starts(audio.shape[-1], length=length, hop_samples=hop_samples, max_windows=max_windows)
     return audio[starts[:, None] + np.arange(length)[None, :]]
 
 
@@ -204,27 +231,27 @@ def stream_audio(path: str | Path, *, sample_rate: int, block_seconds: float = 6
         raise _undecodable(path, exc) from None
 
 
-def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
-                   block_seconds: float = 60.0) -> Iterator[np.ndarray]:
+def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop_samples: int | None = None,
+                   short: str = "loop", block_seconds: float = 60.0) -> Iterator[np.ndarray]:
     """:func:`clip_windows` of a file read ``block_seconds`` at a time (:func:`stream_audio`).
 
     Yields ``(n, length)`` window batches in time order; together they are exactly the windows of
     ``clip_windows(load_audio(path), ...)`` for files up to one block, and the same windows up to
     the resampler's block edges for longer ones.
     """
-    hop = hop or length
+    hop = hop_samples or length
     buf = np.zeros(0, dtype=np.float32)
     emitted = 0  # samples of the stream before buf[0]
     next_start = 0
     for mono, last in stream_audio(path, sample_rate=sample_rate, block_seconds=block_seconds):
         if last and emitted == 0 and len(buf) == 0:  # the whole file in one block
-            yield clip_windows(mono, length=length, hop=hop, short=short)
+            yield clip_windows(mono, length=length, hop_samples=hop, short=short)
             return
         buf = np.concatenate([buf, mono])
         end = emitted + len(buf)
         starts = np.arange(next_start, end - length + 1, hop, dtype=np.int64)
-        if last and (not len(starts) or starts[-1] + length < end):
-            starts = np.append(starts, max(0, end - length))  # the last window ends at the clip's end
+        if last:
+            starts = with_last_window(starts, total=end, length=length)
         if len(starts):
             yield buf[(starts - emitted)[:, None] + np.arange(length)[None, :]]
             next_start = int(starts[-1]) + hop
@@ -232,8 +259,9 @@ def stream_windows(path: str | Path, *, sample_rate: int, length: int, hop: int 
         buf, emitted = buf[drop:], emitted + drop
 
 
-def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | None = None, short: str = "loop",
-                 max_windows: int | None = None, block_seconds: float = 60.0) -> tuple[np.ndarray, float]:
+def read_windows(path: str | Path, *, sample_rate: int, length: int, hop_samples: int | None = None,
+                 short: str = "loop", max_windows: int | None = None,
+                 block_seconds: float = 60.0) -> tuple[np.ndarray, float]:
     """The windows of one clip under the clip policy, and the clip's peak level (for the silence check).
 
     Files longer than ``block_seconds`` are streamed (:func:`stream_windows`): memory stays bounded,
@@ -243,15 +271,16 @@ def read_windows(path: str | Path, *, sample_rate: int, length: int, hop: int | 
     try:
         info = sf.info(str(path))
         if max_windows and info.duration > block_seconds:
-            expected = len(window_starts(int(info.duration * sample_rate), length=length, hop=hop))
+            expected = len(window_starts(int(info.duration * sample_rate), length=length, hop_samples=hop_samples))
             keep_every = max(1, -(-expected // max_windows))
     except Exception:
         pass
     if keep_every == 1:
         audio = load_audio(path, sample_rate=sample_rate)
-        return clip_windows(audio, length=length, hop=hop, short=short, max_windows=max_windows), float(np.abs(audio).max())
+        windows = clip_windows(audio, length=length, hop_samples=hop_samples, short=short, max_windows=max_windows)
+        return windows, float(np.abs(audio).max())
     seen = 0
-    for batch in stream_windows(path, sample_rate=sample_rate, length=length, hop=hop, short=short,
+    for batch in stream_windows(path, sample_rate=sample_rate, length=length, hop_samples=hop_samples, short=short,
                                 block_seconds=block_seconds):
         peak = max(peak, float(np.abs(batch).max()))
         idx = np.arange(seen, seen + len(batch))
@@ -287,17 +316,17 @@ def audio_duration(path: str | Path, *, decode: bool = False) -> float:
             return 0.0
 
 
-def window_times(n: int, *, duration: float, window: float, hop: float) -> np.ndarray:
-    """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop`` seconds, the
-    last one ending at the file's end; a file shorter than a window is one (looped or padded) window.
-    With ``duration`` unknown (0), windows simply start every ``hop`` seconds."""
-    if duration <= 0:
-        starts = np.arange(n) * hop
-        return np.stack([starts, starts + window], axis=1).astype(np.float32)
-    if duration <= window or n == 1:
-        return np.array([[0.0, min(duration, window)]], dtype=np.float32)[:n]
-    starts = np.minimum(np.arange(n) * hop, max(0.0, duration - window))
-    return np.stack([starts, starts + window], axis=1).astype(np.float32)
+def window_times(n: int, *, duration_s: float, window_s: float, hop_s: float) -> np.ndarray:
+    """``(n, 2)`` start/end seconds of a file's ``n`` windows by the clip policy: every ``hop_s`` seconds, the
+    last one ending at the file's end (:func:`last_window_start`); a file shorter than a window is one (looped or
+    padded) window. With ``duration_s`` unknown (0), windows simply start every ``hop_s`` seconds."""
+    if duration_s <= 0:
+        starts = np.arange(n) * hop_s
+        return np.stack([starts, starts + window_s], axis=1).astype(np.float32)
+    if duration_s <= window_s or n == 1:
+        return np.array([[0.0, min(duration_s, window_s)]], dtype=np.float32)[:n]
+    starts = np.minimum(np.arange(n) * hop_s, last_window_start(duration_s, window_s))
+    return np.stack([starts, starts + window_s], axis=1).astype(np.float32)
 
 
 def audio_files(inputs: list[str | Path], *, param: str = "") -> list[Path]:

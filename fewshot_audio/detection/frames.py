@@ -17,19 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fewshot_audio.config import FeatureConfig
 from fewshot_audio.data.audio import stream_audio
+from fewshot_audio.features.frontends import LogMel
 
-SAMPLE_RATE, N_MELS, F_MIN, LOG_FLOOR = 32000, 64, 50.0, 1e-10
-MIN_HOP, MAX_HOP = 32, 1600  # samples at 32 kHz: 1 ms to 50 ms
+SAMPLE_RATE, N_MELS, F_MIN = 32000, 64, 50.0
+MIN_HOP_SAMPLES, MAX_HOP_SAMPLES = 32, 1600  # at 32 kHz: 1 ms to 50 ms
 HOPS_PER_EXAMPLE = 8
 NEGATIVE_IOU = 0.1  # a window overlapping every event less than this (IoU) is background: a negative
 
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """Frames every ``hop`` samples of ``n_fft`` samples at ``sample_rate``; windows of ``window`` frames."""
+    """Frames every ``hop_samples`` of ``n_fft`` samples at ``sample_rate``; windows of ``window`` frames."""
 
-    hop: int
+    hop_samples: int
     n_fft: int
     window: int
     sample_rate: int = SAMPLE_RATE
@@ -37,42 +39,28 @@ class FrameSpec:
     @property
     def fps(self) -> float:
         """Frames per second."""
-        return self.sample_rate / self.hop
+        return self.sample_rate / self.hop_samples
+
+    def front_end(self) -> LogMel:
+        """The toolkit's log-mel with detection's settings: 64 bands from 50 Hz, uncentred frames, natural log."""
+        config = FeatureConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_samples,
+                               n_mels=N_MELS, fmin=F_MIN, top_db=None)
+        return LogMel(config, centred=False, natural_log=True)
 
     @classmethod
     def for_examples(cls, examples: np.ndarray) -> FrameSpec:
         """A hop of an eighth of the examples' mean length (1-50 ms), an FFT covering two hops (at least 512
         samples), and windows as long as the examples' mean length (at least 3 frames)."""
         mean = float(np.mean(examples[:, 1] - examples[:, 0]))
-        hop = int(np.clip(round(mean / HOPS_PER_EXAMPLE * SAMPLE_RATE), MIN_HOP, MAX_HOP))
+        hop = int(np.clip(round(mean / HOPS_PER_EXAMPLE * SAMPLE_RATE), MIN_HOP_SAMPLES, MAX_HOP_SAMPLES))
         n_fft = max(512, 1 << int(np.ceil(np.log2(2 * hop))))
-        return cls(hop=hop, n_fft=n_fft, window=max(3, int(round(mean * SAMPLE_RATE / hop))))
-
-
-class LogMel(torch.nn.Module):
-    """Samples ``(n,)`` -> log-mel frames ``(frames, 64)``: power STFT (Hann, no centring: the caller pads),
-    64 Slaney mel bands from 50 Hz to Nyquist, ``log(mel + 1e-10)``."""
-
-    def __init__(self, spec: FrameSpec):
-        super().__init__()
-        import librosa  # optional at import time: heavy
-
-        self.spec = spec
-        mel = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=N_MELS, fmin=F_MIN)
-        self.register_buffer("mel", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
-        self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
-
-    def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        """Natural-log mel bands ``(frames, 64)`` of a mono signal ``(samples,)``, centred frames every ``hop``
-        samples."""
-        frames = samples.unfold(0, self.spec.n_fft, self.spec.hop) * self.window
-        power = torch.fft.rfft(frames).abs().square()
-        return torch.log(power @ self.mel + LOG_FLOOR)
+        return cls(hop_samples=hop, n_fft=n_fft, window=max(3, int(round(mean * SAMPLE_RATE / hop))))
 
 
 def stream_frames(path: str | Path, spec: FrameSpec, *, block_seconds: float = 60.0) -> Iterator[np.ndarray]:
-    """Consecutive blocks of the recording's log-mel frames ``(t, 64)`` (float32), in time order."""
-    front = LogMel(spec)
+    """Consecutive blocks of the recording's log-mel frames ``(t, 64)`` (float32), in time order: frames centred on
+    every ``hop_samples``-th sample (the signal zero-padded by half an FFT at both ends), as one whole-file pass."""
+    front = spec.front_end()
     half = spec.n_fft // 2
     buf = np.zeros(half, np.float32)
     with torch.no_grad():
@@ -80,10 +68,11 @@ def stream_frames(path: str | Path, spec: FrameSpec, *, block_seconds: float = 6
             buf = np.concatenate([buf, mono])
             if last:
                 buf = np.concatenate([buf, np.zeros(half, np.float32)])
-            n = (len(buf) - spec.n_fft) // spec.hop + 1 if len(buf) >= spec.n_fft else 0
+            n = (len(buf) - spec.n_fft) // spec.hop_samples + 1 if len(buf) >= spec.n_fft else 0
             if n > 0:
-                yield front(torch.from_numpy(buf[: (n - 1) * spec.hop + spec.n_fft])).numpy()
-                buf = buf[n * spec.hop :]
+                block = torch.from_numpy(buf[: (n - 1) * spec.hop_samples + spec.n_fft])[None]
+                yield front(block)[0, 0].T.contiguous().numpy()
+                buf = buf[n * spec.hop_samples :]
 
 
 def band_medians(path: str | Path, spec: FrameSpec, *, keep: int = 50_000) -> np.ndarray:

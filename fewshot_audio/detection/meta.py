@@ -27,7 +27,7 @@ from fewshot_audio.detection.annotations import read_dcase
 from fewshot_audio.detection.episodes import resolve_audio
 from fewshot_audio.detection.frames import (
     HOPS_PER_EXAMPLE,
-    MIN_HOP,
+    MIN_HOP_SAMPLES,
     N_MELS,
     NEGATIVE_IOU,
     SAMPLE_RATE,
@@ -64,9 +64,9 @@ class Patches:
 def training_spec(events: np.ndarray) -> FrameSpec:
     """Frames at an eighth of the events' mean length (no upper bound: long events too are ``EVENT_FRAMES`` frames)."""
     mean = float(np.mean(events[:, 1] - events[:, 0]))
-    hop = max(MIN_HOP, int(round(mean / HOPS_PER_EXAMPLE * SAMPLE_RATE)))
+    hop = max(MIN_HOP_SAMPLES, int(round(mean / HOPS_PER_EXAMPLE * SAMPLE_RATE)))
     n_fft = max(512, 1 << int(np.ceil(np.log2(2 * hop))))
-    return FrameSpec(hop=hop, n_fft=n_fft, window=int(round(mean * SAMPLE_RATE / hop)))
+    return FrameSpec(hop_samples=hop, n_fft=n_fft, window=int(round(mean * SAMPLE_RATE / hop)))
 
 
 def group_patches(recording: Path, events: np.ndarray, *, negatives: int, rng: np.random.Generator

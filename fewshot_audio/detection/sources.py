@@ -173,12 +173,12 @@ class EmbeddingSource(DescriptorSource):
             raise ConfigError("detector setting source='embedding' needs embedding=MODEL[:LAYER] (e.g. yamnet)")
         self.backbone = load_backbone(settings.embedding, device=torch.device(device))
         length = float(np.mean(examples[:, 1] - examples[:, 0]))
-        hop = float(np.clip(length / 4, MIN_EMBED_HOP_S, MAX_EMBED_HOP_S))
+        hop_s = float(np.clip(length / 4, MIN_EMBED_HOP_S, MAX_EMBED_HOP_S))
         f = self.backbone.features
         framing = patch_framing(f)
-        step = framing.frame_hop / f.sample_rate if framing else 1 / f.sample_rate  # where windows can start
-        self.hop = max(1, round(hop / step)) * step
-        self.fps = 1.0 / self.hop
+        step_s = framing.frame_hop / f.sample_rate if framing else 1 / f.sample_rate  # where windows can start
+        self.hop_s = max(1, round(hop_s / step_s)) * step_s
+        self.fps = 1.0 / self.hop_s
         self.window = max(1, int(round(length * self.fps)))
         self.offset = (self.backbone.window - length) / 2 * self.fps
         self.reach = self.backbone.window * self.fps
@@ -190,7 +190,7 @@ class EmbeddingSource(DescriptorSource):
         if self._last is not None and self._last[0] == Path(recording):
             yield 0, self._last[1]
             return
-        emb = embed_files(self.backbone, [Path(recording)], device=torch.device(self.device), hop=self.hop, quiet=True)
+        emb = embed_files(self.backbone, [Path(recording)], device=torch.device(self.device), hop_s=self.hop_s, quiet=True)
         if emb.errors[0]:
             raise DataError(emb.errors[0])
         z, start = emb.windows[0], emb.times[0][:, 0]

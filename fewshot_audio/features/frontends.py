@@ -16,21 +16,30 @@ from fewshot_audio.specs import FrontEndSpec, PatchFraming, front_ends
 from fewshot_audio.util.registry import Registry
 
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this is silent
+LOG_FLOOR = 1e-10  # the power floor of the log
 
 
 class LogMel(torch.nn.Module):
-    """Batched log-mel spectrogram matching ``librosa.power_to_db(librosa.feature.melspectrogram(...))``.
+    """The toolkit's one log-mel spectrogram, batched; by default it matches
+    ``librosa.power_to_db(librosa.feature.melspectrogram(...))``.
 
-    Input ``(batch, samples)`` float waveforms; output ``(batch, 1, n_mels, frames)`` in dB,
-    each clip floored at ``top_db`` below its own maximum. Uses ``torch.stft`` (Hann window,
-    centred, zero padding as librosa >= 0.10) and librosa's Slaney mel filterbank.
+    Input ``(batch, samples)`` float waveforms; output ``(batch, 1, n_mels, frames)`` in dB, each clip floored at
+    ``top_db`` below its own maximum. Uses ``torch.stft`` (Hann window, centred, zero padding as librosa >= 0.10)
+    and librosa's Slaney mel filterbank. Detection's descriptors use it with their own settings: ``centred=False``
+    (frames start at sample 0; the caller pads) and ``natural_log=True`` (``ln(mel + 1e-10)``, no ``top_db``).
+
+    Examples
+    --------
+    >>> LogMel(FeatureConfig(n_mels=40))(torch.zeros(2, 16000)).shape
+    torch.Size([2, 1, 40, 63])
     """
 
-    def __init__(self, config: FeatureConfig):
+    def __init__(self, config: FeatureConfig, *, centred: bool = True, natural_log: bool = False):
         super().__init__()
         import librosa  # imported on use: its first import costs seconds (numba)
 
         self.n_fft, self.hop_length, self.top_db = config.n_fft, config.hop_length, config.top_db
+        self.centred, self.natural_log = centred, natural_log
         mel = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
                                   fmin=config.fmin, fmax=config.fmax)
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
@@ -38,11 +47,13 @@ class LogMel(torch.nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Log-mel spectrograms ``(batch, 1, n_mels, frames)`` in dB of waveforms ``(batch, samples)``."""
-        spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window, center=True,
+        spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window, center=self.centred,
                           pad_mode="constant", return_complex=True)
         power = spec.real**2 + spec.imag**2
         mel = torch.matmul(self.mel, power)
-        db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+        if self.natural_log:
+            return torch.log(mel + LOG_FLOOR).unsqueeze(1)
+        db = 10.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR))
         if self.top_db is not None:
             db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - self.top_db)
         return db.unsqueeze(1)

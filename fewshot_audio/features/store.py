@@ -47,7 +47,7 @@ def _clip_windows(path: str, config: FeatureConfig) -> tuple[np.ndarray | None, 
     """The clip's windows under the clip policy, or ``None`` and why it is skipped (judged on the whole clip)."""
     try:
         windows, peak = read_windows(path, sample_rate=config.sample_rate, length=config.n_samples,
-                                     hop=config.hop_samples, short=config.short, max_windows=config.max_windows)
+                                     hop_samples=config.hop_samples, short=config.short, max_windows=config.max_windows)
     except DataError as exc:
         return None, str(exc)
     if peak < SILENCE_PEAK:

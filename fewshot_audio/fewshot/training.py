@@ -136,51 +136,18 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     """
     config.validate()
     check_backbone(config, strategy_class(config.strategy).backbone_name or config.backbone)
-    run_dir = Path(config.out) if config.out else _default_out(config)
-    saved = run_dir / "config.yaml"
-    if resume:
-        if not config.out:
-            raise ConfigError("resume=True needs out=RUN_DIR naming the interrupted run", param="out")
-        if not saved.exists():
-            raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without resume=True")
-    elif (run_dir / "checkpoint.pt").exists():
-        raise ConfigError(f"out={run_dir} already holds a run; pass resume=True to continue it or choose another out=",
-                          param="out")
-    tune_cpu()
-    seed_everything(config.seed)
-    device = distributed.setup(config.device) or pick_device(config.device)
-    make_deterministic(device)
+    run_dir = _run_folder(config, resume=resume)
+    device = _set_up_process(config)
     rank, world_size = distributed.world()
     main = rank == 0
     quiet = quiet or not main
-    if not main:
-        distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
-    data = load_config_data(config, quiet=quiet)  # resolves features.duration: auto
-    if resume:
-        previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
-        if previous.fingerprint() != config.fingerprint():
-            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same settings "
-                              f"(see {saved}) or choose a new out=")
-    split = config_split(data, config)
-    train_ways = config.train_ways or config.ways
-    train_queries = config.train_queries or config.queries
-    for name in ("val", "novel"):
-        if len(split[name]) < config.ways:
-            raise EpisodeError(f"{config.ways}-way episodes need {config.ways} {name} classes but the {name} split has "
-                               f"{len(split[name])}; lower ways= or change the split ratios", param="ways")
-    episodes_kw = dict(n_way=config.ways, n_shot=config.shots, n_query=config.queries, episodes_dir=config.episodes_dir)
-    val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **episodes_kw)
-    test_eps, test_path = frozen_episodes(data, split, split_name="novel", n_episodes=config.test_episodes, **episodes_kw)
-    if main:
-        distributed.barrier()
+    data, split, (val_eps, test_eps, test_path) = _data_and_episodes(config, run_dir, resume=resume, quiet=quiet)
     base = data.classes_of(split["base"])
     rank_seed = config.seed + 1000 * rank  # every rank draws its own episodes
-    sampler = data.sampler(base, n_way=min(train_ways, len(base)), n_shot=config.shots, n_query=train_queries,
-                           seed=rank_seed, training=True)
+    sampler = data.sampler(base, n_way=min(config.train_ways or config.ways, len(base)), n_shot=config.shots,
+                           n_query=config.train_queries or config.queries, seed=rank_seed, training=True)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
-        save_split(run_dir / "split.yaml", split)
+        _save_settings(run_dir, config, split)
     dev = data.device_data(device=device, seed=rank_seed)
     strategy = build_strategy(config, device, n_classes=len(data.class_names))
     if main:
@@ -188,19 +155,13 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     prepare_strategy(strategy, data, dev, base)
     kind = "tags" if data.multi_label else "classes"
     logger.info(f"{config.strategy} / {config.backbone} on {data.name}: {len(split['base'])} base, {len(split['val'])} val, "
-        f"{len(split['novel'])} novel {kind}; device {device}")
+                f"{len(split['novel'])} novel {kind}; device {device}")
     with distributed.peers_failing_stop_cleanly(run_dir):
         history = train_best(strategy, data=dev, sampler=sampler, val_episodes=val_eps, plan=TrainingPlan.of(config),
                              run_dir=run_dir, resume=resume, quiet=quiet, on_step=on_step)
     if not main:
         return {"rank": rank}
-    metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp, calibration=val_eps)}
-    metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
-    if config.baseline and backbone_input_kind("mfcc") == config.features.kind:  # the MFCC floor reads these features
-        baseline = build_strategy(config, device, backbone="mfcc", strategy="prototypical")
-        prepare_strategy(baseline, data, dev, base)
-        metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False, calibration=val_eps),
-                               "strategy": "prototypical", "backbone": "mfcc"}
+    metrics = _test_with_floor(config, strategy, data, dev, base, device, test_eps=test_eps, val_eps=val_eps)
     metrics["training"] = {"episodes": config.episodes, "seconds": round(history.seconds, 1),
                            "best_step": history.best_step, f"best_val_{metric_name(val_eps)}": history.best_val}
     metrics["dataset"] = {"name": data.name, "manifest_hash": data.manifest.content_hash(), "clips": len(data.ids),
@@ -212,6 +173,76 @@ def train(config: TrainConfig, *, resume: bool = False, quiet: bool = False,
     plot_training_curve(run_dir / "training_curve.png", history,
                         title=f"{config.strategy} / {config.backbone}, {config.ways}-way {config.shots}-shot, {data.name}")
     metrics["run_dir"] = str(run_dir)
+    return metrics
+
+
+def _run_folder(config: TrainConfig, *, resume: bool) -> Path:
+    """The run folder: ``config.out`` (or a default), checked to hold a run to resume, or none to overwrite."""
+    run_dir = Path(config.out) if config.out else _default_out(config)
+    if resume:
+        if not config.out:
+            raise ConfigError("resume=True needs out=RUN_DIR naming the interrupted run", param="out")
+        if not (run_dir / "config.yaml").exists():
+            raise CheckpointError(f"{run_dir} holds no run to resume (no config.yaml); start it without resume=True")
+    elif (run_dir / "checkpoint.pt").exists():
+        raise ConfigError(f"out={run_dir} already holds a run; pass resume=True to continue it or choose another out=",
+                          param="out")
+    return run_dir
+
+
+def _set_up_process(config: TrainConfig) -> torch.device:
+    """Threads, seeds, the device (this process's GPU in a distributed run) and deterministic kernels."""
+    tune_cpu()
+    seed_everything(config.seed)
+    device = distributed.setup(config.device) or pick_device(config.device)
+    make_deterministic(device)
+    return device
+
+
+def _data_and_episodes(config: TrainConfig, run_dir: Path, *, resume: bool, quiet: bool):
+    """``(data, split, (validation episodes, test episodes, the test file))``: the features (rank 0 builds the store
+    and freezes the episodes while the other ranks wait), a resumed run's settings checked, the class split checked
+    to hold enough classes for the episodes."""
+    main = distributed.world()[0] == 0
+    if not main:
+        distributed.barrier()  # rank 0 builds the feature store and freezes the episodes first
+    data = load_config_data(config, quiet=quiet)  # resolves features.duration: auto
+    if resume:
+        saved = run_dir / "config.yaml"
+        previous = config_from_dict(yaml.safe_load(saved.read_text()), where=str(saved))
+        if previous.fingerprint() != config.fingerprint():
+            raise ConfigError(f"{run_dir} was started with a different configuration; resume it with the same settings "
+                              f"(see {saved}) or choose a new out=")
+    split = config_split(data, config)
+    for name in ("val", "novel"):
+        if len(split[name]) < config.ways:
+            raise EpisodeError(f"{config.ways}-way episodes need {config.ways} {name} classes but the {name} split has "
+                               f"{len(split[name])}; lower ways= or change the split ratios", param="ways")
+    episodes_kw = dict(n_way=config.ways, n_shot=config.shots, n_query=config.queries, episodes_dir=config.episodes_dir)
+    val_eps, _ = frozen_episodes(data, split, split_name="val", n_episodes=config.val_episodes, **episodes_kw)
+    test_eps, test_path = frozen_episodes(data, split, split_name="novel", n_episodes=config.test_episodes, **episodes_kw)
+    if main:
+        distributed.barrier()
+    return data, split, (val_eps, test_eps, test_path)
+
+
+def _save_settings(run_dir: Path, config: TrainConfig, split: dict[str, list[str]]) -> None:
+    """The run's ``config.yaml`` and ``split.yaml``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_split(run_dir / "split.yaml", split)
+
+
+def _test_with_floor(config: TrainConfig, strategy, data, dev, base: list[int], device, *, test_eps, val_eps) -> dict:
+    """``{"test": ..., "baseline": ...}``: the trained strategy on the test episodes, and (with ``config.baseline``)
+    the MFCC-statistics prototypes on the same episodes where the features allow it."""
+    metrics = {"test": _test(strategy, dev, test_eps, amp=config.amp, calibration=val_eps)}
+    metrics["test"].update({"strategy": config.strategy, "backbone": strategy.backbone_name or config.backbone})
+    if config.baseline and backbone_input_kind("mfcc") == config.features.kind:  # the MFCC floor reads these features
+        baseline = build_strategy(config, device, backbone="mfcc", strategy="prototypical")
+        prepare_strategy(baseline, data, dev, base)
+        metrics["baseline"] = {**_test(baseline, dev, test_eps, amp=False, calibration=val_eps),
+                               "strategy": "prototypical", "backbone": "mfcc"}
     return metrics
 
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from fewshot_audio.data.audio import load_span
-from fewshot_audio.embedding import default_hop, embed_examples
+from fewshot_audio.embedding import default_hop_s, embed_examples
 from fewshot_audio.errors import DataError
 from fewshot_audio.review.labels import read_labels
 from fewshot_audio.review.media import wav_bytes
@@ -36,7 +36,7 @@ def add_reviewed(tagger: Tagger, labels_path: str | Path, *, tag: str | None = N
         with tempfile.TemporaryDirectory() as tmp:
             files = [_cut(r, Path(tmp) / f"{i}.wav") for i, r in enumerate(mine)]
             windows, _, levels, _ = embed_examples(tagger.backbone, files, device=tagger.device,
-                                                   hop=default_hop(tagger.backbone), quiet=quiet)
+                                                   hop_s=default_hop_s(tagger.backbone), quiet=quiet)
         tagger.add_examples(name, windows, [span_name(r) for r in mine], [r["label"] == "positive" for r in mine],
                             levels=levels)
         added[name] = (sum(r["label"] == "positive" for r in mine), sum(r["label"] == "negative" for r in mine))

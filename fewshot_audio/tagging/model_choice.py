@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fewshot_audio.embedding import Backbone, Embedded, default_hop, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import Backbone, Embedded, default_hop_s, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.models.pretrained.weights import cached
@@ -197,13 +197,13 @@ def choose_backbone(paths: list[Path], targets: torch.Tensor, *, durations: list
     for spec in progress(found, desc="choosing the backbone", quiet=quiet or len(found) < 2):
         bb = load_backbone(spec, device=device, durations=durations)
         if ok is None:  # the first candidate reads every file (and warns once about those it cannot read)
-            emb = embed_files(bb, paths, device=device, hop=default_hop(bb), quiet=True)
+            emb = embed_files(bb, paths, device=device, hop_s=default_hop_s(bb), quiet=True)
             ok = [i for i, w in enumerate(emb.windows) if w is not None]
             errors = emb.errors
             if not ok:
                 raise DataError(f"none of the {len(paths)} example files could be read")
         else:  # the others the readable ones
-            part = embed_files(bb, [paths[i] for i in ok], device=device, hop=default_hop(bb), quiet=True)
+            part = embed_files(bb, [paths[i] for i in ok], device=device, hop_s=default_hop_s(bb), quiet=True)
             emb = Embedded(*([None] * len(paths) for _ in range(3)), errors)
             for j, i in enumerate(ok):
                 emb.windows[i], emb.times[i], emb.levels[i] = part.windows[j], part.times[j], part.levels[j]

@@ -19,10 +19,10 @@ def taggable() -> list[str]:
     return [name for name, m in models().items() if m.tags_layer is not None]
 
 
-def tag_with_model(files: list[Path], *, model: str, device: str | None = None, hop: float | None = None,
+def tag_with_model(files: list[Path], *, model: str, device: str | None = None, hop_s: float | None = None,
                    quiet: bool = False):
     """Per file: the model's tag probabilities averaged over its windows (best first) and its taggram. The
-    windows are the original code's (its patches of one whole-file front end), or ``hop`` seconds apart."""
+    windows are the original code's (its patches of one whole-file front end), or ``hop_s`` seconds apart."""
 
     registered = get(model)
     if registered.tags_layer is None:
@@ -31,7 +31,7 @@ def tag_with_model(files: list[Path], *, model: str, device: str | None = None, 
     dev = pick_device(device or "auto")
     backbone = load_backbone(f"{model}:{registered.tags_layer}", device=dev)
     labels = backbone.model.meta["labels"]
-    emb = embed_files(backbone, files, device=dev, hop=hop, original=True, quiet=quiet)
+    emb = embed_files(backbone, files, device=dev, hop_s=hop_s, original=True, quiet=quiet)
     results = []
     for path, gram, t, error in zip(files, emb.windows, emb.times, emb.errors):
         if gram is None:

@@ -19,7 +19,7 @@ import torch
 
 from fewshot_audio.data.adapters import build_manifest, validate_manifest
 from fewshot_audio.data.audio import audio_files
-from fewshot_audio.embedding import Backbone, Embedded, checked_hop, default_hop, embed_files, load_backbone, pool_by_owner
+from fewshot_audio.embedding import Backbone, Embedded, checked_hop_s, default_hop_s, embed_files, load_backbone, pool_by_owner
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.fewshot.strategies.embedding import centred_l2, space_statistics
 from fewshot_audio.specs import weights_notice
@@ -86,10 +86,10 @@ class Tagger:
         return self.backbone.features.pooling
 
     # ------------------------------------------------------------------------------ embedding
-    def embed_files(self, paths: list[Path], *, hop: float | None = None, quiet: bool = False,
+    def embed_files(self, paths: list[Path], *, hop_s: float | None = None, quiet: bool = False,
                     batch: int = 128) -> Embedded:
         """See :func:`embed_files`, with this tagger's backbone and device."""
-        return embed_files(self.backbone, paths, device=self.device, hop=hop, quiet=quiet, batch=batch)
+        return embed_files(self.backbone, paths, device=self.device, hop_s=hop_s, quiet=quiet, batch=batch)
 
     def support_clips(self) -> torch.Tensor:
         """Pooled embeddings ``(n_support_clips, d)`` of the support clips."""
@@ -160,7 +160,7 @@ class Tagger:
                                               noncommercial=noncommercial, quiet=quiet)
         else:
             bb = load_backbone(backbone, device=dev, durations=durations)
-            emb = embed_files(bb, paths, device=dev, hop=default_hop(bb), quiet=quiet)
+            emb = embed_files(bb, paths, device=dev, hop_s=default_hop_s(bb), quiet=quiet)
         ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not any(i < len(manifest.clips) for i in ok):
             raise DataError(f"none of the {len(manifest.clips)} support files could be read")
@@ -222,7 +222,7 @@ class Tagger:
         if tag in self.tags:
             raise ConfigError(f"tag {tag!r} is already in the tagger; remove it first with remove-tag")
         files = audio_files(list(examples))
-        emb = self.embed_files(files, hop=default_hop(self.backbone), quiet=quiet)
+        emb = self.embed_files(files, hop_s=default_hop_s(self.backbone), quiet=quiet)
         ok = [i for i, e in enumerate(emb.windows) if e is not None]
         if not ok:
             raise DataError(f"tag {tag!r}: none of the example files could be read")
@@ -299,11 +299,11 @@ class Tagger:
         return TagResult(str(path), tags, {t: float(v) for t, v in zip(self.tags, best)},
                          {t: float(v) for t, v in zip(self.tags, th)}, gram.numpy(), np.asarray(times, dtype=np.float64))
 
-    def tag(self, paths: list[str | Path], *, hop: float | None = None, quiet: bool = False) -> list[TagResult]:
+    def tag(self, paths: list[str | Path], *, hop_s: float | None = None, quiet: bool = False) -> list[TagResult]:
         """Tag files (or folders): clip-level scores, tags at or above their thresholds and a taggram per file."""
         files = audio_files(list(paths))
-        step = checked_hop(hop) or default_hop(self.backbone)
-        emb = self.embed_files(files, hop=step, quiet=quiet)
+        step_s = checked_hop_s(hop_s) or default_hop_s(self.backbone)
+        emb = self.embed_files(files, hop_s=step_s, quiet=quiet)
         out = []
         for path, z, t, lv, err in zip(files, *emb):
             if z is None:

@@ -42,13 +42,13 @@ def test_unreadable_and_empty_audio(tmp_path):
 
 def test_clip_policy_windows():
     x = np.arange(10, dtype=np.float32)
-    w = clip_windows(x, length=4, hop=3)  # covers the whole clip; the last window ends at its end
+    w = clip_windows(x, length=4, hop_samples=3)  # covers the whole clip; the last window ends at its end
     assert w.shape == (3, 4) and w[0].tolist() == [0, 1, 2, 3] and w[-1].tolist() == [6, 7, 8, 9]
     assert clip_windows(x, length=10).tolist() == [x.tolist()]
     # short clips: looped (not drowned in silence) or zero-padded on request
     assert clip_windows(x[:3], length=7).tolist() == [[0, 1, 2, 0, 1, 2, 0]]
     assert clip_windows(x[:3], length=5, short="pad").tolist() == [[0, 1, 2, 0, 0]]
-    assert window_starts(100, length=10, hop=10, max_windows=4).tolist() == [0, 30, 60, 90]
+    assert window_starts(100, length=10, hop_samples=10, max_windows=4).tolist() == [0, 30, 60, 90]
     with pytest.raises(ValueError, match="short"):
         clip_windows(x[:3], length=5, short="zeros")
 

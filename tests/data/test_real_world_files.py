@@ -122,14 +122,14 @@ def test_one_hour_file_is_streamed_in_bounded_memory(tmp_path):
     whole_bytes = 3600 * SR * 4  # the decoded file at 16 kHz, float32: 230 MB
     tracemalloc.start()
     n, last = 0, None
-    for batch in stream_windows(path, sample_rate=SR, length=SR, hop=SR):
+    for batch in stream_windows(path, sample_rate=SR, length=SR, hop_samples=SR):
         n += len(batch)
         last = batch[-1]
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert n == 3600 and np.abs(last).max() > 0
     assert peak < whole_bytes / 5, f"peak {peak / 1e6:.0f} MB"  # 60 s blocks: ~29 MB measured
-    windows, level = read_windows(path, sample_rate=8000, length=8000, hop=8000, max_windows=16)
+    windows, level = read_windows(path, sample_rate=8000, length=8000, hop_samples=8000, max_windows=16)
     assert windows.shape == (16, 8000) and level > 0.1  # evenly spaced windows cover the hour
 
 

@@ -124,7 +124,7 @@ def test_streamed_frames_equal_one_pass(tmp_path):
     blocks = list(stream_frames(tmp_path / "x.wav", spec, block_seconds=0.7))
     assert len(blocks) > 3
     assert np.allclose(np.concatenate(blocks), whole, atol=1e-4)
-    assert len(whole) == 5 * 32000 // spec.hop + 1  # centred frames at 32 kHz
+    assert len(whole) == 5 * 32000 // spec.hop_samples + 1  # centred frames at 32 kHz
 
 
 def _fresh(tmp_path, name="r", **kw):

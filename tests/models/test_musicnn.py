@@ -223,7 +223,8 @@ def test_patch_framing_of_a_long_file_equals_one_whole_file_pass(converted, monk
     """A file read block by block gives exactly the patches of one front-end pass over the whole file."""
     import soundfile as sf
 
-    from fewshot_audio.embedding import _patches, load_backbone, patch_framing
+    from fewshot_audio.embedding import load_backbone, patch_framing
+    from fewshot_audio.embedding.framing import file_patches
     from fewshot_audio.features.frontends import front_end
 
     monkeypatch.setenv("FEWSHOT_AUDIO_CACHE", str(converted))
@@ -232,8 +233,8 @@ def test_patch_framing_of_a_long_file_equals_one_whole_file_pass(converted, monk
     f = bb.features
     window = int(round(bb.window * f.sample_rate))
     for original, hop in ((True, 187), (False, 40)):
-        runs = [list(_patches(tmp_path / "long.wav", f, patch_framing(f), front_end(f), window_samples=window,
-                              hop=hop, original=original, device="cpu", block_seconds=b)) for b in (60.0, 2.01)]
+        runs = [list(file_patches(tmp_path / "long.wav", f, patch_framing(f), front_end(f), window_samples=window,
+                              hop_frames=hop, original=original, device="cpu", block_seconds=b)) for b in (60.0, 2.01)]
         whole, blocks = (np.concatenate([p for p, _, _, _ in run if p is not None]) for run in runs)
         assert len(runs[1]) > 3 and whole.shape == blocks.shape and np.array_equal(whole, blocks)
         times = runs[0][-1][1]

@@ -79,6 +79,6 @@ def test_examples_are_embedded_at_half_window_hops_as_tagged_files_are(tmp_path)
     sf.write(long / "bell" / "long.wav", np.tile(synthetic_clip("struck", 1, 9, seconds=1.0, sr=SR), 6), SR)
     tagger = Tagger.adapt(long, backbone="mfcc", quiet=True)
     n, w = 6 * SR, int(round(tagger.backbone.window * SR))
-    half, whole = len(window_starts(n, length=w, hop=w // 2)), len(window_starts(n, length=w, hop=w))
+    half, whole = len(window_starts(n, length=w, hop_samples=w // 2)), len(window_starts(n, length=w, hop_samples=w))
     assert half > whole
     assert max(torch.bincount(tagger.support_clip).tolist()) == half

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,9 +29,10 @@ import numpy as np
 import torch
 
 from fewshot_audio.config import FeatureConfig, TrainConfig
-from fewshot_audio.data.audio import audio_duration, fit_short, level_db, stream_audio, stream_windows, window_energy_db, window_times
+from fewshot_audio.data.audio import audio_duration
+from fewshot_audio.embedding.framing import file_patches, waveform_windows
 from fewshot_audio.errors import CheckpointError, ConfigError, DataError
-from fewshot_audio.features.frontends import SILENCE_PEAK, compute_features, feature_kind, feature_shape, front_end
+from fewshot_audio.features.frontends import SILENCE_PEAK, feature_kind, feature_shape, front_end
 from fewshot_audio.models.checkpoints import load_checkpoint
 from fewshot_audio.models.compose import build_model, feature_config, model_record
 from fewshot_audio.specs import ModelSpec, is_pretrained, models
@@ -93,116 +93,21 @@ def _run_backbone(path: Path, device: torch.device) -> Backbone:
 MAX_HOP_S = 86_400.0  # seconds: a day; a longer hop is one window per file anyway
 
 
-def checked_hop(hop: float | None) -> float | None:
-    """``hop`` seconds between windows (``None``: the default), or a one-line error when it is not a
+def checked_hop_s(hop_s: float | None) -> float | None:
+    """``hop_s`` seconds between windows (``None``: the default), or a one-line error when it is not a
     positive, finite number of at most :data:`MAX_HOP_S` seconds."""
-    if hop is None:
+    if hop_s is None:
         return None
-    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or not 0 < hop <= MAX_HOP_S:
-        raise ConfigError(f"hop={hop}: must be a positive number of seconds (at most {MAX_HOP_S:g})", param="hop")
-    return float(hop)
+    if isinstance(hop_s, bool) or not isinstance(hop_s, (int, float)) or not math.isfinite(hop_s) or \
+            not 0 < hop_s <= MAX_HOP_S:
+        raise ConfigError(f"hop_s={hop_s}: must be a positive number of seconds (at most {MAX_HOP_S:g})", param="hop_s")
+    return float(hop_s)
 
 
 def patch_framing(features: FeatureConfig):
     """How the front end of ``features`` frames a file: a :class:`~fewshot_audio.specs.PatchFraming`, or
     ``None`` (waveform windows by the clip policy)."""
     return feature_kind(features).framing
-
-
-def _waveform_windows(path: Path, f: FeatureConfig, *, window: float, hop: float,
-                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float, np.ndarray | None]]:
-    """Waveform framing: ``(features (k, *shape), None, peak, levels (k,))`` per batch of clip-policy windows;
-    the last item's second value is the window times ``(n, 2)`` of the whole file."""
-    length, step = int(round(window * f.sample_rate)), int(round(hop * f.sample_rate))
-    n = 0
-    for wins in stream_windows(path, sample_rate=f.sample_rate, length=length, hop=step, short=f.short):
-        n += len(wins)
-        yield compute_features(wins, f), None, float(np.abs(wins).max()), window_energy_db(wins)
-    yield None, window_times(n, duration=audio_duration(path), window=window, hop=hop), 0.0, None
-
-
-def _patches(path: Path, f: FeatureConfig, framing, front: torch.nn.Module, *, window_samples: int, hop: int,
-             original: bool, device, block_seconds: float = 60.0,
-             ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float, np.ndarray | None]]:
-    """Patch framing: the front end over the whole file (per block, with the frames of one whole-file
-    pass), patches of ``framing.patch`` frames every ``hop`` frames. Yields ``(patches (k, 1, bins,
-    patch), None, peak, levels (k,))``, then ``(None, times (n, 2), 0, None)``; a patch's level is that of
-    the samples of its window (start to start + ``window_samples``).
-
-    ``original``: the original's last patch (``framing.last``); otherwise the clip policy's (the last
-    patch ends at the file's end). A file shorter than one window is looped or padded first (``f.short``).
-    """
-    H, n, sr = framing.frame_hop, framing.patch, f.sample_rate
-    pad_end = original and framing.last == "pad" and hop == framing.hop  # another hop drops the incomplete patch
-    margin = H * -(-framing.reach // H)  # context kept before the next frame to compute (a multiple of H)
-    buf, buf0 = np.zeros(0, np.float32), 0  # samples from sample buf0 on (a multiple of H)
-    feats, feat0 = None, 0  # frames (bins, T) from whole-file frame feat0 on
-    next_frame, next_patch, total_frames = 0, 0, 0
-    starts: list[int] = []  # patch starts (frames) waiting for their frames
-    emitted: list[int] = []
-    cum_energy = np.zeros(1)  # running sums of squares over whole blocks of H samples (the last one partial)
-    rest, counted = np.zeros(0, np.float32), 0  # samples not yet in a whole block; samples counted so far
-    span = -(-window_samples // H)  # blocks of one window
-    for mono, last in stream_audio(path, sample_rate=sr, block_seconds=block_seconds):
-        peak = float(np.abs(mono).max()) if len(mono) else 0.0
-        if last and buf0 == 0 and len(buf) + len(mono) < window_samples:
-            mono = fit_short(np.concatenate([buf, mono]), length=window_samples,
-                             short="pad" if pad_end else f.short)
-            buf = np.zeros(0, np.float32)
-        buf = np.concatenate([buf, mono])
-        total = buf0 + len(buf)
-        if last and pad_end:  # zeros up to a whole number of the original's hops after the first patch
-            first = window_samples
-            after, step = max(total, first) - first, hop * H
-            whole = after // step if 0 < after % step < framing.min_last * H else -(-after // step)
-            buf = np.concatenate([buf, np.zeros(max(0, first + whole * step - total), np.float32)])
-            total = buf0 + len(buf)
-        seg = np.concatenate([rest, buf[counted - buf0 :]])
-        whole = len(seg) // H if not last else -(-len(seg) // H)  # the last, partial block zero-padded
-        blocks = np.pad(seg, (0, whole * H - len(seg))) if last else seg[: whole * H]
-        energy = np.square(blocks, dtype=np.float64).reshape(whole, H).sum(1)
-        cum_energy = np.concatenate([cum_energy, cum_energy[-1] + np.cumsum(energy)])
-        rest, counted = seg[whole * H :], total
-        if framing.centred:
-            f_end = total // H + 1 if last else max(0, (total - framing.reach // 2) // H + 1)
-        else:
-            f_end = 1 + (total - framing.reach) // H if total >= framing.reach else 0
-        if f_end > next_frame:
-            if framing.centred:
-                a = max(0, next_frame * H - margin)
-                b = total if last else min(total, f_end * H + margin)
-            else:
-                a, b = next_frame * H, (f_end - 1) * H + framing.reach
-            with torch.no_grad():
-                out = front(torch.from_numpy(np.ascontiguousarray(buf[a - buf0 : b - buf0]))[None].to(device))
-            new = out[0, 0, :, next_frame - a // H : f_end - a // H].float().cpu().numpy()
-            feats = new if feats is None else np.concatenate([feats, new], axis=1)
-            next_frame = f_end
-        if last:
-            total_frames = next_frame
-        while next_patch + n <= next_frame:
-            starts.append(next_patch)
-            next_patch += hop
-        previous = (emitted + starts)[-1:]
-        if last and not original and (not previous or previous[0] + n < total_frames):
-            starts.append(max(0, total_frames - n))  # the last window ends at the file's end
-        done = [s for s in starts if s + n <= next_frame]
-        emitted += done
-        starts = starts[len(done):]
-        if done:
-            first = np.minimum(np.asarray(done), len(cum_energy) - 1)
-            last_block = np.minimum(first + span, len(cum_energy) - 1)
-            level = level_db((cum_energy[last_block] - cum_energy[first]) / window_samples)
-            yield np.stack([feats[:, s - feat0 : s - feat0 + n] for s in done])[:, None], None, peak, level
-        else:
-            yield None, None, peak, None
-        keep_from = min([next_patch, *starts])
-        if feats is not None and keep_from > feat0:
-            feats, feat0 = feats[:, keep_from - feat0 :], keep_from
-        drop = max(0, min(next_frame * H - margin, total) - buf0) // H * H
-        buf, buf0 = buf[drop:], buf0 + drop
-    begin = np.asarray(emitted, dtype=np.float64) * H / sr
-    yield None, np.stack([begin, begin + window_samples / sr], axis=1).astype(np.float32), 0.0, None
 
 
 class Embedded(NamedTuple):
@@ -217,23 +122,23 @@ class Embedded(NamedTuple):
 
 
 @torch.no_grad()
-def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop_s: float | None = None,
                 original: bool = False, quiet: bool = False, batch: int = 128) -> Embedded:
     """The :class:`Embedded` windows of each file.
 
-    Files become windows as the module docstring says (``hop`` seconds apart; default: one window, or
+    Files become windows as the module docstring says (``hop_s`` seconds apart; default: one window, or
     with ``original`` and patch framing the original's hop); long files are read block by block so memory
     stays bounded. Windows of many files are batched together through the backbone.
     """
-    hop = checked_hop(hop)
+    hop_s = checked_hop_s(hop_s)
     f = backbone.features
     framing = patch_framing(f)
     # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)
     chunk = (getattr(backbone.model, "cpu_batch", None) or batch) if torch.device(device).type == "cpu" else batch
     if framing is not None:
         window_samples = int(round(backbone.window * f.sample_rate))
-        step = framing.hop if (original and hop is None) else \
-            max(1, int(round((hop or backbone.window) * f.sample_rate / framing.frame_hop)))
+        hop_frames = framing.hop if (original and hop_s is None) else \
+            max(1, int(round((hop_s or backbone.window) * f.sample_rate / framing.frame_hop)))
         front = front_end(f).to(device).eval()
     parts: list[list[np.ndarray]] = [[] for _ in paths]
     times: list[np.ndarray | None] = [None] * len(paths)
@@ -256,9 +161,9 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
         try:
             if framing is None:
-                items = _waveform_windows(path, f, window=backbone.window, hop=hop or backbone.window)
+                items = waveform_windows(path, f, window_s=backbone.window, hop_s=hop_s or backbone.window)
             else:
-                items = _patches(path, f, framing, front, window_samples=window_samples, hop=step,
+                items = file_patches(path, f, framing, front, window_samples=window_samples, hop_frames=hop_frames,
                                  original=original, device=device)
             peak = 0.0
             for x, t, p, lv in items:
@@ -290,18 +195,18 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
                     [np.concatenate(levels[i]) if ok[i] else None for i in range(len(paths))], errors)
 
 
-def default_hop(backbone: Backbone) -> float:
+def default_hop_s(backbone: Backbone) -> float:
     """Seconds between windows where none is asked for: half a window, for the examples a tagger is built from
     and the files it tags alike (whole-window hops cut a short sound in two more often; docs/results.md,
     "Loud-window pooling")."""
     return backbone.window / 2
 
 
-def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop: float | None = None,
+def embed_examples(backbone: Backbone, paths: list[Path], *, device: torch.device, hop_s: float | None = None,
                    quiet: bool = False) -> Embedded:
     """:func:`embed_files` for example files, every one of which must be readable (one line naming the first
     that is not)."""
-    embedded = embed_files(backbone, paths, device=device, hop=hop, quiet=quiet)
+    embedded = embed_files(backbone, paths, device=device, hop_s=hop_s, quiet=quiet)
     bad = next((f"{p}: {e}" for p, e in zip(paths, embedded.errors) if e is not None), None)
     if bad:
         raise DataError(f"example {bad}")
