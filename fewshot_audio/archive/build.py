@@ -66,13 +66,7 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
             "hop": step_s, "weights": model_fingerprint(bb.model), "format": FORMAT_VERSION}  # hop: seconds
     _on_rank_0(lambda: _set_up(out, meta))  # sets the index up (or checks it) and removes what a killed build left
     index = ArchiveStore(out)
-    known = index.known_files()
-    stats = {}
-    for f in files:
-        st = f.stat()
-        stats[str(f)] = (st.st_size, st.st_mtime_ns)
-    gone = sorted(set(known) - set(stats))
-    todo = [f for f in files if known.get(str(f)) != stats[str(f)]]
+    stats, todo, gone = _changes(index, files)
     unchanged = len(files) - len(todo)
     distributed.barrier()  # every rank has read what is indexed before any rank changes it
     if gone and rank == 0:
@@ -81,32 +75,9 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
         logger.info(f"index {out}: {unchanged} file(s) unchanged, {len(todo)} to embed, {len(gone)} gone (forgotten)")
     mine = todo[rank::world]  # each rank embeds every world-th file and commits its own shards
     embedder = _Embedder(bb, backbone=backbone, device=dev, hop_s=step_s, workers=workers)
-    n_windows = n_bad = 0
-    pending: list[NewFile] = []
-    last_commit = time.monotonic()
-
-    def commit() -> None:
-        nonlocal last_commit
-        if pending:
-            index.commit_shard(list(pending))
-            pending.clear()
-        last_commit = time.monotonic()
-
-    chunk = min(files_per_shard, max(8, 4 * workers))  # files embedded together; a shard is committed every files_per_shard or shard_s
     try:
-        groups = [mine[i : i + chunk] for i in range(0, len(mine), chunk)]
-        for group in progress(groups, desc=f"indexing {len(todo)} files", quiet=quiet or len(groups) < 2):
-            windows, times, levels, errors = embedder(group, quiet=quiet or len(groups) > 1)
-            pending += [NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
-                                z, t, lv, e) for f, z, t, lv, e in zip(group, windows, times, levels, errors)]
-            n_windows += sum(len(w) for w in windows if w is not None)
-            n_bad += sum(e is not None for e in errors)
-            if len(pending) >= files_per_shard or time.monotonic() - last_commit >= shard_s:
-                commit()
-        commit()
-    except KeyboardInterrupt:  # keep every file embedded so far: --resume goes on from there
-        commit()
-        raise
+        n_windows, n_bad = _embed_into(index, embedder, mine, stats, files_per_shard=files_per_shard, shard_s=shard_s,
+                                       workers=workers, desc=f"indexing {len(todo)} files", quiet=quiet)
     finally:
         embedder.close()
     if world > 1:
@@ -118,6 +89,52 @@ def build_index(archive: list[str | Path], *, backbone: str, out: str | Path, ho
     counts["audio_hours"] = round(index.audio_seconds() / 3600, 3) if rank == 0 else None  # all the index holds
     counts["seconds"] = round(time.perf_counter() - t0, 2)
     return counts
+
+
+def _changes(index: ArchiveStore, files: list[Path]) -> tuple[dict[str, tuple[int, int]], list[Path], list[str]]:
+    """``(size and mtime of each file, files to embed (new or changed), indexed files that are gone)``."""
+    known = index.known_files()
+    stats = {}
+    for f in files:
+        st = f.stat()
+        stats[str(f)] = (st.st_size, st.st_mtime_ns)
+    gone = sorted(set(known) - set(stats))
+    todo = [f for f in files if known.get(str(f)) != stats[str(f)]]
+    return stats, todo, gone
+
+
+def _embed_into(index: ArchiveStore, embedder, files: list[Path], stats: dict[str, tuple[int, int]], *,
+                files_per_shard: int, shard_s: float, workers: int, desc: str, quiet: bool) -> tuple[int, int]:
+    """Embed ``files`` a group at a time and commit a shard every ``files_per_shard`` files or ``shard_s`` seconds
+    (and on Ctrl-C: every file embedded so far is kept, so a resumed build goes on from there). Returns
+    ``(windows stored, unreadable files)``."""
+    n_windows = n_bad = 0
+    pending: list[NewFile] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal last_commit
+        if pending:
+            index.commit_shard(list(pending))
+            pending.clear()
+        last_commit = time.monotonic()
+
+    chunk = min(files_per_shard, max(8, 4 * workers))  # files embedded together
+    try:
+        groups = [files[i : i + chunk] for i in range(0, len(files), chunk)]
+        for group in progress(groups, desc=desc, quiet=quiet or len(groups) < 2):
+            windows, times, levels, errors = embedder(group, quiet=quiet or len(groups) > 1)
+            pending += [NewFile(str(f), *stats[str(f)], audio_duration(f, decode=True) if z is not None else 0.0,
+                                z, t, lv, e) for f, z, t, lv, e in zip(group, windows, times, levels, errors)]
+            n_windows += sum(len(w) for w in windows if w is not None)
+            n_bad += sum(e is not None for e in errors)
+            if len(pending) >= files_per_shard or time.monotonic() - last_commit >= shard_s:
+                commit()
+        commit()
+    except KeyboardInterrupt:
+        commit()
+        raise
+    return n_windows, n_bad
 
 
 def _on_rank_0(step) -> None:

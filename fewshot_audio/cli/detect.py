@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from fewshot_audio.cli.args import add_device, add_overwrite, add_quiet
+from fewshot_audio.cli.flags import in_flags
 from fewshot_audio.data.audio import audio_duration, audio_files
 from fewshot_audio.data.raven import RavenRow, raven_table
 from fewshot_audio.detection.detectors import DEFAULT_DETECTOR, DETECTORS, detector_settings
@@ -101,6 +102,24 @@ def _rows(name: str, label: str, found: Detections, path: Path) -> list[Row]:
 
 def run_detect(args) -> int:
     """``fewshot-audio detect``: fit the detector on each recording's first examples and write every later event found."""
+    settings = _checked_detect_args(args)
+    check_new_output(args.out, kind="text", overwrite=args.overwrite, param="out")
+    device = str(pick_device(args.device))
+    t0 = time.perf_counter()
+    rows, failed = (_detect_with_table if args.examples else _detect_in_folder)(args, settings, device)
+    atomic_write_text(args.out, _table(rows, args))
+    logger.info(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
+    if args.evaluate:
+        print(format_report(evaluate(read_predictions(args.out), read_references(args.inputs[0]))))
+    if failed:
+        print(f"error: {failed} recording(s) or table(s) failed (see above); the others were written to {args.out}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _checked_detect_args(args):
+    """The detector's settings (``--detector``, changed by ``--config``), once the flags agree with each other."""
     if args.first < 1:
         raise ConfigError(f"--first must be at least 1, got {args.first}")
     if args.detector not in DETECTORS:
@@ -113,54 +132,52 @@ def run_detect(args) -> int:
                           "wrote")
     if args.evaluate and (args.examples or args.json or args.raven):
         raise ConfigError("--evaluate scores a dataset folder's CSV predictions; drop --examples/--json/--raven")
-    check_new_output(args.out, kind="text", overwrite=args.overwrite, param="out")
-    device = str(pick_device(args.device))
-    rows, failed, t0 = [], 0, time.perf_counter()
-    if args.examples:
-        recordings = audio_files(args.inputs)
-        for ep in table_episodes(recordings, args.examples, first=args.first):
-            fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings, device=device)
-            for rec in recordings:
-                home = resolve_audio(rec).resolve() == Path(ep.recording).resolve()
-                try:
-                    found = find(fitted, rec, after=ep.known_until if home else 0.0,
-                                 known=ep.examples if home else NO_EVENTS, seed=args.seed)
-                except DataError as exc:
-                    logger.warning(str(exc))
-                    failed += 1
-                    continue
-                rows += _rows(rec.name, ep.label, found, rec)
-                logger.info(f"{rec.name} ({ep.label}): {len(found.events)} events")
-    else:
-        if len(args.inputs) != 1:
-            raise ConfigError("pass one dataset folder, or recordings with --examples TABLE")
-        found_eps = dataset_episodes(args.inputs[0], first=args.first)
-        if not found_eps.episodes:  # nothing can run: say why, write nothing
-            raise DataError(f"no recording in {args.inputs[0]} can be searched: {found_eps.problems[0]}"
-                            + (f" (and {len(found_eps.problems) - 1} more)" if len(found_eps.problems) > 1 else ""))
-        for problem in found_eps.problems:
-            logger.warning(problem)
-        failed = len(found_eps.problems)
-        for ep in found_eps.episodes:
+    if not args.examples and len(args.inputs) != 1:
+        raise ConfigError("pass one dataset folder, or recordings with --examples TABLE")
+    return settings
+
+
+def _detect_with_table(args, settings, device: str) -> tuple[list[Row], int]:
+    """``--examples TABLE``: each of its (recording, class) fitted once, then every recording given searched."""
+    rows, failed = [], 0
+    recordings = audio_files(args.inputs)
+    for ep in table_episodes(recordings, args.examples, first=args.first):
+        fitted = fit(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings, device=device)
+        for rec in recordings:
+            home = resolve_audio(rec).resolve() == Path(ep.recording).resolve()
             try:
-                found = run_episode(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings,
-                                    device=device)
-            except FewshotError as exc:
-                logger.warning(str(exc))
+                found = find(fitted, rec, after=ep.known_until if home else 0.0,
+                             known=ep.examples if home else NO_EVENTS, seed=args.seed)
+            except DataError as exc:
+                logger.warning(in_flags(str(exc), args._options))
                 failed += 1
                 continue
-            rows += _rows(ep.audio_name, ep.label, found, ep.recording)
-            label = "" if ep.label == ep.audio_name.rsplit(".", 1)[0] else f" ({ep.label})"
-            logger.info(f"{ep.audio_name}{label}: {len(found.events)} events after the first {args.first}")
-    atomic_write_text(args.out, _table(rows, args))
-    logger.info(f"{len(rows)} events -> {args.out} ({time.perf_counter() - t0:.1f} s)")
-    if args.evaluate:
-        print(format_report(evaluate(read_predictions(args.out), read_references(args.inputs[0]))))
-    if failed:
-        print(f"error: {failed} recording(s) or table(s) failed (see above); the others were written to {args.out}",
-              file=sys.stderr)
-        return 1
-    return 0
+            rows += _rows(rec.name, ep.label, found, rec)
+            logger.info(f"{rec.name} ({ep.label}): {len(found.events)} events")
+    return rows, failed
+
+
+def _detect_in_folder(args, settings, device: str) -> tuple[list[Row], int]:
+    """A DCASE-layout folder: every (recording, class) fitted on its first examples, searched after them."""
+    rows = []
+    found_eps = dataset_episodes(args.inputs[0], first=args.first)
+    if not found_eps.episodes:  # nothing can run: say why, write nothing
+        raise DataError(f"no recording in {args.inputs[0]} can be searched: {found_eps.problems[0]}"
+                        + (f" (and {len(found_eps.problems) - 1} more)" if len(found_eps.problems) > 1 else ""))
+    for problem in found_eps.problems:
+        logger.warning(in_flags(problem, args._options))
+    failed = len(found_eps.problems)
+    for ep in found_eps.episodes:
+        try:
+            found = run_episode(ep, args.detector, seed=args.seed, weights=args.weights, settings=settings, device=device)
+        except FewshotError as exc:
+            logger.warning(in_flags(str(exc), args._options))
+            failed += 1
+            continue
+        rows += _rows(ep.audio_name, ep.label, found, ep.recording)
+        label = "" if ep.label == ep.audio_name.rsplit(".", 1)[0] else f" ({ep.label})"
+        logger.info(f"{ep.audio_name}{label}: {len(found.events)} events after the first {args.first}")
+    return rows, failed
 
 
 def run_train_detector(args) -> int:

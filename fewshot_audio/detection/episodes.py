@@ -56,35 +56,54 @@ def _checked(path: Path) -> float:
     return duration
 
 
+@dataclass(frozen=True)
+class DCASELayout:
+    """A folder in the DCASE layout: each annotation table ``X.csv`` paired with the recording ``X.<audio>`` beside
+    it (``pairs``, in table order), and what has no partner (``lone_recordings``, ``lone_tables``)."""
+
+    pairs: list[tuple[Path, Path]]
+    lone_recordings: list[Path]
+    lone_tables: list[Path]
+
+
+def dcase_layout(root: str | Path) -> DCASELayout:
+    """The one walk of a DCASE-layout folder (every sub-folder): the tables and the recordings of the same stem,
+    matched by audio extension (:data:`~fewshot_audio.data.audio.AUDIO_EXTENSIONS`)."""
+    root = Path(root)
+    audio = {p.with_suffix(""): p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS}
+    tables = {p.with_suffix(""): p for p in sorted(root.rglob("*.csv"))}
+    return DCASELayout(pairs=[(audio[stem], table) for stem, table in tables.items() if stem in audio],
+                       lone_recordings=[rec for stem, rec in audio.items() if stem not in tables],
+                       lone_tables=[table for stem, table in tables.items() if stem not in audio])
+
+
 def dataset_episodes(root: str | Path, *, first: int = 5) -> Found:
     """Every (recording, class of interest) under ``root``: the table ``X.csv`` beside the recording ``X.*``."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; pass a folder of recordings with annotation CSVs beside them, or "
                         "recordings with examples=TABLE")
-    audio = {p.with_suffix(""): p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS}
-    tables = {p.with_suffix(""): p for p in sorted(root.rglob("*.csv"))}
+    layout = dcase_layout(root)
     found = Found([], [])
-    for stem, rec in audio.items():
-        if stem not in tables:
-            raven = sorted(rec.parent.glob(f"{stem.name}*.txt"))
-            if raven:
-                found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it, but a selection table "
-                                      f"{raven[0].name}: pass the recording with examples={raven[0]}")
-                continue
-            found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it; annotate its first {first} events "
-                                  "or move it out of the dataset")
-    for stem, table in tables.items():
-        if stem not in audio:
-            found.problems.append(f"{table}: no recording of the same name beside it ({stem.name}.wav or another audio "
-                                  "type); add it or move the table out")
+    for rec in layout.lone_recordings:
+        stem = rec.with_suffix("")
+        raven = sorted(rec.parent.glob(f"{stem.name}*.txt"))
+        if raven:
+            found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it, but a selection table "
+                                  f"{raven[0].name}: pass the recording with examples={raven[0]}")
             continue
+        found.problems.append(f"{rec}: no annotation {stem.name}.csv beside it; annotate its first {first} events "
+                              "or move it out of the dataset")
+    for table in layout.lone_tables:
+        found.problems.append(f"{table}: no recording of the same name beside it ({table.stem}.wav or another audio "
+                              "type); add it or move the table out")
+    for audio, table in layout.pairs:
         try:
-            recording = resolve_audio(audio[stem])
+            recording = resolve_audio(audio)
             duration = _checked(recording)
             for ann in read_dcase(table):
                 found.episodes.append(Episode(recording, ann.label, examples(ann, first=first, duration=duration),
-                                              name=audio[stem].name))
+                                              name=audio.name))
         except DataError as exc:
             found.problems.append(str(exc))
     if not found.episodes and not found.problems:

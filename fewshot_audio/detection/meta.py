@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fewshot_audio.detection.annotations import read_dcase
-from fewshot_audio.detection.episodes import resolve_audio
+from fewshot_audio.detection.episodes import dcase_layout, resolve_audio
 from fewshot_audio.detection.frames import (
     HOPS_PER_EXAMPLE,
     MIN_HOP_SAMPLES,
@@ -91,17 +91,15 @@ def training_patches(root: str | Path, *, negatives: int = 300, min_events: int 
                      quiet: bool = False) -> Patches:
     """Patches of every (recording, class) under ``root`` with at least ``min_events`` POS events."""
     root = Path(root)
-    tables = sorted(root.rglob("*.csv"))
-    if not tables:
+    layout = dcase_layout(root)
+    if not layout.pairs and not layout.lone_tables:
         raise DataError(f"{root}: no annotation tables; train on a folder of recordings with CSVs beside them "
                         "(DCASE layout) that list every event")
+    for table in layout.lone_tables:
+        logger.warning(f"{table}: no recording of the same name beside it; skipped")
     rng = np.random.default_rng(seed)
     xs, labels, groups = [], [], []
-    for table in tables:
-        recording = next((p for p in sorted(table.parent.glob(table.stem + ".*")) if p.suffix != ".csv"), None)
-        if recording is None:
-            logger.warning(f"{table}: no recording of the same name beside it; skipped")
-            continue
+    for recording, table in layout.pairs:
         for ann in read_dcase(table):
             events = ann.positives()
             if len(events) < min_events:

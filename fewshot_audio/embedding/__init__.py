@@ -121,6 +121,38 @@ class Embedded(NamedTuple):
     errors: list[str | None]
 
 
+class _Batches:
+    """Windows of many files pushed through ``model`` together, ``chunk`` at a time once ``batch`` are waiting;
+    each file's embeddings are kept in ``parts[file]``, in order."""
+
+    def __init__(self, model: torch.nn.Module, n_files: int, *, device, chunk: int, batch: int):
+        self.model, self.device, self.chunk, self.batch = model, device, chunk, batch
+        self.parts: list[list[np.ndarray]] = [[] for _ in range(n_files)]
+        self.pending: list[tuple[int, np.ndarray]] = []
+
+    def add(self, i: int, x: np.ndarray) -> None:
+        """Queue file ``i``'s windows ``x (k, *shape)``; embed the queue once it holds ``batch`` windows."""
+        self.pending.append((i, x))
+        if sum(len(w) for _, w in self.pending) >= self.batch:
+            self.flush()
+
+    def drop(self, i: int) -> None:
+        """Forget file ``i``'s queued windows (it failed part-way)."""
+        self.pending[:] = [(j, w) for j, w in self.pending if j != i]
+
+    def flush(self) -> None:
+        """Embed every queued window."""
+        if not self.pending:
+            return
+        x = torch.from_numpy(np.concatenate([w for _, w in self.pending])).to(self.device)
+        z = torch.cat([self.model(c) for c in x.split(self.chunk)]).float().cpu().numpy()
+        start = 0
+        for i, w in self.pending:
+            self.parts[i].append(z[start : start + len(w)])
+            start += len(w)
+        self.pending.clear()
+
+
 @torch.no_grad()
 def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, hop_s: float | None = None,
                 original: bool = False, quiet: bool = False, batch: int = 128) -> Embedded:
@@ -131,48 +163,22 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
     stays bounded. Windows of many files are batched together through the backbone.
     """
     hop_s = checked_hop_s(hop_s)
-    f = backbone.features
-    framing = patch_framing(f)
     # on a CPU, pretrained models run fastest a few windows at a time (their maps stay in cache)
     chunk = (getattr(backbone.model, "cpu_batch", None) or batch) if torch.device(device).type == "cpu" else batch
-    if framing is not None:
-        window_samples = int(round(backbone.window * f.sample_rate))
-        hop_frames = framing.hop if (original and hop_s is None) else \
-            max(1, int(round((hop_s or backbone.window) * f.sample_rate / framing.frame_hop)))
-        front = front_end(f).to(device).eval()
-    parts: list[list[np.ndarray]] = [[] for _ in paths]
+    batches = _Batches(backbone.model, len(paths), device=device, chunk=chunk, batch=batch)
+    items_of = _framer(backbone, hop_s=hop_s, original=original, device=device)
     times: list[np.ndarray | None] = [None] * len(paths)
     levels: list[list[np.ndarray]] = [[] for _ in paths]
     errors: list[str | None] = [None] * len(paths)
-    pending: list[tuple[int, np.ndarray]] = []
     short, silent = [], []
-
-    def flush():
-        if not pending:
-            return
-        x = torch.from_numpy(np.concatenate([w for _, w in pending])).to(device)
-        z = torch.cat([backbone.model(c) for c in x.split(chunk)]).float().cpu().numpy()
-        start = 0
-        for i, w in pending:
-            parts[i].append(z[start : start + len(w)])
-            start += len(w)
-        pending.clear()
-
     for i, path in enumerate(progress(paths, desc="embedding audio", quiet=quiet)):
         try:
-            if framing is None:
-                items = waveform_windows(path, f, window_s=backbone.window, hop_s=hop_s or backbone.window)
-            else:
-                items = file_patches(path, f, framing, front, window_samples=window_samples, hop_frames=hop_frames,
-                                 original=original, device=device)
             peak = 0.0
-            for x, t, p, lv in items:
+            for x, t, p, lv in items_of(path):
                 peak = max(peak, p)
                 if x is not None:
-                    pending.append((i, x))
                     levels[i].append(lv)
-                    if sum(len(w) for _, w in pending) >= batch:
-                        flush()
+                    batches.add(i, x)
                 if t is not None:
                     times[i] = t
             if peak < SILENCE_PEAK:
@@ -182,17 +188,37 @@ def embed_files(backbone: Backbone, paths: list[Path], *, device: torch.device, 
         except DataError as exc:
             errors[i] = str(exc)
             logger.warning(str(exc))
-            pending[:] = [(j, w) for j, w in pending if j != i]
-    flush()
+            batches.drop(i)
+    batches.flush()
+    _log_odd_files(silent, short, backbone, quiet=quiet)
+    ok = [not errors[i] for i in range(len(paths))]
+    return Embedded([np.concatenate(batches.parts[i]) if ok[i] else None for i in range(len(paths))],
+                    [times[i] if ok[i] else None for i in range(len(paths))],
+                    [np.concatenate(levels[i]) if ok[i] else None for i in range(len(paths))], errors)
+
+
+def _framer(backbone: Backbone, *, hop_s: float | None, original: bool, device):
+    """``path -> items``: the framing of ``backbone``'s features (clip-policy waveform windows, or patches of one
+    whole-file front-end pass); items as :func:`~fewshot_audio.embedding.framing.file_patches` yields them."""
+    f = backbone.features
+    framing = patch_framing(f)
+    if framing is None:
+        return lambda path: waveform_windows(path, f, window_s=backbone.window, hop_s=hop_s or backbone.window)
+    window_samples = int(round(backbone.window * f.sample_rate))
+    hop_frames = framing.hop if (original and hop_s is None) else \
+        max(1, int(round((hop_s or backbone.window) * f.sample_rate / framing.frame_hop)))
+    front = front_end(f).to(device).eval()
+    return lambda path: file_patches(path, f, framing, front, window_samples=window_samples, hop_frames=hop_frames,
+                                     original=original, device=device)
+
+
+def _log_odd_files(silent: list[str], short: list[str], backbone: Backbone, *, quiet: bool) -> None:
+    """One warning for silent files, one status line for files shorter than a window."""
     if silent:
         logger.warning(f"{len(silent)} silent file(s) (peak below {SILENCE_PEAK}): {', '.join(silent[:3])}")
     if short and not quiet:
         logger.info(f"{len(short)} file(s) shorter than one {backbone.window:.3g} s window were "
-            f"{'looped' if f.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
-    ok = [not errors[i] for i in range(len(paths))]
-    return Embedded([np.concatenate(parts[i]) if ok[i] else None for i in range(len(paths))],
-                    [times[i] if ok[i] else None for i in range(len(paths))],
-                    [np.concatenate(levels[i]) if ok[i] else None for i in range(len(paths))], errors)
+                    f"{'looped' if backbone.features.short == 'loop' else 'zero-padded'} (e.g. {', '.join(short[:3])})")
 
 
 def default_hop_s(backbone: Backbone) -> float:

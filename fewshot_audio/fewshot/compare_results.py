@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fewshot_audio.util.io import atomic_write, atomic_write_text
+from fewshot_audio.util.io import atomic_write_text
+from fewshot_audio.util.plots import pyplot, save_png
 
 COLUMNS = ["strategy", "backbone", "protocol", "ways", "shots", "accuracy", "ci95", "n", "train_seconds",
            "eval_seconds", "seed", "config_hash", "metric", "test_classes"]
@@ -71,10 +72,7 @@ def results_table(rows: list[dict]) -> str:
 
 def draw_results(rows: list[dict]):
     """The accuracy-vs-shots figure of ``rows``: one colour, marker and line style per strategy; ticks at the shot counts run."""
-    import matplotlib  # imported on use: only plots need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only plots need it
+    plt = pyplot()
     from matplotlib.ticker import NullLocator  # imported on use: only plots need it
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -100,8 +98,5 @@ def draw_results(rows: list[dict]):
 
 def plot_results(path: Path, rows: list[dict]) -> None:
     """Draw the accuracy-against-shots plot of ``rows`` to the PNG ``path``, atomically."""
-    import matplotlib.pyplot as plt  # imported on use: only plots need it
-
     fig = draw_results(rows)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fewshot_audio.util.io import atomic_write
+from fewshot_audio.util.plots import pyplot, save_png
 
 
 def plot_training_curve(path: Path, history, *, title: str) -> None:
     """Training loss (per step, smoothed) and validation accuracy with its 95% CI."""
-    import matplotlib  # imported on use: only plots need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only plots need it
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     if history.steps:
@@ -32,5 +29,4 @@ def plot_training_curve(path: Path, history, *, title: str) -> None:
     ax2.set(xlabel="episode", ylabel="validation accuracy", title="validation (frozen episodes)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -11,6 +11,7 @@ import torch
 
 from fewshot_audio.config import FeatureConfig
 from fewshot_audio.features.frontends import LogMel
+from fewshot_audio.util.plots import pyplot
 
 _FRONT_ENDS: dict[str, LogMel] = {}  # by repr(config): one filterbank per configuration
 
@@ -20,10 +21,7 @@ def spectrogram_png(y: np.ndarray, config: FeatureConfig, *, offset_s: float, sp
     """A PNG of the toolkit's log-mel spectrogram of ``y`` (starting at ``offset_s`` in its file), Hz and time axes,
     ``span`` (seconds in the file) shaded, titled ``title``."""
     import librosa  # the mel band centres for the frequency axis
-    import matplotlib  # imported on use: heavy
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use
+    plt = pyplot()
 
     front = _FRONT_ENDS.get(repr(config)) or _FRONT_ENDS.setdefault(repr(config), LogMel(config))
     with torch.no_grad():

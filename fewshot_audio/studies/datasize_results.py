@@ -10,7 +10,8 @@ import numpy as np
 
 from fewshot_audio.fewshot.metrics import mean_ci95
 from fewshot_audio.studies.probe_results import write_table
-from fewshot_audio.util.io import atomic_write, atomic_write_text
+from fewshot_audio.util.io import atomic_write_text
+from fewshot_audio.util.plots import pyplot, save_png
 
 COLUMNS = ["model", "size", "accuracy", "ci95", "draws", "train_clips", "train_seconds"]
 
@@ -63,10 +64,7 @@ def write_results(out: Path, rows: list[dict], *, title: str) -> None:
 
 
 def _plot(path: Path, summary: list[dict], *, title: str) -> None:
-    import matplotlib  # imported on use: heavy, and only the chart needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only the chart needs it
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name in dict.fromkeys(s["model"] for s in summary):
@@ -77,5 +75,4 @@ def _plot(path: Path, summary: list[dict], *, title: str) -> None:
     ax.set(xlabel="training clips per class ('all': the pool's mean)", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -7,7 +7,8 @@ import csv
 import io
 from pathlib import Path
 
-from fewshot_audio.util.io import atomic_write, atomic_write_text
+from fewshot_audio.util.io import atomic_write_text
+from fewshot_audio.util.plots import pyplot, save_png
 
 COLUMNS = ["architecture", "classifier", "accuracy", "ci95", "best_cv_accuracy", "n_features", "seeds", "folds",
            "n_scores", "feature_seconds", "feature_seconds_per_1000_clips", "seconds"]
@@ -37,10 +38,7 @@ def write_results(out: Path, rows: list[dict], *, title: str) -> None:
 
 
 def _plot(path: Path, rows: list[dict], *, title: str) -> None:
-    import matplotlib  # imported on use: heavy, and only the chart needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only the chart needs it
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(rows) + 2), 4))
     names = [r["architecture"] for r in rows]
@@ -49,8 +47,7 @@ def _plot(path: Path, rows: list[dict], *, title: str) -> None:
     ax.set(ylabel="accuracy (%)", title=title, ylim=(0, 100))
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def write_ranking(out: Path, agreement: dict, *, title: str) -> None:
@@ -65,10 +62,7 @@ def write_ranking(out: Path, agreement: dict, *, title: str) -> None:
     lines += [f"| {n} | {100 * r:.1f} | {100 * t:.1f} |" for n, r, t in
               zip(agreement["architectures"], agreement["random_accuracy"], agreement["trained_accuracy"])]
     atomic_write_text(out / "ranking.md", "\n".join(lines) + "\n")
-    import matplotlib  # imported on use: heavy, and only the chart needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only the chart needs it
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     xs, ys = [100 * v for v in agreement["random_accuracy"]], [100 * v for v in agreement["trained_accuracy"]]
@@ -78,5 +72,4 @@ def write_ranking(out: Path, agreement: dict, *, title: str) -> None:
     ax.set(xlabel="random weights + classifier, accuracy (%)", ylabel="trained, accuracy (%)",
            title=f"{title}\nSpearman {agreement['spearman']:.2f} [{lo:.2f}, {hi:.2f}]")
     fig.tight_layout()
-    atomic_write(out / "ranking.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, out / "ranking.png", dpi=110)

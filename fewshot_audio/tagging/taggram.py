@@ -18,7 +18,8 @@ from fewshot_audio.config import FeatureConfig
 from fewshot_audio.data.audio import audio_duration, stream_audio
 from fewshot_audio.errors import ConfigError, DataError
 from fewshot_audio.features.frontends import LogMel
-from fewshot_audio.util.io import atomic_write, atomic_write_text
+from fewshot_audio.util.io import atomic_write_text
+from fewshot_audio.util.plots import pyplot, save_png
 
 MAX_COLUMNS = 1200  # time columns of the image at most
 DEFAULT_TAGS = 20  # tag rows shown by default
@@ -94,10 +95,7 @@ def write_taggram(png: Path, result, tags: list[str], *, window: float, n_tags: 
     """The taggram of one file: its spectrogram above the window scores of its ``n_tags`` best tags (score minus
     threshold with ``calibrated`` thresholds, else the model's probability), PNG + CSV (window start times and
     the shown tags' scores) beside it."""
-    import matplotlib  # imported on use: heavy, and only taggram PNGs need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # imported on use: only plots need it
+    plt = pyplot()
 
     shown = top_tags(result, tags, n=n_tags)
     j = [tags.index(t) for t in shown]
@@ -133,5 +131,4 @@ def write_taggram(png: Path, result, tags: list[str], *, window: float, n_tags: 
     bottom.invert_yaxis()  # the best tag on top
     bottom.set(xlabel="time (s)", xlim=(0, edges[-1]))
     fig.colorbar(mesh, ax=axes, label=label, fraction=0.03, pad=0.01)
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    save_png(fig, png, dpi=100)
