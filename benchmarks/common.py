@@ -3,8 +3,8 @@
 toolkit path is measured against (whole-clip MFCC statistics with a nearest centroid), multi-label metrics, the
 real sets and their seeded splits, and the finch song's annotations.
 
-Nothing here is part of the package: it is the benchmarks' own reference code, tested in
-``tests/test_benchmarks_common.py``.
+Nothing here is part of the package: it is the benchmarks' own reference code, tested where the package's tests use
+it (``tests/fewshot/test_metrics.py``, ``test_mfcc_floor.py``, ``tests/models/test_musicnn.py``).
 """
 
 from __future__ import annotations

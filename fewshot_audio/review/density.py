@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewshot_audio.errors import DataError
+from fewshot_audio.util.logreg import fit_logistic
 
 Z95 = 1.959964
 
@@ -61,11 +62,9 @@ def precision_fit(scores: np.ndarray, positive: np.ndarray):
     if positive.all() or not positive.any():
         raise DataError(f"precision against score needs both positive and negative decisions; {len(positive)} "
                         f"reviewed, all {'positive' if positive.all() else 'negative'}")
-    from sklearn.linear_model import LogisticRegression  # imported on use: heavy
-
     mean, std = float(scores.mean()), float(scores.std()) or 1.0  # standardised: the same fit at any score scale
-    model = LogisticRegression(C=10.0).fit((scores - mean) / std, positive)
-    return lambda s: model.predict_proba((np.asarray(s, float).reshape(-1, 1) - mean) / std)[:, 1]
+    model = fit_logistic((scores - mean) / std, positive, C=10.0, max_iter=100)
+    return lambda s: model.probability((np.asarray(s, float).reshape(-1, 1) - mean) / std)[:, 1]
 
 
 def threshold_for(precision: float, scores: np.ndarray, fit) -> tuple[float, int] | None:
