@@ -26,7 +26,8 @@ class LogMel(torch.nn.Module):
     Input ``(batch, samples)`` float waveforms; output ``(batch, 1, n_mels, frames)`` in dB, each clip floored at
     ``top_db`` below its own maximum. Uses ``torch.stft`` (Hann window, centred, zero padding as librosa >= 0.10)
     and librosa's Slaney mel filterbank. Detection's descriptors use it with their own settings: ``centred=False``
-    (frames start at sample 0; the caller pads) and ``natural_log=True`` (``ln(mel + 1e-10)``, no ``top_db``).
+    (frames start at sample 0; the caller pads) and ``natural_log=True`` (``ln(mel + 1e-10)``, no ``top_db``, the
+    filterbank applied frames first as detection always did, so that its descriptors stay the same to the bit).
 
     Examples
     --------
@@ -43,16 +44,18 @@ class LogMel(torch.nn.Module):
         mel = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
                                   fmin=config.fmin, fmax=config.fmax)
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
+        self.register_buffer("mel_t", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Log-mel spectrograms ``(batch, 1, n_mels, frames)`` in dB of waveforms ``(batch, samples)``."""
         spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window, center=self.centred,
                           pad_mode="constant", return_complex=True)
+        if self.natural_log:  # detection's arithmetic, frames first (its descriptors reproduce bit for bit)
+            frames_first = spec.abs().square().transpose(-1, -2) @ self.mel_t
+            return torch.log(frames_first + LOG_FLOOR).transpose(-1, -2).unsqueeze(1)
         power = spec.real**2 + spec.imag**2
         mel = torch.matmul(self.mel, power)
-        if self.natural_log:
-            return torch.log(mel + LOG_FLOOR).unsqueeze(1)
         db = 10.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR))
         if self.top_db is not None:
             db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - self.top_db)
