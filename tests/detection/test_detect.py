@@ -202,3 +202,25 @@ def test_a_table_with_one_column_per_class_searches_each_class(dataset, tmp_path
     assert main(["detect", str(folder), "--out", str(tmp_path / "m.json"), "--json", "--quiet"]) == 1
     rows = json.loads((tmp_path / "m.json").read_text())
     assert {r["class"] for r in rows} == {"rise"} and len(rows) >= 0.8 * (len(rising) - 5)
+
+
+def test_a_detector_config_changes_its_settings_and_bad_ones_are_one_line(dataset, tmp_path, capsys):
+    root, _ = dataset
+    base = ["detect", str(root), "--detector", "shape", "--device", "cpu", "--json", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a.json")]) == 0
+    (tmp_path / "strict.yaml").write_text("threshold: 1.01\n")  # above any probability: nothing passes
+    assert main([*base, "--config", str(tmp_path / "strict.yaml"), "--out", str(tmp_path / "b.json")]) == 0
+    default, strict = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert len(default) >= 10 and strict == []
+    (tmp_path / "merge.yaml").write_text("detector: stats\ndecoder: merge\n")  # 'detector:' names the start
+    assert main([*base, "--config", str(tmp_path / "merge.yaml"), "--out", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    for text, message in [("treshold: 0.5\n", "unknown detector setting 'treshold'"),
+                          ("decoder: peakz\n", "unknown event decoder 'peakz' (did you mean 'peaks'?)"),
+                          ("segments: 0\n", "detector setting segments=0 must be a whole number >= 1"),
+                          ("- 1\n", "must be a mapping of settings")]:
+        (tmp_path / "bad.yaml").write_text(text)
+        assert main([*base, "--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "x.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "x.json").exists()
