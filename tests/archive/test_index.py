@@ -81,11 +81,19 @@ def test_index_tag_agrees_with_tag(setup, capsys):
     assert main(["index", "tag", str(root / "idx"), "--tagger", str(root / "t.safetensors"), "--json",
                  "--raven", str(root / "indexed.txt")]) == 1
     indexed = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
-    # Raven selection tables: the same windows, times and tags (scores to float16 precision)
+    # Raven selection tables: the same windows, times and tags (scores to float16 precision: a row whose score is
+    # within that precision of its tag's threshold may be in one table and not the other)
     a = [line.split("\t") for line in (root / "direct.txt").read_text().splitlines()]
     b = [line.split("\t") for line in (root / "indexed.txt").read_text().splitlines()]
     assert a[0] == b[0] and a[0][3:5] == ["Begin Time (s)", "End Time (s)"] and len(a) > 19
-    assert [r[:10] for r in a] == [r[:10] for r in b]
+
+    def clear(rows):  # (times, band, file, offset, tag) of the rows clearly above their threshold
+        return {tuple(r[3:10]) for r in rows[1:] if float(r[10]) - float(r[11]) > 2e-3}
+
+    def every(rows):
+        return {tuple(r[3:10]) for r in rows[1:]}
+
+    assert clear(a) <= every(b) and clear(b) <= every(a) and len(clear(a)) >= len(a) - 1 - 3
     assert all(float(r[10]) >= float(r[11]) for r in a[1:])  # every row at or above its tag's threshold
     high5 = [r for r in a[1:] if r[7].endswith("high5.wav")]
     assert high5 and float(high5[-1][4]) - float(high5[-1][3]) <= 1.0 + 1e-3
