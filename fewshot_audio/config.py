@@ -229,18 +229,26 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig
     return _from_mapping(TrainConfig, data, where)
 
 
+def read_yaml(path: str | Path, *, what: str) -> Any:
+    """The contents of the YAML file ``path`` (``yaml.safe_load``); a file that cannot be read or parsed is one
+    :class:`ConfigError` naming ``what`` it is, the file and, for a parse error, the line."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML preset (``yaml.safe_load``); unknown keys are errors."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; see configs/ for presets")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return config_from_dict(data, where=str(path))
+    return config_from_dict(read_yaml(path, what="config file") or {}, where=str(path))
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

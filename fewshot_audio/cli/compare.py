@@ -15,7 +15,6 @@ from fewshot_audio.cli.args import (
     int_list,
 )
 from fewshot_audio.config import TrainConfig, apply_overrides, load_config
-from fewshot_audio.errors import DataError
 from fewshot_audio.fewshot.compare import PROTOCOLS, compare, strategy_rows
 from fewshot_audio.fewshot.compare_results import results_table
 from fewshot_audio.util.io import check_folder_creatable
@@ -64,15 +63,10 @@ def run_compare(args) -> int:
     if missing and not args.quiet:
         print(f"pretrained rows left out, weights not fetched: {', '.join(missing)} (fewshot-audio weights fetch "
               "NAME adds them)", file=sys.stderr)
-    try:
-        rows = compare(config, strategies=strategies, shots=int_list(args.shots, "--shots"),
-                       out=args.out, protocol=args.protocol, draws=args.draws, source=args.source,
-                       source_format=args.source_format, test_fold=args.test_fold, overwrite=args.overwrite,
-                       quiet=args.quiet)
-    except DataError as exc:  # the library names the test fold; the flag that sets it is this command's
-        if str(exc).startswith("test fold "):
-            raise DataError(f"--test-fold {str(exc)[len('test fold '):]}") from None
-        raise
+    rows = compare(config, strategies=strategies, shots=int_list(args.shots, "--shots"),
+                   out=args.out, protocol=args.protocol, draws=args.draws, source=args.source,
+                   source_format=args.source_format, test_fold=args.test_fold, overwrite=args.overwrite,
+                   quiet=args.quiet)
     print(results_table(rows), end="")
     print(f"results: {args.out}/results.csv, results.md, accuracy_vs_shots.png")
     return 0

@@ -27,7 +27,16 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
 
 
-def _check_label_choice(fmt: str, label: str | None, valid: tuple[str, ...]) -> str:
+LABEL_CHOICES: dict[str, tuple[str, ...]] = {
+    "folder": ("folder",), "csv": ("labels",), "esc50": ("category",), "urbansound8k": ("class",),
+    "fsdd": ("digit", "speaker", "digit-speaker"), "nsynth": ("family", "instrument"), "mtt": ("top50", "all"),
+}
+"""What ``label`` may name in each layout (the first: the default); each layout's ``labels``."""
+
+
+def _check_label_choice(fmt: str, label: str | None) -> str:
+    """``label``, or layout ``fmt``'s default when ``None``; a one-line error when ``fmt`` has no such labels."""
+    valid = LABEL_CHOICES[fmt]
     if label is None:
         return valid[0]
     if label not in valid:
@@ -38,7 +47,7 @@ def _check_label_choice(fmt: str, label: str | None, valid: tuple[str, ...]) -> 
 
 def prepare_folder(root: Path, label: str | None = None) -> Manifest:
     """``root/<class>/<clip>.wav``: one sub-folder per class (audio may be nested deeper)."""
-    _check_label_choice("folder", label, ("folder",))
+    _check_label_choice("folder", label)
     clips = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(class_dir.rglob("*")):
@@ -62,7 +71,7 @@ def prepare_csv(root: Path, label: str | None = None) -> Manifest:
 
     Optional ``fold`` and ``id`` columns. Paths are relative to the CSV's folder.
     """
-    _check_label_choice("csv", label, ("labels",))
+    _check_label_choice("csv", label)
     path = _find_csv(root)
     base = path.parent
     with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's UTF-8 CSV starts with a BOM
@@ -86,7 +95,7 @@ def prepare_csv(root: Path, label: str | None = None) -> Manifest:
 
 def prepare_esc50(root: Path, label: str | None = None) -> Manifest:
     """ESC-50: ``meta/esc50.csv`` (filename, fold, category) and ``audio/``; 5 official folds."""
-    _check_label_choice("esc50", label, ("category",))
+    _check_label_choice("esc50", label)
     clips = []
     with open(root / "meta" / "esc50.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -97,7 +106,7 @@ def prepare_esc50(root: Path, label: str | None = None) -> Manifest:
 
 def prepare_urbansound8k(root: Path, label: str | None = None) -> Manifest:
     """UrbanSound8K: ``metadata/UrbanSound8K.csv`` and ``audio/fold1..10/``; 10 official folds."""
-    _check_label_choice("urbansound8k", label, ("class",))
+    _check_label_choice("urbansound8k", label)
     clips = []
     with open(root / "metadata" / "UrbanSound8K.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -115,7 +124,7 @@ def prepare_fsdd(root: Path, label: str | None = None) -> Manifest:
 
     ``label``: ``digit`` (10 classes, default), ``speaker`` or ``digit-speaker`` (60 classes).
     """
-    label = _check_label_choice("fsdd", label, ("digit", "speaker", "digit-speaker"))
+    label = _check_label_choice("fsdd", label)
     rec = root / "recordings" if (root / "recordings").is_dir() else root
     clips = []
     for f in sorted(rec.glob("*.wav")):
@@ -130,7 +139,7 @@ def prepare_fsdd(root: Path, label: str | None = None) -> Manifest:
 
 def prepare_nsynth(root: Path, label: str | None = None) -> Manifest:
     """NSynth: ``examples.json`` and ``audio/{note}.wav``; label by ``family`` (default) or ``instrument``."""
-    label = _check_label_choice("nsynth", label, ("family", "instrument"))
+    label = _check_label_choice("nsynth", label)
     try:
         meta = json.loads((root / "examples.json").read_text())
     except json.JSONDecodeError as exc:
@@ -145,7 +154,7 @@ def prepare_mtt(root: Path, label: str | None = None) -> Manifest:
     """MagnaTagATune: tab-separated ``annotations_final.csv`` (clip_id, one 0/1 column per tag, mp3_path)
     and the mp3 folders. Multi-label. ``label``: ``top50`` (the 50 most frequent tags, default) or ``all``
     (188). Clips with none of the kept tags stay in the manifest with no labels (negatives)."""
-    label = _check_label_choice("mtt", label, ("top50", "all"))
+    label = _check_label_choice("mtt", label)
     with open(root / "annotations_final.csv", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         header = next(reader)
@@ -187,7 +196,7 @@ LAYOUTS: Registry[type[DatasetLayout]] = Registry("dataset format", base=Dataset
 class FolderLayout(DatasetLayout):
     """``root/<class>/<clip>.wav``: one sub-folder per class."""
 
-    name, labels, detect_order = "folder", ("folder",), 80
+    name, labels, detect_order = "folder", LABEL_CHOICES["folder"], 80
 
     def matches(self, root):
         return root.is_dir() and any(p.is_dir() and any(_is_audio(f) for f in p.rglob("*")) for p in root.iterdir())
@@ -200,7 +209,7 @@ class FolderLayout(DatasetLayout):
 class CSVLayout(DatasetLayout):
     """A CSV with ``path,label`` columns (or a folder holding one CSV)."""
 
-    name, labels, detect_order = "csv", ("labels",), 90
+    name, labels, detect_order = "csv", LABEL_CHOICES["csv"], 90
 
     def matches(self, root):
         if root.is_file():
@@ -215,7 +224,7 @@ class CSVLayout(DatasetLayout):
 class ESC50Layout(DatasetLayout):
     """ESC-50: ``meta/esc50.csv`` and ``audio/``."""
 
-    name, labels, detect_order = "esc50", ("category",), 10
+    name, labels, detect_order = "esc50", LABEL_CHOICES["esc50"], 10
 
     def matches(self, root):
         return (root / "meta" / "esc50.csv").is_file()
@@ -228,7 +237,7 @@ class ESC50Layout(DatasetLayout):
 class UrbanSound8KLayout(DatasetLayout):
     """UrbanSound8K: ``metadata/UrbanSound8K.csv`` and ``audio/foldN/`` (its ten folds kept)."""
 
-    name, labels, detect_order = "urbansound8k", ("class",), 10
+    name, labels, detect_order = "urbansound8k", LABEL_CHOICES["urbansound8k"], 10
 
     def matches(self, root):
         return (root / "metadata" / "UrbanSound8K.csv").is_file()
@@ -241,7 +250,7 @@ class UrbanSound8KLayout(DatasetLayout):
 class FSDDLayout(DatasetLayout):
     """The Free Spoken Digit Dataset: ``[recordings/]DIGIT_SPEAKER_I.wav``."""
 
-    name, labels, detect_order = "fsdd", ("digit", "speaker", "digit-speaker"), 70
+    name, labels, detect_order = "fsdd", LABEL_CHOICES["fsdd"], 70
 
     def matches(self, root):
         rec = root / "recordings" if (root / "recordings").is_dir() else root
@@ -256,7 +265,7 @@ class FSDDLayout(DatasetLayout):
 class NSynthLayout(DatasetLayout):
     """NSynth: ``examples.json`` and ``audio/``."""
 
-    name, labels, detect_order = "nsynth", ("family", "instrument"), 10
+    name, labels, detect_order = "nsynth", LABEL_CHOICES["nsynth"], 10
 
     def matches(self, root):
         return (root / "examples.json").is_file()
@@ -269,7 +278,7 @@ class NSynthLayout(DatasetLayout):
 class MTTLayout(DatasetLayout):
     """MagnaTagATune: ``annotations_final.csv`` (multi-label tags)."""
 
-    name, labels, detect_order = "mtt", ("top50", "all"), 10
+    name, labels, detect_order = "mtt", LABEL_CHOICES["mtt"], 10
 
     def matches(self, root):
         return (root / "annotations_final.csv").is_file()

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fewshot_audio.config import read_yaml
 from fewshot_audio.detection.classifiers import WINDOW_CLASSIFIERS, WindowClassifier
 from fewshot_audio.detection.decoders import EVENT_DECODERS, EventDecoder
 from fewshot_audio.detection.settings import DetectorSettings
@@ -110,31 +111,21 @@ class Detector:
                                    length_s=length_s, min_length_s=min_length_s)
 
 
-def detector_settings(name: str, *, weights: str | None = None, config: str | Path | None = None) -> DetectorSettings:
+def detector_settings(name: str, *, config: str | Path | None = None) -> DetectorSettings:
     """The settings of detector ``name``, changed by the YAML file ``config`` (a mapping of settings, optionally
-    with ``detector: NAME`` naming the one it starts from), with ``weights`` for a network source."""
+    with ``detector: NAME`` naming the one it starts from), every part they name checked to be registered."""
     if config is not None:
         changes = read_detector_config(config)
         name = changes.pop("detector", name)
         settings = DETECTORS.get(name).replace(**changes)
     else:
         settings = DETECTORS.get(name)
-    if weights is not None:
-        settings = settings.replace(weights=str(weights))
     return check_parts(settings)
 
 
 def read_detector_config(path: str | Path) -> dict:
     """The mapping of detector settings in the YAML file ``path`` (checked to be a mapping)."""
-    import yaml  # light, but only this path reads YAML here
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"detector config {path} cannot be read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"detector config {path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, what="detector config")
     if not isinstance(data, dict):
         raise ConfigError(f"detector config {path} must be a mapping of settings (e.g. 'threshold: 0.7'), "
                           f"got {type(data).__name__}")

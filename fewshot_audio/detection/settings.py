@@ -54,12 +54,10 @@ class DetectorSettings:
     description: str = ""
 
     def __post_init__(self):
-        for name in ("segments", "self_training", "tune_steps", "negative_prototypes"):
+        for name, least in (("segments", 1), ("negative_prototypes", 1), ("self_training", 0), ("tune_steps", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name in (
-                    "segments", "negative_prototypes") else 0):
-                raise ConfigError(f"detector setting {name}={value!r} must be a whole number "
-                                  f"{'>= 1' if name in ('segments', 'negative_prototypes') else '>= 0'}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"detector setting {name}={value!r} must be a whole number >= {least}")
         for name in ("shift", "stride", "separation"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:

@@ -44,7 +44,8 @@ class LogMel(torch.nn.Module):
         mel = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
                                   fmin=config.fmin, fmax=config.fmax)
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
-        self.register_buffer("mel_t", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
+        if natural_log:  # detection's frames-first product reads the transposed filterbank
+            self.register_buffer("mel_t", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

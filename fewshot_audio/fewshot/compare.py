@@ -216,12 +216,12 @@ def holdout_split(labels: np.ndarray, folds: list, test_fold: str | None) -> tup
         names = sorted({str(f) for f in folds[valid]}, key=lambda f: (len(f), f))
         fold = test_fold or names[-1]
         if fold not in names:
-            raise DataError(f"test fold {fold} is not a fold of this dataset; folds: {', '.join(names)}")
+            raise DataError(f"test_fold={fold} is not a fold of this dataset; folds: {', '.join(names)}", param="test_fold")
         is_test = np.array([str(f) for f in folds[valid]]) == fold
         return valid[~is_test], valid[is_test]
     if test_fold:
-        raise DataError(f"test fold {test_fold} was given but this dataset has no folds; omit it for a seeded 30% "
-                        "hold-out")
+        raise DataError(f"test_fold={test_fold} was given but this dataset has no folds; omit it for a seeded 30% "
+                        "hold-out", param="test_fold")
     rng = np.random.default_rng(EVAL_SEED)
     test = []
     for c in np.unique(labels[valid]):

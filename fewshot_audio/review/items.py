@@ -120,7 +120,7 @@ def read_items(source: str | Path, *, audio_root: str | Path | None = None) -> l
     head = path.read_text(errors="replace")[:4096]
     if not head.strip():
         raise DataError(f"review source {path} is empty")
-    layout = next((LAYOUTS.get(n)() for n in LAYOUTS if LAYOUTS.get(n)().recognises(head)), None)
+    layout = next((layout for layout in (cls() for _, cls in LAYOUTS.items()) if layout.recognises(head)), None)
     if layout is None:
         raise DataError(f"review source {path}: not a detect or tag output (their JSON, a Raven selection "
                         "table, or the Audiofilename,Starttime,Endtime CSV)")

@@ -76,7 +76,7 @@ def test_more_mistakes_are_one_line(argv, message, tmp_path, capsys):
 
 
 def test_compare_names_the_test_fold_flag(tmp_path, capsys):
-    """The library says 'test fold'; the command says which flag set it."""
+    """The library names test_fold; the command says the flag that set it (cli.flags, as for every parameter)."""
     from tests.conftest import write_tiny_dataset
 
     data = write_tiny_dataset(tmp_path / "data", n_classes=3, n_clips=4, seconds=0.25)
